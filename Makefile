@@ -1,0 +1,50 @@
+# ecomac: `make` generates, synthesizes and reports the default designs; `make test` runs every test.
+# Both build .venv on first use. Icarus Verilog is installed with apt-get when running as root.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.ecomac-installed
+BUILD  := build
+PYTEST_JOBS ?= auto
+
+.PHONY: all env iverilog verilog sim synth test report bench clean
+
+all: report
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+env: $(STAMP)
+
+iverilog:
+	@command -v iverilog >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Icarus Verilog (apt-get install iverilog)"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iverilog) >/dev/null || exit 1; \
+	  else \
+	    echo "ecomac: Icarus Verilog (iverilog) is missing: install it with 'sudo apt-get install iverilog' or your OS's package manager"; exit 1; \
+	  fi; }
+
+verilog: env
+	$(BIN)/ecomac verilog --all -o $(BUILD)/verilog
+
+synth: env
+	$(BIN)/ecomac synth --all -o $(BUILD)/synth
+
+sim: env iverilog
+	$(BIN)/python -m pytest -m sim -n $(PYTEST_JOBS) cocotb_tests
+
+test: env iverilog
+	$(BIN)/python -m pytest -n $(PYTEST_JOBS)
+
+report: verilog env
+	$(BIN)/ecomac report -o $(BUILD)/report
+
+bench: env iverilog
+	$(BIN)/python -m ecomac.bench -o $(BUILD)/bench
+
+clean:
+	rm -rf $(BUILD) sim_build results.xml .pytest_cache

@@ -1,0 +1,51 @@
+"""Helpers shared by the cocotb testbenches (run inside the simulator)."""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+
+import cocotb
+from cocotb.clock import Clock
+from cocotb.triggers import FallingEdge, RisingEdge, Timer
+
+__all__ = ["params", "rng", "start_clock", "reset", "expect_equal", "FallingEdge", "RisingEdge", "Timer"]
+
+DEFAULT_SEED = 20261122
+
+
+def params() -> dict:
+    return json.loads(os.environ.get("ECOMAC_PARAMS", "{}"))
+
+
+def rng(dut, salt: int = 0) -> np.random.Generator:
+    """A NumPy generator with a fixed seed ($ECOMAC_SEED overrides), printed to the log."""
+    seed = int(os.environ.get("ECOMAC_SEED", DEFAULT_SEED)) + salt
+    dut._log.info(f"random seed {seed} (set ECOMAC_SEED to change)")
+    return np.random.default_rng(seed)
+
+
+async def start_clock(dut, period_ns: int = 10) -> None:
+    cocotb.start_soon(Clock(dut.clk, period_ns, unit="ns").start())
+
+
+async def reset(dut, cycles: int = 2) -> None:
+    dut.rst.value = 1
+    for _ in range(cycles):
+        await RisingEdge(dut.clk)
+    dut.rst.value = 0
+    await FallingEdge(dut.clk)
+
+
+def expect_equal(what: str, got, expected, inputs: dict | None = None) -> None:
+    """Assert two integer sequences are equal; report the first mismatch with its inputs."""
+    got = np.asarray(got, dtype=object)
+    expected = np.asarray(expected, dtype=object)
+    assert got.shape == expected.shape, f"{what}: {got.shape} results, expected {expected.shape}"
+    bad = np.nonzero(got != expected)[0]
+    if bad.size:
+        i = int(bad[0])
+        ctx = ", ".join(f"{k}={np.asarray(v, dtype=object)[i]}" for k, v in (inputs or {}).items())
+        raise AssertionError(f"{what}: {bad.size} of {got.size} mismatches; first at #{i} ({ctx}): "
+                             f"got {got[i]}, expected {expected[i]}")

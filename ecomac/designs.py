@@ -1,0 +1,72 @@
+"""Design-level services shared by the CLI, the Makefile flows and the tests."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from rtl.export import generate
+from rtl.registry import all_designs, get_design
+from synth.cache import atomic_write
+from synth.yosys import synthesize
+
+from .table import Progress, format_table
+
+__all__ = ["write_verilog", "synth_design", "default_designs", "synth_defaults", "summary_table"]
+
+
+def default_designs():
+    return [d for d in all_designs() if d.default]
+
+
+def write_verilog(name: str, params: dict | None, out: str | Path) -> dict:
+    """Write FILE.v and the datasheet FILE.json beside it (both atomically)."""
+    out = Path(out)
+    text, sheet = generate(name, params)
+    atomic_write(out, text)
+    atomic_write(out.with_suffix(".json"), json.dumps(sheet, indent=2) + "\n")
+    return sheet
+
+
+def synth_design(name: str, params: dict | None = None, target: str = "generic",
+                 liberty: str | None = None) -> dict:
+    d = get_design(name)
+    text, sheet = generate(name, params)
+    res = dict(synthesize(text, sheet["module"], target=target, liberty=liberty))
+    res.pop("netlist", None)
+    res["design"] = name
+    res["params"] = sheet["parameters"]
+    res["ops_per_cycle"] = d.op_count(sheet["parameters"])
+    return res
+
+
+def _synth_one(args):
+    name, target, liberty = args
+    return synth_design(name, {}, target=target, liberty=liberty)
+
+
+def synth_defaults(outdir: str | Path | None = None, target: str = "generic",
+                   liberty: str | None = None) -> list[dict]:
+    """Synthesize every default design in parallel worker processes (cached)."""
+    from concurrent.futures import ProcessPoolExecutor
+    names = [d.name for d in default_designs()]
+    rows = []
+    with Progress(len(names), "synth") as prog, ProcessPoolExecutor(max_workers=2) as pool:
+        for res in pool.map(_synth_one, [(n, target, liberty) for n in names]):
+            rows.append(res)
+            prog.step(note=res["design"])
+    if outdir is not None:
+        for r in rows:
+            atomic_write(Path(outdir) / f"{get_design(r['design']).module}.json", json.dumps(r, indent=2) + "\n")
+    return rows
+
+
+def summary_table(rows: list[dict]) -> str:
+    generic = all("transistors" in r for r in rows)
+    if generic:
+        body = [[r["design"], r["cells_total"], r["transistors"], r["flip_flops"], r["depth"],
+                 r["ops_per_cycle"], round(r["transistors"] / r["ops_per_cycle"])] for r in rows]
+        return format_table(body, ["design", "cells", "transistors", "flip-flops", "depth",
+                                   "ops/cycle", "transistors/op"])
+    keys = [k for k in ("area_um2", "luts", "carry", "flip_flops", "dsp", "bram") if k in rows[0]]
+    body = [[r["design"], r["cells_total"]] + [r[k] for k in keys] for r in rows]
+    return format_table(body, ["design", "cells"] + keys)

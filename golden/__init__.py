@@ -1,0 +1,1 @@
+"""Bit-exact NumPy models of every ecomac arithmetic unit (vectorized)."""

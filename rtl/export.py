@@ -1,0 +1,63 @@
+"""Verilog generation and datasheets for registered designs."""
+from __future__ import annotations
+
+import re
+
+from amaranth.back import verilog
+from amaranth.hdl import ShapeCastable
+from amaranth.lib import wiring
+
+from .registry import Design, get_design
+
+__all__ = ["generate", "datasheet", "ports"]
+
+
+def _width_signed(shape) -> tuple[int, bool]:
+    if isinstance(shape, ShapeCastable):
+        shape = shape.as_shape()
+    from amaranth import Shape
+    s = Shape.cast(shape)
+    return s.width, s.signed
+
+
+def ports(component, verilog_text: str | None = None) -> list[dict]:
+    """Every port: name, direction, width, signed (clk/rst when the design is clocked)."""
+    out = []
+    if verilog_text is not None and re.search(r"\binput\s+clk\b", verilog_text):
+        out += [{"name": "clk", "direction": "in", "width": 1, "signed": False},
+                {"name": "rst", "direction": "in", "width": 1, "signed": False}]
+    for path, member in component.signature.members.flatten():
+        if not member.is_port:
+            continue
+        width, signed = _width_signed(member.shape)
+        out.append({"name": "__".join(map(str, path)),
+                    "direction": "in" if member.flow == wiring.In else "out",
+                    "width": width, "signed": signed})
+    return out
+
+
+def generate(name: str, params: dict | None = None) -> tuple[str, dict]:
+    """Return (verilog_text, datasheet) for design `name` with `params`."""
+    d: Design = get_design(name)
+    full = d.full_params(params)
+    comp = d.cls(**full)
+    text = verilog.convert(comp, name=d.module, emit_src=False)
+    return text, datasheet(d, full, comp, text)
+
+
+def datasheet(d: Design, params: dict, comp, verilog_text: str) -> dict:
+    sheet = {
+        "design": d.name,
+        "module": d.module,
+        "description": d.description,
+        "parameters": {k: (list(v) if isinstance(v, tuple) else v) for k, v in params.items()},
+        "ports": ports(comp, verilog_text),
+        "latency": getattr(comp, "latency", 0),
+    }
+    doc = (type(comp).__doc__ or "").strip()
+    if doc:
+        sheet["notes"] = " ".join(doc.split())
+    extra = getattr(comp, "datasheet_extra", None)
+    if extra:
+        sheet.update(extra() if callable(extra) else extra)
+    return sheet

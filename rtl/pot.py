@@ -1,0 +1,136 @@
+"""MF-MAC of ALS-POTQ: power-of-two code products by sign XOR and exponent add.
+
+No multiplier anywhere: the exponent sum is decoded into a one-hot magnitude
+(a shift of 1) and added to or subtracted from the accumulator.
+"""
+from __future__ import annotations
+
+from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from golden.pot import max_exp, product_bits
+
+from .params import Param, check_int
+from .registry import design
+
+__all__ = ["PotProduct", "MfmacPe", "MfmacArray"]
+
+
+def _check_pot(exp_bits, acc_bits):
+    check_int("exp_bits", exp_bits, 1, 5)
+    check_int("acc_bits", acc_bits, product_bits(exp_bits), 64)
+
+
+class PotProduct(wiring.Component):
+    """Combinational product of two PoT codes as (sign, nonzero, one-hot magnitude)."""
+
+    def __init__(self, exp_bits: int = 3):
+        check_int("exp_bits", exp_bits, 1, 5)
+        self.exp_bits = exp_bits
+        mag_bits = 2 * max_exp(exp_bits) + 1
+        super().__init__({
+            "x": In(exp_bits + 1), "w": In(exp_bits + 1),
+            "sign": Out(1), "mag": Out(mag_bits),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        E = self.exp_bits
+        ex, ew = self.x[:E], self.w[:E]
+        esum = Signal(E + 1)
+        m.d.comb += esum.eq(ex + ew)                       # the (E+1)-bit exponent adder
+        nz = (ex != 0) & (ew != 0)
+        # one-hot decode of esum - 2: the magnitude 2^(ex-1) * 2^(ew-1)
+        m.d.comb += [
+            self.sign.eq(self.x[E] ^ self.w[E]),
+            self.mag.eq(Cat(nz & (esum == i + 2) for i in range(len(self.mag)))),
+        ]
+        return m
+
+
+_POT_PARAMS = (
+    Param("exp_bits", 3, "1..5", "exponent field width E (code = sign + E bits)"),
+    Param("acc_bits", 24, "2^(E+1)-2..64", "two's-complement accumulator width (wraps)"),
+)
+
+
+@design("mfmac-pe", "PoT multiplication-free MAC: acc += (-1)^(sx^sw) 2^(ex+ew-2), no multiplier",
+        _POT_PARAMS, family="mfmac")
+class MfmacPe(wiring.Component):
+    """One MF-MAC processing element.
+
+    On each clock: if `clear`, acc <- (valid ? x*w : 0); elif `valid`, acc <- acc + x*w.
+    `acc` shows the result one cycle after the inputs (`latency` = 1).
+    """
+    latency = 1
+
+    def __init__(self, exp_bits: int = 3, acc_bits: int = 24):
+        _check_pot(exp_bits, acc_bits)
+        self.exp_bits, self.acc_bits = exp_bits, acc_bits
+        super().__init__({
+            "x": In(exp_bits + 1), "w": In(exp_bits + 1),
+            "valid": In(1), "clear": In(1),
+            "acc": Out(signed(acc_bits)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.prod = prod = PotProduct(self.exp_bits)
+        m.d.comb += [prod.x.eq(self.x), prod.w.eq(self.w)]
+        # conditional negation folded into the adder: acc + (mag ^ s..s) + s
+        term = Signal(self.acc_bits)
+        m.d.comb += term.eq(prod.mag ^ Cat(*([prod.sign] * self.acc_bits)))
+        acc = Signal(signed(self.acc_bits))
+        base = Mux(self.clear, 0, acc)
+        with m.If(self.valid):
+            m.d.sync += acc.eq(base + term + prod.sign)
+        with m.Elif(self.clear):
+            m.d.sync += acc.eq(0)
+        m.d.comb += self.acc.eq(acc)
+        return m
+
+
+def _check_dim(name, value):
+    return check_int(name, value, 1, 64)
+
+
+@design("mfmac-array", "rows x cols outer-product array of MF-MAC PEs: C += A[:,k] (x) B[k,:] per step",
+        (Param("rows", 4, "1..64", "output tile rows"),
+         Param("cols", 4, "1..64", "output tile columns")) + _POT_PARAMS,
+        family="mfmac", op_count=lambda p: p["rows"] * p["cols"])
+class MfmacArray(wiring.Component):
+    """Output-stationary array: PE(i, j) accumulates sum_k A[i,k] * B[k,j].
+
+    Streaming protocol: for k = 0..K-1 present column k of A on `a` (row i in
+    element i) and row k of B on `b` (column j in element j) with `valid`
+    high; raise `clear` with the first step of a new tile. One cycle after the
+    last step `c` holds C (element i*cols + j). Forward W.x, backward W^T.d and
+    weight-gradient d.x^T products differ only in which operands are fed.
+    """
+    latency = 1
+
+    def __init__(self, rows: int = 4, cols: int = 4, exp_bits: int = 3, acc_bits: int = 24):
+        _check_dim("rows", rows)
+        _check_dim("cols", cols)
+        _check_pot(exp_bits, acc_bits)
+        self.rows, self.cols, self.exp_bits, self.acc_bits = rows, cols, exp_bits, acc_bits
+        super().__init__({
+            "a": In(data.ArrayLayout(exp_bits + 1, rows)),
+            "b": In(data.ArrayLayout(exp_bits + 1, cols)),
+            "valid": In(1), "clear": In(1),
+            "c": Out(data.ArrayLayout(signed(acc_bits), rows * cols)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        for i in range(self.rows):
+            for j in range(self.cols):
+                pe = MfmacPe(self.exp_bits, self.acc_bits)
+                m.submodules[f"pe_{i}_{j}"] = pe
+                m.d.comb += [
+                    pe.x.eq(self.a[i]), pe.w.eq(self.b[j]),
+                    pe.valid.eq(self.valid), pe.clear.eq(self.clear),
+                    self.c[i * self.cols + j].eq(pe.acc),
+                ]
+        return m

@@ -1,0 +1,1 @@
+"""Yosys synthesis flows, netlist statistics and the energy model."""

