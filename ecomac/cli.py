@@ -73,7 +73,6 @@ def _cmd_verilog(args) -> int:
         print(f"wrote {len(designs.default_designs())} designs into {args.output}/")
         return 0
     d, params = design_params(args)
-    d.build(params)  # validate before touching the disk
     sheet = designs.write_verilog(d.name, params, args.output)
     print(f"wrote {args.output} and {args.output.rsplit('.', 1)[0]}.json (module {sheet['module']})")
     return 0
@@ -86,7 +85,6 @@ def _cmd_synth(args) -> int:
         print(designs.summary_table(rows))
         return 0
     d, params = design_params(args)
-    d.build(params)
     res = designs.synth_design(d.name, params, target=args.target, liberty=args.liberty)
     if args.json:
         print(json.dumps(res, indent=2))
