@@ -1,0 +1,245 @@
+"""Energy per operation from a synthesized gate netlist, calibrated on one reference point.
+
+Cell cost: every cell of the generic Yosys flow weighs its CMOS transistor count
+(synth.gatesim.CMOS_TRANSISTORS, the table of `stat -tech cmos`), a proxy for the
+capacitance that switches when its output toggles.
+
+Two modes, each with ONE technology constant (pJ per unit) calibrated once so that the
+exact unsigned 8x8 array multiplier (`mul-array` bits=8) costs synth.reference.MUL8_PJ
+= 0.2 pJ per operation (Horowitz, ISSCC 2014, 45 nm); every other figure is a prediction.
+
+  static    units/cycle = transistors of the whole netlist. Assumption: every cell
+            switches with the same probability each cycle (so the activity factor
+            folds into the constant), flip-flops included.
+  activity  units/cycle = sum over cell outputs of (toggles per cycle x cell transistors)
+            + per flip-flop and cycle CLOCK_UNITS_PER_FF (the clock's rise and fall
+            drive the clocked half of a 16-transistor master-slave flip-flop: 2 x 8
+            transistor-toggles, the same as one output toggle of the flip-flop).
+            Toggles are zero-delay (no glitches), counted by synth.gatesim:
+            - combinational netlist, default stream: DEFAULT_VECTORS uniform random
+              vectors applied on consecutive cycles, evaluated in one time-packed pass;
+            - netlist with flip-flops, default stream: DEFAULT_LANES independent random
+              streams packed bit-parallel (one lane per bit), iterated for DEFAULT_CYCLES
+              cycles from the all-zero (reset) state, flip-flop state carried from cycle to
+              cycle; toggles between consecutive cycles (DEFAULT_CYCLES-1 transitions per
+              lane). Data inputs are uniform random each cycle; `valid`=1, `clear`=0, `rst`=0
+              unless the caller's stream gives them.
+            A caller's stream {port: values}: 1-D arrays are one stream of cycles (one lane);
+            2-D arrays are (lanes, cycles). Ports it leaves out get the defaults above.
+energy_pj = constant x units per cycle / operations per cycle (the design's op_count).
+
+Results (calibration and activity counts) are cached by content hash (synth/cache.py).
+"""
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+
+from . import cache, reference
+from .gatesim import ONES, GateNetlist, pack_values
+from .yosys import FLOW_VERSION, synthesize
+
+__all__ = ["MODES", "design_energy", "netlist_energy", "calibration", "calibration_table",
+           "CALIBRATION_DESIGN", "CLOCK_UNITS_PER_FF"]
+
+MODEL_VERSION = "1"          # bump when the model below changes: cached results stop matching
+MODES = ("static", "activity")
+CALIBRATION_DESIGN = ("mul-array", {"bits": 8})
+CLOCK_UNITS_PER_FF = 2 * 8   # transistor-toggles per flip-flop per clock cycle
+DEFAULT_VECTORS = 16384      # combinational: random vectors on consecutive cycles
+DEFAULT_LANES = 1024         # sequential: independent streams
+DEFAULT_CYCLES = 33          # sequential: cycles per stream (32 transitions)
+SEED = 2014
+
+# what the calibration table compares: (op, design, params, reference pJ)
+CALIBRATION_POINTS = (
+    ("8-bit multiply", "mul-array", {"bits": 8}, reference.MUL8_PJ),
+    ("8-bit add", "int-add", {"bits": 8}, reference.ADD8_PJ),
+    ("32-bit add", "int-add", {"bits": 32}, reference.ADD32_PJ),
+    ("32-bit multiply", "mul-array", {"bits": 32}, reference.MUL32_PJ),
+    ("FP32 add", "fp32-add", {}, reference.FADD32_PJ),
+    ("FP32 multiply", "fp32-mul", {}, reference.FMUL32_PJ),
+)
+
+
+def _check_mode(mode: str) -> str:
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    return mode
+
+
+# ---- streams -----------------------------------------------------------------------------
+def _normalize_stream(g: GateNetlist, stream: dict | None) -> dict[str, np.ndarray]:
+    out = {}
+    for name, v in (stream or {}).items():
+        g.input_bits(name)          # raises for a name that is not an input port
+        a = np.asarray(v)
+        if a.dtype.kind not in "iub":
+            raise TypeError(f"stream for port {name} must hold integers, not {a.dtype}")
+        if a.ndim not in (1, 2) or a.shape[-1] < 2:
+            raise ValueError(f"stream for port {name} must be 1-D (cycles) or 2-D (lanes, cycles) "
+                             f"with at least 2 cycles, got shape {a.shape}")
+        if name in g.clock_ports:
+            raise ValueError(f"port {name} is the clock; it is not part of the stream")
+        out[name] = a
+    shapes = {a.shape[-1] for a in out.values()}
+    if len(shapes) > 1:
+        raise ValueError(f"stream ports disagree on the number of cycles: {sorted(shapes)}")
+    lanes = {a.shape[0] for a in out.values() if a.ndim == 2}
+    if len(lanes) > 1:
+        raise ValueError(f"stream ports disagree on the number of lanes: {sorted(lanes)}")
+    return out
+
+
+def _stream_digest(stream: dict[str, np.ndarray]) -> str:
+    h = hashlib.sha256()
+    for name in sorted(stream):
+        a = np.ascontiguousarray(stream[name].astype(np.int64) if stream[name].dtype.kind != "u"
+                                 else stream[name].astype(np.uint64))
+        h.update(name.encode() + b"\0" + str(a.shape).encode() + a.tobytes())
+    return h.hexdigest()
+
+
+_CONTROL_DEFAULTS = {"valid": 1, "clear": 0, "rst": 0}
+
+
+def _count_units(g: GateNetlist, stream: dict[str, np.ndarray]) -> dict:
+    """Activity units per cycle (toggles x transistors + clock) on `stream` (normalized)."""
+    rng = np.random.default_rng(SEED)
+    data_ports = [n for n in g.inputs if n not in g.clock_ports]
+    if not g.sequential and all(a.ndim == 1 for a in stream.values()):
+        n = next(iter(stream.values())).shape[0] if stream else DEFAULT_VECTORS
+        words = {}
+        for name in data_ports:
+            width = len(g.inputs[name])
+            if name in stream:
+                words[name] = pack_values(stream[name], width)
+            else:
+                words[name] = rng.integers(0, 2**64, size=(width, -(-n // 64)), dtype=np.uint64,
+                                           endpoint=False)
+        res = g.run_time_packed(words, n)
+        lanes, cycles = 1, n
+    else:
+        if stream:
+            cycles = next(iter(stream.values())).shape[-1]
+            lanes = max((a.shape[0] for a in stream.values() if a.ndim == 2), default=1)
+        else:
+            cycles, lanes = DEFAULT_CYCLES, DEFAULT_LANES
+        W = -(-lanes // 64)
+        # a 1-D port is the same stream in every lane
+        given = {name: np.broadcast_to(a, (lanes, cycles)) for name, a in stream.items()}
+        const = {}
+        for name in data_ports:
+            if name not in given and name in _CONTROL_DEFAULTS and len(g.inputs[name]) == 1:
+                const[name] = np.full((1, W), ONES if _CONTROL_DEFAULTS[name] else 0, np.uint64)
+        random_ports = [n for n in data_ports if n not in given and n not in const]
+
+        def cycle_words(t):
+            w = dict(const)
+            for name in random_ports:
+                w[name] = rng.integers(0, 2**64, size=(len(g.inputs[name]), W), dtype=np.uint64)
+            for name, a in given.items():
+                w[name] = pack_values(a[:, t], len(g.inputs[name]))
+            return w
+        res = g.run_lanes(cycle_words, cycles, lanes)
+    samples = res["transitions"] * lanes
+    toggle_units = float(res["toggles"] @ g.cost) / samples
+    clock_units = g.flip_flops * CLOCK_UNITS_PER_FF
+    return {"units_per_cycle": toggle_units + clock_units,
+            "toggle_units_per_cycle": toggle_units, "clock_units_per_cycle": float(clock_units),
+            "toggles_per_cycle": float(res["toggles"].sum()) / samples,
+            "cycles": cycles, "lanes": lanes}
+
+
+def _units(verilog_text: str, top: str, mode: str, stream: dict | None) -> dict:
+    """Model units per cycle (uncalibrated) plus the netlist's statistics; cached."""
+    if mode == "static":
+        stats = synthesize(verilog_text, top)
+        return {"units_per_cycle": float(stats["transistors"]), **_stats(stats)}
+    stats = synthesize(verilog_text, top, netlist=True)
+    g = GateNetlist(stats["netlist"], top)
+    s = _normalize_stream(g, stream)
+    digest = _stream_digest(s) if s else f"default:{SEED}:{DEFAULT_VECTORS}:{DEFAULT_LANES}:{DEFAULT_CYCLES}"
+    k = cache.key("activity", MODEL_VERSION, FLOW_VERSION, top, verilog_text, digest)
+    hit = cache.load("activity", k)
+    if hit is None:
+        hit = _count_units(g, s)
+        hit["stream"] = "uniform random (default)" if not s else "caller's"
+        cache.store("activity", k, hit)
+    return {**hit, **_stats(stats)}
+
+
+def _stats(stats: dict) -> dict:
+    return {k: stats[k] for k in ("transistors", "cells", "cells_total", "flip_flops", "depth")}
+
+
+def _design_verilog(name: str, params: dict | None):
+    from rtl.export import generate
+    from rtl.registry import get_design
+    d = get_design(name)
+    full = d.full_params(params)
+    text, sheet = generate(name, full)
+    return text, sheet["module"], d.op_count(full), sheet["parameters"]
+
+
+def calibration(mode: str = "static") -> dict:
+    """{"pj_per_unit", "units_per_op", "design", "params", "reference_pj"} for `mode`; cached."""
+    _check_mode(mode)
+    name, params = CALIBRATION_DESIGN
+    text, top, ops, _ = _design_verilog(name, params)
+    k = cache.key("calibration", MODEL_VERSION, FLOW_VERSION, mode, text, reference.MUL8_PJ)
+    hit = cache.load("calibration", k)
+    if hit is None:
+        units = _units(text, top, mode, None)["units_per_cycle"] / ops
+        hit = {"mode": mode, "design": name, "params": params, "units_per_op": units,
+               "reference_pj": reference.MUL8_PJ, "pj_per_unit": reference.MUL8_PJ / units,
+               "source": reference.SOURCE}
+        cache.store("calibration", k, hit)
+    return hit
+
+
+def netlist_energy(verilog_text: str, top: str, *, mode: str = "static", stream: dict | None = None,
+                   ops_per_cycle: float = 1) -> dict:
+    """Energy per operation of module `top` in `verilog_text` (any synthesizable Verilog).
+
+    Keys: energy_pj (per operation), energy_per_cycle_pj, mode, ops_per_cycle, pj_per_unit,
+    units_per_cycle, transistors, cells, cells_total, flip_flops, depth; activity mode adds
+    toggles_per_cycle, toggle/clock units, cycles, lanes, stream.
+    """
+    _check_mode(mode)
+    if not ops_per_cycle or ops_per_cycle <= 0:
+        raise ValueError(f"ops_per_cycle must be > 0, got {ops_per_cycle}")
+    if mode == "static" and stream is not None:
+        raise ValueError("a stream only applies to --mode activity")
+    u = _units(verilog_text, top, mode, stream)
+    k = calibration(mode)["pj_per_unit"]
+    per_cycle = k * u["units_per_cycle"]
+    return {"energy_pj": per_cycle / ops_per_cycle, "energy_per_cycle_pj": per_cycle, "mode": mode,
+            "ops_per_cycle": ops_per_cycle, "pj_per_unit": k, **u}
+
+
+def design_energy(design: str, params: dict | None = None, *, mode: str = "static",
+                  stream: dict | None = None) -> dict:
+    """netlist_energy of a registered design, per operation = per cycle / op_count(params)."""
+    text, top, ops, full = _design_verilog(design, params)
+    out = netlist_energy(text, top, mode=mode, stream=stream, ops_per_cycle=ops)
+    out.update(design=design, params=full)
+    return out
+
+
+def calibration_table(mode: str = "activity", designs_available=None) -> list[dict]:
+    """Prediction vs reference for every point of the 45 nm table: op, design, params,
+    predicted_pj, reference_pj, ratio (predicted / reference). Points whose design is not
+    registered are left out."""
+    from rtl.registry import all_designs
+    have = {d.name for d in all_designs()} if designs_available is None else set(designs_available)
+    rows = []
+    for op, name, params, ref in CALIBRATION_POINTS:
+        if name not in have:
+            continue
+        e = design_energy(name, params, mode=mode)["energy_pj"]
+        rows.append({"op": op, "design": name, "params": params, "mode": mode,
+                     "predicted_pj": e, "reference_pj": ref, "ratio": e / ref})
+    return rows
+
