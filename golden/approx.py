@@ -59,6 +59,8 @@ def _check(name, value, lo, hi):
 
 
 def exact(a, b, bits: int = 8):
+    if bits > 31:   # products reach 2^64: Python integers
+        return np.asarray(a, dtype=object) * np.asarray(b, dtype=object)
     return _u(a) * _u(b)
 
 
