@@ -197,17 +197,18 @@ def quantize(w_float, alphabet, w_bits: int) -> tuple[np.ndarray, int]:
     top = int(reps[-1])
     if amax == 0.0:
         return np.zeros(w.shape, np.int64), 0
-    k = int(np.ceil(np.log2(amax / top)))
-    if amax * 2.0 ** (-k) > top:          # guard the log2 rounding at exact powers of two
+    k = int(np.ceil(np.log2(amax) - np.log2(top)))
+    # correct the floating-point log2 by a step either way (exact comparisons by ldexp)
+    while np.ldexp(amax, -k) > top:
         k += 1
-    while k > -1074 and amax * 2.0 ** (-(k - 1)) <= top:
+    while np.ldexp(amax, -(k - 1)) <= top:
         k -= 1
-    mag = _nearest(np.abs(w) * 2.0 ** (-k), reps.astype(np.float64)).astype(np.int64)
+    mag = _nearest(np.ldexp(np.abs(w), -k), reps.astype(np.float64)).astype(np.int64)
     return np.where(w < 0, -mag, mag), k
 
 
 def dequantize(ints, k: int) -> np.ndarray:
-    return np.asarray(ints, np.float64) * 2.0 ** k
+    return np.ldexp(np.asarray(ints, np.float64), k)
 
 
 # ---------------------------------------------------------------- encoding
