@@ -17,7 +17,7 @@ from golden import fp32
 
 from .common import FallingEdge, Timer, expect_equal, reset, rng, start_clock
 
-N_RANDOM = 24000       # random operand pairs per combinational unit
+N_RANDOM = 48000       # random operand pairs per combinational unit
 N_MAC = 20000          # clock cycles of the MAC stream
 
 

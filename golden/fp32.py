@@ -14,7 +14,9 @@ Defined here, differing from IEEE 754 with subnormals:
   * subnormal operands are read as zero of the same sign (denormals-are-zero);
   * a result whose magnitude, rounded to 24 significant bits with an unbounded exponent,
     is below 2^-126 is flushed to zero with the sign of the exact result (flush-to-zero,
-    tininess after rounding, as x86 SSE with FTZ+DAZ). No subnormal is ever produced.
+    tininess detected after rounding). No subnormal is ever produced. NumPy differs there:
+    it returns the subnormal (or, e.g. for 0x3F7FFFFF * 0x00800000 = 2^-126 - 2^-150, rounds
+    on the subnormal grid up to 2^-126 where this model gives +0).
   * every NaN result is the canonical quiet NaN 0x7FC00000 (payloads and signs of NaN
     operands are not propagated; signalling NaNs are not distinguished). Invalid
     operations give it too: Inf - Inf, 0 * Inf. No exception flags.

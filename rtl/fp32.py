@@ -24,13 +24,13 @@ SEMANTICS = {
     "rounding": "round to nearest, ties to even (one rounding per operation)",
     "subnormals": "flushed: subnormal operands read as zero of the same sign; a result whose magnitude, "
                   "rounded to 24 bits with an unbounded exponent, is below 2^-126 becomes a zero with "
-                  "the sign of the exact result (x86 FTZ+DAZ behaviour)",
-    "nan": f"every NaN output is the quiet NaN {QNAN:#010x}; NaN payloads are not propagated; "
+                  "the sign of the exact result (tininess detected after rounding)",
+    "nan": f"every NaN output is the quiet NaN 0x{QNAN:08X}; NaN payloads are not propagated; "
            "Inf-Inf and 0*Inf give it too",
     "overflow": "results that round to >= 2^128 become +-Inf",
     "signed_zeros": "x+(-x)=+0, (-0)+(-0)=-0; products carry sign(a) XOR sign(b)",
     "ieee_exact": "bit-identical to IEEE 754 (NumPy float32) whenever no operand is subnormal and the "
-                  "exact result is 0, +-Inf, NaN or at least 2^-126 in magnitude",
+                  "result is 0, +-Inf, NaN or, rounded to 24 bits, at least 2^-126 in magnitude",
     "exception_flags": "none",
 }
 

@@ -174,6 +174,7 @@ def test_mul_rounds_up_to_smallest_normal():
     assert (_exact_product(a, b) > -TWO_M126).all()                   # exact product is tiny
     got = g.mul(a, b)
     assert (got == (g.MIN_NORMAL | 0x80000000)).all()
+    _expect(got, _canon(_np(np.multiply, a, b)), a, b, "mul round-up to 2^-126 vs numpy")
     _expect(got, ref_mul_unbounded(a, b), a, b, "mul round-up to 2^-126")
 
 
