@@ -154,10 +154,10 @@ def _count_units(g: GateNetlist, stream: dict[str, np.ndarray]) -> dict:
 
 def _units(verilog_text: str, top: str, mode: str, stream: dict | None) -> dict:
     """Model units per cycle (uncalibrated) plus the netlist's statistics; cached."""
-    if mode == "static":
-        stats = synthesize(verilog_text, top)
-        return {"units_per_cycle": float(stats["transistors"]), **_stats(stats)}
+    # one synthesis (with the gate netlist) serves both modes
     stats = synthesize(verilog_text, top, netlist=True)
+    if mode == "static":
+        return {"units_per_cycle": float(stats["transistors"]), **_stats(stats)}
     g = GateNetlist(stats["netlist"], top)
     s = _normalize_stream(g, stream)
     digest = _stream_digest(s) if s else f"default:{SEED}:{DEFAULT_VECTORS}:{DEFAULT_LANES}:{DEFAULT_CYCLES}"

@@ -24,6 +24,7 @@ __all__ = ["SynthError", "run_yosys", "synthesize", "coarse_cells", "TARGETS", "
 GATES = "AND,NAND,OR,NOR,XOR,XNOR,ANDNOT,ORNOT,MUX"
 TARGETS = ("generic", "ice40", "ecp5")
 FLOW_VERSION = "2"   # bump when a script below changes: old cache entries stop matching
+LIBERTY_FLOW_VERSION = "2"   # the same for the --liberty flow only
 
 
 class SynthError(RuntimeError):
@@ -62,14 +63,17 @@ def run_yosys(script: str, files: dict[str, str | bytes], outputs: list[str]) ->
         return {name: Path(d, name).read_text() for name in outputs}
 
 
-def _generic_script(top: str, liberty: str | None) -> str:
+def _generic_script(top: str, liberty: str | None, seq_cells=()) -> str:
     read = "read_verilog -sv design.v\n"
     head = f"hierarchy -check -top {top}\nsynth -flatten -top {top}\n"
     if liberty:
-        return (read + head +
+        # the library's cells as blackboxes give ltp their port directions; its
+        # flip-flops are cut out of the selection so ltp measures combinational depth
+        cut = "".join(f" t:{c} %d" for c in sorted(seq_cells))
+        return ("read_liberty -lib cells.lib\n" + read + head +
                 "dfflibmap -liberty cells.lib\nabc -liberty cells.lib\ndelete t:$scopeinfo\nopt_clean\n"
                 "tee -q -o stat.json stat -json -liberty cells.lib\n"
-                "tee -q -o ltp.txt ltp -noff\n")
+                f"tee -q -o ltp.txt ltp -noff *{cut}\n")
     return (read + head +
             "dfflegalize -cell $_DFF_P_ 01\n"
             f"abc -g {GATES}\ndelete t:$scopeinfo\nopt_clean\n"
@@ -107,26 +111,32 @@ def synthesize(verilog_text: str, top: str, target: str = "generic", liberty: st
     lib_text = None
     if liberty is not None:
         lib_text = _read_liberty(liberty)
-    k = cache.key("synth", FLOW_VERSION, target, top, verilog_text, lib_text or "", netlist)
+    k = cache.key("synth", FLOW_VERSION, target, top, verilog_text,
+                  (LIBERTY_FLOW_VERSION + lib_text) if lib_text else "", netlist)
     hit = cache.load("synth", k)
     if hit is not None:
         return hit
     files = {"design.v": verilog_text}
     if target == "generic":
+        seq = set()
         if lib_text is not None:
+            from .liberty import sequential_cells
             files["cells.lib"] = lib_text
+            seq = sequential_cells(lib_text)
         outs = ["stat.json", "ltp.txt"] + (["netlist.json"] if netlist and lib_text is None else [])
-        res = run_yosys(_generic_script(top, liberty and "cells.lib"), files, outs)
+        res = run_yosys(_generic_script(top, liberty and "cells.lib", seq), files, outs)
         cells, mod = _cells_of(res["stat.json"], top)
         m = re.search(r"length=(\d+)", res["ltp.txt"])
+        ffs = (sum(v for c, v in cells.items() if c in seq) if lib_text is not None else
+               sum(v for c, v in cells.items() if "DFF" in c.upper()))
         out = {"top": top, "target": "liberty" if lib_text else "generic", "cells": cells,
-               "cells_total": sum(cells.values()),
-               "flip_flops": sum(v for c, v in cells.items() if "DFF" in c.upper() or "dff" in c),
+               "cells_total": sum(cells.values()), "flip_flops": ffs,
                "depth": int(m.group(1)) if m else 0}
         if lib_text is None:
             out["transistors"] = int(str(mod.get("estimated_num_transistors", "0")).rstrip("+"))
         else:
             out["area_um2"] = float(mod.get("area", 0.0))
+            out["sequential_area_um2"] = float(mod.get("sequential_area", 0.0))
         if "netlist.json" in res:
             out["netlist"] = json.loads(res["netlist.json"])
     else:

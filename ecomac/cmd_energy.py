@@ -1,0 +1,394 @@
+"""`ecomac energy ...` (energy per operation, calibration table, network energy) and
+`ecomac netlist ...` (statistics and energy of any Verilog file)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from synth import energy as E
+from synth import network as N
+from synth import reference
+from synth.cache import atomic_write
+
+from .table import format_table
+
+__all__ = ["add_parser", "report_sections"]
+
+EXAMPLE_NETS = ("examples/nets/resnet18.json", "examples/nets/transformer_block.json")
+_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _mode_arg(p, default="activity"):
+    p.add_argument("--mode", default=default, choices=E.MODES,
+                   help=f"static: energy ~ transistors; activity: simulated toggles (default {default})")
+
+
+def add_parser(sub) -> None:
+    from .cli import add_design_args
+    pe = sub.add_parser("energy", help="energy per operation and per network (calibrated 45 nm model)")
+    es = pe.add_subparsers(dest="energy_command", required=True, parser_class=type(pe))
+
+    p = es.add_parser("calibration", help="the model's predictions next to the 45 nm reference table")
+    _mode_arg(p)
+    p.add_argument("--json", action="store_true", help="list of {op, predicted_pj, reference_pj, ratio, ...}")
+    p.set_defaults(func=_cmd_calibration)
+
+    p = es.add_parser("op", help="energy per operation of one design")
+    add_design_args(p)
+    _mode_arg(p)
+    p.add_argument("--stream", metavar="FILE.npz",
+                   help="activity mode: operand stream, one integer array per input port "
+                        "(1-D: cycles, 2-D: lanes x cycles)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_op)
+
+    p = es.add_parser("net", help="energy of a network's linear/conv layers on a datapath")
+    p.add_argument("--net", required=True, metavar="FILE.json", help="layer list (see README)")
+    p.add_argument("--datapath", required=True, choices=list(N.DATAPATHS))
+    p.add_argument("--training", action="store_true",
+                   help="forward + backward-data + weight-gradient products (3 per layer)")
+    _mode_arg(p)
+    p.add_argument("--operands", default="gaussian", choices=N.OPERANDS,
+                   help="activity mode operand statistics (default gaussian)")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--plot", metavar="FILE.png", help="bar chart of the per-layer breakdown")
+    p.set_defaults(func=_cmd_net)
+
+    p = es.add_parser("headline", help="ALS-POTQ: linear-layer training energy, MF-MAC vs FP32")
+    p.add_argument("--net", action="append", metavar="FILE.json",
+                   help="net file (repeatable; default: the two example nets)")
+    _mode_arg(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_headline)
+
+    pn = sub.add_parser("netlist", help="statistics and energy of any Verilog module")
+    ns = pn.add_subparsers(dest="netlist_command", required=True, parser_class=type(pn))
+    p = ns.add_parser("stats", help="cells by type, transistors, depth, flip-flops (or area with --liberty)")
+    _verilog_args(p)
+    p.add_argument("--liberty", metavar="FILE", help="map to this cell library (.lib or .lib.gz)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_netlist_stats)
+    p = ns.add_parser("energy", help="energy per operation of a Verilog module")
+    _verilog_args(p)
+    _mode_arg(p)
+    p.add_argument("--ops-per-cycle", type=float, default=1.0, metavar="N",
+                   help="operations the module completes per clock (default 1)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_netlist_energy)
+
+
+def _verilog_args(p):
+    p.add_argument("--verilog", required=True, metavar="FILE.v")
+    p.add_argument("--top", required=True, metavar="NAME", help="top module")
+
+
+# ---- handlers ---------------------------------------------------------------------------
+def _cmd_calibration(args) -> int:
+    rows = E.calibration_table(args.mode)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    cal = E.calibration(args.mode)
+    print(format_table([[r["op"], _dname(r), r["predicted_pj"], r["reference_pj"], r["ratio"]] for r in rows],
+                       ["op", "design", "predicted pJ", "reference pJ", "ratio"],
+                       title=f"energy per operation, {args.mode} mode, one constant "
+                             f"({cal['pj_per_unit']:.4g} pJ/unit) from {cal['design']} bits=8 = "
+                             f"{cal['reference_pj']} pJ; reference: {reference.SOURCE}"))
+    return 0
+
+
+def _dname(r) -> str:
+    p = ",".join(f"{k}={v}" for k, v in r["params"].items())
+    return f"{r['design']} {p}".strip()
+
+
+def _load_stream(path: str) -> dict:
+    import numpy as np
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"stream file {path} does not exist")
+    try:
+        with np.load(p, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except (ValueError, OSError) as e:
+        raise ValueError(f"stream file {path}: not a NumPy .npz archive ({e})") from None
+
+
+def _cmd_op(args) -> int:
+    from .cli import design_params
+    d, params = design_params(args)
+    stream = _load_stream(args.stream) if args.stream else None
+    if stream is not None and args.mode != "activity":
+        raise ValueError("--stream needs --mode activity")
+    res = E.design_energy(d.name, params, mode=args.mode, stream=stream)
+    if args.json:
+        print(json.dumps(res, indent=2))
+        return 0
+    _print_energy(res, f"{d.name} {res['params']}")
+    return 0
+
+
+def _print_energy(res: dict, title: str) -> None:
+    print(f"{title} ({res['mode']} mode)")
+    keys = ["energy_pj", "energy_per_cycle_pj", "ops_per_cycle", "transistors", "cells_total",
+            "flip_flops", "depth", "toggles_per_cycle", "cycles", "lanes", "stream"]
+    for k in keys:
+        if k in res:
+            v = res[k]
+            print(f"{k:20} {v:.4g}" if isinstance(v, float) else f"{k:20} {v}")
+
+
+def _fmt_pj(v: float) -> str:
+    for unit, scale in (("mJ", 1e9), ("uJ", 1e6), ("nJ", 1e3)):
+        if abs(v) >= scale:
+            return f"{v / scale:.4g} {unit}"
+    return f"{v:.4g} pJ"
+
+
+def _cmd_net(args) -> int:
+    net = N.load_net(args.net)
+    res = N.net_energy(net, args.datapath, training=args.training, mode=args.mode, operands=args.operands)
+    png = _plot_layers(res) if args.plot else None
+    if png is not None:
+        atomic_write(args.plot, png)
+    if args.json:
+        print(json.dumps(res, indent=2))
+        return 0
+    rows = [[r["name"], r["shape"], r["macs"], _fmt_pj(r["multiply_pj"]), _fmt_pj(r["accumulate_pj"]),
+             _fmt_pj(r["sram_pj"]), _fmt_pj(r["dram_pj"]), _fmt_pj(r["energy_pj"])] for r in res["layers"]]
+    rows.append(["total", "", res["macs"], _fmt_pj(res["multiply_pj"]), _fmt_pj(res["accumulate_pj"]),
+                 _fmt_pj(res["sram_pj"]), _fmt_pj(res["dram_pj"]), _fmt_pj(res["energy_pj"])])
+    per = res["per_mac"]
+    print(format_table(rows, ["layer", "shape", "MACs", "multiply", "accumulate", "SRAM", "DRAM", "total"],
+                       title=f"{res['net']} on {res['datapath']} ({per['mac_design']}, "
+                             f"{per['mac_pj']:.4g} pJ/MAC, {args.mode}), "
+                             f"{'training (3 products/layer)' if args.training else 'inference'}"))
+    print(f"arithmetic {_fmt_pj(res['arithmetic_pj'])}, memory {_fmt_pj(res['memory_pj'])}, "
+          f"total {_fmt_pj(res['energy_pj'])}")
+    if args.plot:
+        print(f"wrote {args.plot}")
+    return 0
+
+
+def _plot_layers(res: dict) -> bytes:
+    import io
+
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    layers = res["layers"]
+    names = [r["name"] for r in layers]
+    parts = [("multiply", "multiply_pj", "#d62728"), ("accumulate", "accumulate_pj", "#ff7f0e"),
+             ("SRAM", "sram_pj", "#1f77b4"), ("DRAM", "dram_pj", "#7f7f7f")]
+    fig, ax = plt.subplots(figsize=(max(6, 0.55 * len(names) + 2), 4.5))
+    bottom = [0.0] * len(names)
+    for label, key, color in parts:
+        vals = [r[key] / 1e6 for r in layers]
+        ax.bar(names, vals, bottom=bottom, label=label, color=color)
+        bottom = [b + v for b, v in zip(bottom, vals)]
+    ax.set_ylabel("energy (µJ)")
+    kind = "training step" if res["training"] else "inference"
+    ax.set_title(f"{res['net']}: {res['datapath']} datapath, one {kind} "
+                 f"(total {_fmt_pj(res['energy_pj'])})")
+    ax.tick_params(axis="x", labelrotation=60, labelsize=8)
+    ax.legend()
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def headline(nets: list[str] | None = None, mode: str = "activity") -> list[dict]:
+    """Per net: training energy on fp32, int8 and mfmac and the MF-MAC reductions vs FP32."""
+    out = []
+    for path in nets or [str(_ROOT / p) for p in EXAMPLE_NETS]:
+        net = N.load_net(path)
+        res = {dp: N.net_energy(net, dp, training=True, mode=mode) for dp in ("fp32", "int8", "mfmac")}
+        red = N.reduction(res["fp32"], res["mfmac"])
+        out.append({"net": net.name, "macs_per_step": res["fp32"]["macs"], "mode": mode,
+                    "energy": {dp: {k: r[k] for k in ("arithmetic_pj", "multiply_pj", "accumulate_pj",
+                                                       "memory_pj", "sram_pj", "dram_pj", "energy_pj")}
+                               for dp, r in res.items()},
+                    "mfmac_vs_fp32_arithmetic_pct": red["arithmetic_pct"],
+                    "mfmac_vs_fp32_total_pct": red["total_pct"],
+                    "paper_arithmetic_pct": N.PAPER_ALS_POTQ_REDUCTION})
+    return out
+
+
+def _headline_table(rows: list[dict]) -> str:
+    body = []
+    for r in rows:
+        e = r["energy"]
+        body.append([r["net"], _fmt_pj(e["fp32"]["arithmetic_pj"]), _fmt_pj(e["mfmac"]["arithmetic_pj"]),
+                     f"{r['mfmac_vs_fp32_arithmetic_pct']:.1f}%", _fmt_pj(e["fp32"]["energy_pj"]),
+                     _fmt_pj(e["mfmac"]["energy_pj"]), f"{r['mfmac_vs_fp32_total_pct']:.1f}%",
+                     f"{r['paper_arithmetic_pct']}%"])
+    return format_table(body, ["net", "FP32 arith", "MF-MAC arith", "arith saved", "FP32 total",
+                               "MF-MAC total", "total saved", "paper (arith)"])
+
+
+def _cmd_headline(args) -> int:
+    rows = headline(args.net, args.mode)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print("linear-layer energy of one training step (forward, backward-data, weight-gradient), "
+          f"MF-MAC vs FP32 MAC, {args.mode} mode; 'paper' is ALS-POTQ's own reported figure")
+    print(_headline_table(rows))
+    return 0
+
+
+def _read_verilog(path: str) -> str:
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"verilog file {path} does not exist")
+    try:
+        return p.read_text()
+    except UnicodeDecodeError:
+        raise ValueError(f"verilog file {path} is not a text file") from None
+
+
+def _synth_user(path: str, top: str, **kw) -> dict:
+    from synth.yosys import SynthError, synthesize
+    text = _read_verilog(path)
+    try:
+        return synthesize(text, top, **kw)
+    except SynthError as e:
+        msg = str(e)
+        if "not found" in msg and top in msg:
+            raise SynthError(f"{path}: top module {top!r} not found") from None
+        raise SynthError(f"{path}: {msg}") from None
+
+
+def _cmd_netlist_stats(args) -> int:
+    res = dict(_synth_user(args.verilog, args.top, liberty=args.liberty))
+    if args.liberty:
+        from synth.liberty import energy_summary
+        from synth.yosys import _read_liberty
+        res["library"] = energy_summary(_read_liberty(args.liberty), res["cells"])
+    if args.json:
+        print(json.dumps(res, indent=2))
+        return 0
+    if args.liberty:
+        lib = res["library"]
+        rows = [[c["cell"], c["count"], c["area_um2"] if c["area_um2"] is not None else "-",
+                 c["internal_pj"] if c["internal_pj"] is not None else "-",
+                 c["leakage"] if c["leakage"] is not None else "-"] for c in lib["cells"]]
+        u = lib["units"]
+        print(format_table(rows, ["cell", "count", "area um2", "internal pJ/transition (mean)",
+                                  f"leakage ({u.get('leakage_power_unit', '?')})"],
+                           title=f"{args.top} mapped to {Path(args.liberty).name}"))
+    else:
+        print(format_table([[c, n] for c, n in sorted(res["cells"].items())], ["cell", "count"],
+                           title=f"{args.top} (Yosys generic gates)"))
+    for k in ("cells_total", "transistors", "area_um2", "sequential_area_um2", "flip_flops", "depth"):
+        if k in res:
+            print(f"{k:20} {res[k]}")
+    if args.liberty and res["library"]["internal_pj_all_toggle"] is not None:
+        print(f"{'internal_pj_all_toggle':20} {res['library']['internal_pj_all_toggle']:.4g}"
+              "  (library tables: every cell output toggling once)")
+    return 0
+
+
+def _cmd_netlist_energy(args) -> int:
+    from synth.yosys import SynthError
+    text = _read_verilog(args.verilog)
+    try:
+        res = E.netlist_energy(text, args.top, mode=args.mode, ops_per_cycle=args.ops_per_cycle)
+    except SynthError as e:
+        msg = str(e)
+        if "not found" in msg and args.top in msg:
+            raise SynthError(f"{args.verilog}: top module {args.top!r} not found") from None
+        raise SynthError(f"{args.verilog}: {msg}") from None
+    if args.json:
+        print(json.dumps(res, indent=2))
+        return 0
+    _print_energy(res, f"{args.top} from {args.verilog}")
+    return 0
+
+
+# ---- report -----------------------------------------------------------------------------
+def _calibration_section() -> str:
+    static = {r["op"]: r for r in E.calibration_table("static")}
+    act = E.calibration_table("activity")
+    rows = [[r["op"], _dname(r), r["reference_pj"], static[r["op"]]["predicted_pj"], static[r["op"]]["ratio"],
+             r["predicted_pj"], r["ratio"]] for r in act]
+    cs, ca = E.calibration("static"), E.calibration("activity")
+    missing = [op for op, name, _, _ in E.CALIBRATION_POINTS if op not in static]
+    text = [
+        f"One constant per mode, set so that `{cs['design']}` bits=8 (exact unsigned 8x8 array multiplier) "
+        f"costs {reference.MUL8_PJ} pJ per operation ({reference.SOURCE}); every other row is a prediction "
+        "(ratio = predicted / reference). Static: energy proportional to the netlist's CMOS transistors. "
+        "Activity: zero-delay toggles of every cell output on uniform random operands, weighted by the "
+        "cell's transistors, plus flip-flop clock energy. "
+        f"Constants: static {cs['pj_per_unit']:.4g} pJ/transistor, activity {ca['pj_per_unit']:.4g} pJ/transistor-toggle.",
+        "", "```",
+        format_table(rows, ["op", "design", "reference pJ", "static pJ", "static ratio",
+                            "activity pJ", "activity ratio"]), "```"]
+    if missing:
+        text.append(f"\nNot available (design not registered): {', '.join(missing)}.")
+    return "\n".join(text)
+
+
+def _plot_headline(rows: list[dict]) -> bytes:
+    import io
+
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    dps = ("fp32", "int8", "mfmac")
+    parts = [("multiply", "multiply_pj", "#d62728"), ("accumulate", "accumulate_pj", "#ff7f0e"),
+             ("SRAM", "sram_pj", "#1f77b4"), ("DRAM", "dram_pj", "#7f7f7f")]
+    fig, axes = plt.subplots(1, len(rows), figsize=(5.2 * len(rows), 4.4), squeeze=False)
+    for ax, r in zip(axes[0], rows):
+        bottom = [0.0] * len(dps)
+        for label, key, color in parts:
+            vals = [r["energy"][dp][key] / 1e6 for dp in dps]
+            ax.bar(dps, vals, bottom=bottom, label=label, color=color)
+            bottom = [b + v for b, v in zip(bottom, vals)]
+        ax.set_yscale("log")
+        ax.set_ylabel("energy per training step (µJ, log)")
+        ax.set_title(f"{r['net']}: MF-MAC saves {r['mfmac_vs_fp32_arithmetic_pct']:.1f}% arith, "
+                     f"{r['mfmac_vs_fp32_total_pct']:.1f}% total", fontsize=9)
+        for i, dp in enumerate(dps):
+            a = r["energy"][dp]["arithmetic_pj"] / 1e6
+            ax.annotate(f"arith {a:.3g}", (i, a), ha="center", va="bottom", fontsize=7, color="white")
+    axes[0][0].legend(fontsize=8, loc="upper right")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _headline_section(outdir: Path) -> str:
+    rows = headline(mode="activity")
+    static = {r["net"]: r for r in headline(mode="static")}
+    png = outdir / "energy_training.png"
+    atomic_write(png, _plot_headline(rows))
+    per = {dp: N.mac_energy(dp, "activity") for dp in ("fp32", "int8", "mfmac")}
+    mac_rows = [[dp, per[dp]["mac_design"], per[dp]["multiply_pj"], per[dp]["accumulate_pj"], per[dp]["mac_pj"],
+                 per[dp]["operand_bits"]] for dp in per]
+    body = [
+        "Linear and conv layers of the two example nets (`examples/nets/`), one training step = "
+        "forward, backward-data and weight-gradient products (3 x the forward MACs). Arithmetic = "
+        "multiplies + accumulations on ecomac's synthesized MAC units (activity mode, N(0,1) operands "
+        "in each format); memory = SRAM + DRAM traffic of the model in `synth/network.py` "
+        f"(DRAM {reference.DRAM_USED_PJ:g} pJ and 32 KB SRAM "
+        f"{reference.sram_access_pj(32 * 1024):g} pJ per 64-bit access, {reference.SOURCE}).",
+        "", "Per MAC (pJ):", "", "```",
+        format_table(mac_rows, ["datapath", "MAC unit", "multiply", "accumulate", "MAC", "operand bits"]),
+        "```", "", "Training step, MF-MAC vs FP32 MAC:", "", "```", _headline_table(rows), "```", "",
+        "The last column is the ALS-POTQ paper's own figure (arithmetic of linear layers in training), "
+        "a reference, not a measurement. Static mode (energy ~ transistors) gives "
+        + ", ".join(f"{n}: {static[n]['mfmac_vs_fp32_arithmetic_pct']:.1f}% arithmetic, "
+                    f"{static[n]['mfmac_vs_fp32_total_pct']:.1f}% total" for n in static) + ".",
+        "", f"![training energy breakdown]({png.name})"]
+    return "\n".join(body)
+
+
+def report_sections(outdir) -> list[tuple[int, str, str]]:
+    outdir = Path(outdir)
+    return [(20, "Energy model calibration (45 nm reference table)", _calibration_section()),
+            (30, "ALS-POTQ headline: MF-MAC vs FP32 training energy", _headline_section(outdir))]
