@@ -40,8 +40,10 @@ _ROOT = Path(__file__).resolve().parent.parent
 def _sources_digest() -> str:
     """Hash of the code a characterization depends on beyond the Verilog text itself."""
     h = hashlib.sha256()
-    for rel in ("golden/approx.py", "synth/energy.py", "synth/gatesim.py", "synth/yosys.py",
-                "synth/reference.py"):
+    import amaranth
+    h.update(amaranth.__version__.encode())
+    for rel in ("rtl/approx.py", "rtl/export.py", "golden/approx.py", "synth/energy.py", "synth/gatesim.py",
+                "synth/yosys.py", "synth/reference.py"):
         try:
             h.update(Path(_ROOT, rel).read_bytes())
         except OSError:
@@ -110,13 +112,14 @@ def characterize(design: str, params: dict | None = None) -> dict:
     if design not in FAMILIES:
         raise ValueError(f"unknown multiplier family {design!r} (families: {', '.join(FAMILIES)})")
     full = get_design(design).full_params(params)
-    approx.check_params(design, full)
-    text, sheet = generate(design, full)
-    params = sheet["parameters"]
-    k = cache.key("approx-point", _VERSION, design, json.dumps(params, sort_keys=True), text, _sources_digest())
+    get_design(design).build(full)          # the RTL's one-line parameter errors
+    # keyed by the sources that make the Verilog, not the Verilog itself: a hit costs no elaboration
+    k = cache.key("approx-point", _VERSION, design, json.dumps(full, sort_keys=True), _sources_digest())
     hit = cache.load("approx-point", k)
     if hit is not None:
         return hit
+    text, sheet = generate(design, full)
+    params = sheet["parameters"]
     row = _row(design, params, approx.table(design, **params), text, sheet["module"])
     cache.store("approx-point", k, row)
     return row
