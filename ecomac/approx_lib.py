@@ -290,7 +290,7 @@ def load_table(path) -> np.ndarray:
 def _module_ports(text: str, top: str) -> list[dict]:
     """[{name, direction, width}] of module `top` in declaration order (Yosys front end)."""
     from synth.yosys import SynthError, run_yosys
-    script = f"read_verilog -sv design.v\nhierarchy -top {top}\nwrite_json -noscopeinfo ports.json\n"
+    script = f"read_verilog -sv design.v\nhierarchy -top {top}\nproc\nwrite_json -noscopeinfo ports.json\n"
     try:
         out = run_yosys(script, {"design.v": text}, ["ports.json"])["ports.json"]
     except SynthError as e:
@@ -310,6 +310,9 @@ def _check_ports(ports: list[dict], top: str) -> tuple[str, str, str, int]:
           and outs[0]["width"] == 2 * ins[0]["width"])
     if not ok:
         raise ValueError(f"module {top} must have two N-bit inputs and one 2N-bit output, has {seen}")
+    # operand a is the input named a (any case) when the names are a and b, else the first in the header
+    if sorted(p["name"].lower() for p in ins) == ["a", "b"]:
+        ins.sort(key=lambda p: p["name"].lower())
     n = ins[0]["width"]
     if not 2 <= n <= CHAR_MAX_BITS:
         raise ValueError(f"module {top} has N={n}; characterize simulates all pairs, N must be in "
@@ -343,7 +346,8 @@ def _esc(name: str) -> str:
 
 def read_verilog_table(path, top: str) -> tuple[np.ndarray, int, str]:
     """Simulate module `top` of Verilog file `path` on all 2^(2N) pairs with Icarus Verilog:
-    (table T[a, b], N, Verilog text). The first declared input is a, the second b."""
+    (table T[a, b], N, Verilog text). Inputs named a and b (any case) are a and b; otherwise the
+    first input of the module header is a, the second b."""
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"Verilog file {path} does not exist")
