@@ -100,3 +100,44 @@ def test_auto_widths():
     s = gtile.spec("vn", datapath="asm", alphabet="1,3,5,7", lanes=64, bus_bits=64)
     assert (s.x_bits, s.w_bits, s.w_width, s.beats) == (8, 8, 11, 11)
     assert gtile.spec("in", datapath="int").x_bits == 8
+
+
+# ---- the data-movement energy model (synth/movement.py) -------------------------------------
+from synth import movement  # noqa: E402
+from synth.reference import sram_access_pj  # noqa: E402
+
+
+def test_vn_with_a_zero_length_bus_moves_what_near_moves():
+    """Energy is linear in access width: 8 bus beats of 64 bits cost one 512-bit row read."""
+    vn = gtile.spec("vn", 64, 256, "int", bus_bits=64)
+    near = gtile.spec("near", 64, 256, "int")
+    zero = movement.MovementModel(bus_mm=0.0)
+    assert movement.movement(vn, zero)["total_pj"] == pytest.approx(movement.movement(near)["total_pj"])
+    bus = movement.movement(vn)["parts"]["bus_pj"]
+    assert bus == pytest.approx(256 * 64 * 8 * movement.WIRE_PJ_PER_BIT_MM * movement.BUS_MM)
+
+
+def test_in_memory_sub_arrays_and_bank():
+    s = gtile.spec("in", 64, 256, "asm", alphabet=(1, 3, 5, 7))
+    mv = movement.movement(s)
+    # 64 column sub-arrays of 256 x 11 bits, one 11-bit read each per element
+    assert mv["parts"]["weight_reads_pj"] == pytest.approx(256 * 64 * sram_access_pj(256 * 11 / 8, 11))
+    # bank: 4 entries of 12 bits, written once per element, read twice (2 quartets) per lane
+    assert mv["parts"]["bank_writes_pj"] == pytest.approx(256 * sram_access_pj(6, 48))
+    assert mv["parts"]["bank_reads_pj"] == pytest.approx(256 * 64 * 2 * sram_access_pj(6, 12))
+    near = movement.movement(gtile.spec("near", 64, 256, "asm", alphabet=(1, 3, 5, 7)))
+    assert mv["parts"]["weight_reads_pj"] < near["parts"]["weight_reads_pj"]
+    floor = movement.MovementModel(min_sram_bytes=1 << 20)
+    # floored at 1 MB, every weight read costs the 1 MB energy per bit for the 64 x 11 bits of a row
+    assert movement.movement(s, floor)["parts"]["weight_reads_pj"] == pytest.approx(
+        256 * sram_access_pj(1 << 20, 64 * 11))
+
+
+def test_arithmetic_of_a_pe_row_is_its_pes():
+    """Static model: a row of 2 int-mac PEs costs 2 int-mac per step (the probe adds no logic)."""
+    from synth.energy import design_energy
+    s = gtile.spec("near", 2, 4, "int", acc_bits=24)
+    a = movement.arithmetic(s, mode="static")
+    pe = design_energy("int-mac", {"bits": 8, "acc_bits": 24}, mode="static")
+    assert a["pj_per_mac"] == pytest.approx(pe["energy_pj"], rel=0.02)
+    assert a["mvm_pj"] == pytest.approx(a["pj_per_step"] * 4)

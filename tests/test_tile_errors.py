@@ -76,3 +76,15 @@ def test_cli_reports_bad_tile_parameters(capsys, tmp_path):
     code = main(["verilog", "tile-vn", "-p", "lanes=0", "-o", str(tmp_path / "t.v")])
     assert code == 2 and capsys.readouterr().err == "ecomac: error: lanes must be in 1..64, got 0\n"
     assert not (tmp_path / "t.v").exists()
+
+
+@pytest.mark.parametrize("argv,text", [
+    (["--lanes", "0"], "lanes must be in 1..64, got 0"),
+    (["--depth", "5000"], "depth must be in 1..4096, got 5000"),
+    (["--mode", "guess"], "mode must be one of static, activity, got 'guess'"),
+    (["--bus-mm", "-1"], "bus length must be >= 0 mm, got -1.0"),
+])
+def test_cli_tile_energy_bad_arguments(capsys, argv, text):
+    code = main(["tile", "energy", *argv])
+    assert code == 2
+    assert capsys.readouterr().err == f"ecomac: error: {text}\n"
