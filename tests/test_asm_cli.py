@@ -161,3 +161,20 @@ def test_activity_run_checks_the_gate_netlist_and_shares_the_bank():
     # four lanes cost less than four single-lane rows: the bank is shared
     assert four["units_per_cycle"] < 4 * one["units_per_cycle"]
     assert four["energy_pj"] < one["energy_pj"]
+
+
+def test_small_measure_sweep_tables_and_plot(tmp_path):
+    res = cmd_asm.measure(alphabets=((1,), (1, 3)), lanes=(1, 2))
+    rows = {(tuple(r["alphabet"]), r["lanes"]): r for r in res["rows"]}
+    assert set(rows) == {((1,), 1), ((1,), 2), ((1, 3), 1), ((1, 3), 2)}
+    for (a, n), r in rows.items():
+        assert r["ops"] == n and r["encoded_bits"] == asm.encoded_bits(a, 8)
+        assert r["static_pj"] > 0 and r["activity_pj"] > 0
+    # {1} has no bank; {1,3} has one adder, whose cost two lanes share
+    assert rows[((1,), 1)]["bank_transistors"] == 0 and rows[((1, 3), 1)]["bank_adders"] == 1
+    assert rows[((1, 3), 2)]["transistors"] < 2 * rows[((1, 3), 1)]["transistors"]
+    hw, ws = cmd_asm.tables(res)
+    assert hw.splitlines()[2].split()[0] == "int-mac" and len(hw.splitlines()) == 3 + 4
+    assert "{1,3}" in ws and len(ws.splitlines()) == 2 + 2
+    assert cmd_asm._plot(res, tmp_path / "p.png") and (tmp_path / "p.png").stat().st_size > 1000
+    assert json.loads(cmd_asm._write(res, tmp_path).read_text())["baseline"]["design"] == "int-mac"
