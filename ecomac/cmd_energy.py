@@ -249,16 +249,24 @@ def _read_verilog(path: str) -> str:
         raise ValueError(f"verilog file {path} is not a text file") from None
 
 
-def _synth_user(path: str, top: str, **kw) -> dict:
+def _user_error(e: Exception, path: str, top: str):
+    """Name the file a Yosys error is about (Yosys only sees temporary copies)."""
+    from synth.yosys import SynthError
+    msg = str(e)
+    if msg.startswith("liberty file "):
+        return e
+    if "not found" in msg and top in msg:
+        return SynthError(f"{path}: top module {top!r} not found")
+    return SynthError(f"{path}: {msg}")
+
+
+def _synth_user(path: str, top: str, liberty: str | None = None) -> dict:
     from synth.yosys import SynthError, synthesize
     text = _read_verilog(path)
     try:
-        return synthesize(text, top, **kw)
+        return synthesize(text, top, liberty=liberty)
     except SynthError as e:
-        msg = str(e)
-        if "not found" in msg and top in msg:
-            raise SynthError(f"{path}: top module {top!r} not found") from None
-        raise SynthError(f"{path}: {msg}") from None
+        raise _user_error(e, path, top) from None
 
 
 def _cmd_netlist_stats(args) -> int:
@@ -297,10 +305,7 @@ def _cmd_netlist_energy(args) -> int:
     try:
         res = E.netlist_energy(text, args.top, mode=args.mode, ops_per_cycle=args.ops_per_cycle)
     except SynthError as e:
-        msg = str(e)
-        if "not found" in msg and args.top in msg:
-            raise SynthError(f"{args.verilog}: top module {args.top!r} not found") from None
-        raise SynthError(f"{args.verilog}: {msg}") from None
+        raise _user_error(e, args.verilog, args.top) from None
     if args.json:
         print(json.dumps(res, indent=2))
         return 0

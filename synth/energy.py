@@ -95,9 +95,8 @@ def _normalize_stream(g: GateNetlist, stream: dict | None) -> dict[str, np.ndarr
 def _stream_digest(stream: dict[str, np.ndarray]) -> str:
     h = hashlib.sha256()
     for name in sorted(stream):
-        a = np.ascontiguousarray(stream[name].astype(np.int64) if stream[name].dtype.kind != "u"
-                                 else stream[name].astype(np.uint64))
-        h.update(name.encode() + b"\0" + str(a.shape).encode() + a.tobytes())
+        a = np.ascontiguousarray(stream[name])
+        h.update(name.encode() + b"\0" + a.dtype.str.encode() + str(a.shape).encode() + a.tobytes())
     return h.hexdigest()
 
 
@@ -154,33 +153,61 @@ def _count_units(g: GateNetlist, stream: dict[str, np.ndarray]) -> dict:
 
 def _units(verilog_text: str, top: str, mode: str, stream: dict | None) -> dict:
     """Model units per cycle (uncalibrated) plus the netlist's statistics; cached."""
+    raw = {k: np.asarray(v) for k, v in (stream or {}).items()}
+    digest = (_stream_digest(raw) if raw else
+              f"default:{SEED}:{DEFAULT_VECTORS}:{DEFAULT_LANES}:{DEFAULT_CYCLES}") if mode == "activity" else ""
+    k = cache.key("units", MODEL_VERSION, FLOW_VERSION, mode, top, verilog_text, digest)
+    hit = cache.load("units", k)
+    if hit is not None:
+        return hit
     # one synthesis (with the gate netlist) serves both modes
     stats = synthesize(verilog_text, top, netlist=True)
     if mode == "static":
-        return {"units_per_cycle": float(stats["transistors"]), **_stats(stats)}
-    g = GateNetlist(stats["netlist"], top)
-    s = _normalize_stream(g, stream)
-    digest = _stream_digest(s) if s else f"default:{SEED}:{DEFAULT_VECTORS}:{DEFAULT_LANES}:{DEFAULT_CYCLES}"
-    k = cache.key("activity", MODEL_VERSION, FLOW_VERSION, top, verilog_text, digest)
-    hit = cache.load("activity", k)
-    if hit is None:
-        hit = _count_units(g, s)
-        hit["stream"] = "uniform random (default)" if not s else "caller's"
-        cache.store("activity", k, hit)
-    return {**hit, **_stats(stats)}
+        out = {"units_per_cycle": float(stats["transistors"]), **_stats(stats)}
+    else:
+        g = GateNetlist(stats["netlist"], top)
+        s = _normalize_stream(g, raw)
+        out = {**_count_units(g, s), "stream": "uniform random (default)" if not s else "caller's",
+               **_stats(stats)}
+    cache.store("units", k, out)
+    return out
 
 
 def _stats(stats: dict) -> dict:
     return {k: stats[k] for k in ("transistors", "cells", "cells_total", "flip_flops", "depth")}
 
 
+_SOURCES_DIGEST: list[str] = []
+
+
+def _sources_digest() -> str:
+    """Hash of every RTL/golden source file and the Amaranth version: generated Verilog
+    cached under it is regenerated whenever any design source changes."""
+    if not _SOURCES_DIGEST:
+        import amaranth
+        from pathlib import Path
+        root = Path(__file__).resolve().parent.parent
+        h = hashlib.sha256(amaranth.__version__.encode())
+        for f in sorted(list((root / "rtl").glob("*.py")) + list((root / "golden").glob("*.py"))):
+            h.update(f.name.encode() + b"\0" + f.read_bytes())
+        _SOURCES_DIGEST.append(h.hexdigest())
+    return _SOURCES_DIGEST[0]
+
+
 def _design_verilog(name: str, params: dict | None):
+    """(verilog, top, op_count, full params) of a registered design; the Verilog is cached."""
+    import json
     from rtl.export import generate
     from rtl.registry import get_design
     d = get_design(name)
     full = d.full_params(params)
-    text, sheet = generate(name, full)
-    return text, sheet["module"], d.op_count(full), sheet["parameters"]
+    k = cache.key("verilog", _sources_digest(), name, json.dumps(full, sort_keys=True, default=list))
+    hit = cache.load("verilog", k)
+    if hit is None:
+        text, sheet = generate(name, full)
+        hit = {"text": text, "module": sheet["module"], "parameters": sheet["parameters"]}
+        cache.store("verilog", k, hit)
+    return hit["text"], hit["module"], d.op_count(full), hit["parameters"]
 
 
 def calibration(mode: str = "static") -> dict:

@@ -124,7 +124,12 @@ def synthesize(verilog_text: str, top: str, target: str = "generic", liberty: st
             files["cells.lib"] = lib_text
             seq = sequential_cells(lib_text)
         outs = ["stat.json", "ltp.txt"] + (["netlist.json"] if netlist and lib_text is None else [])
-        res = run_yosys(_generic_script(top, liberty and "cells.lib", seq), files, outs)
+        try:
+            res = run_yosys(_generic_script(top, liberty and "cells.lib", seq), files, outs)
+        except SynthError as e:
+            if lib_text is not None and "liberty" in str(e).lower():
+                raise SynthError(f"liberty file {liberty} does not parse: {e}") from None
+            raise
         cells, mod = _cells_of(res["stat.json"], top)
         m = re.search(r"length=(\d+)", res["ltp.txt"])
         ffs = (sum(v for c, v in cells.items() if c in seq) if lib_text is not None else
