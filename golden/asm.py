@@ -47,7 +47,6 @@ integer) onto the representable magnitudes with the same tie rule.
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Iterable
 
 import numpy as np
 
