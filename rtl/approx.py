@@ -175,7 +175,7 @@ class MulBam(_Mul):
 
 
 def _leading_one(m: Module, x, bits: int, name: str):
-    """(position of the leading one, is-nonzero) by a priority chain."""
+    """Position of the leading one of `x` (0 when x == 0) by a priority chain."""
     pos = Signal(range(bits), name=f"{name}_lod")
     for i in range(bits):            # later assignments win: the highest set bit
         with m.If(x[i]):
