@@ -349,16 +349,18 @@ def _plot_headline(rows: list[dict]) -> bytes:
     for ax, r in zip(axes[0], rows):
         bottom = [0.0] * len(dps)
         for label, key, color in parts:
-            vals = [r["energy"][dp][key] / 1e6 for dp in dps]
+            vals = [r["energy"][dp][key] / 1e9 for dp in dps]
             ax.bar(dps, vals, bottom=bottom, label=label, color=color)
             bottom = [b + v for b, v in zip(bottom, vals)]
-        ax.set_yscale("log")
-        ax.set_ylabel("energy per training step (µJ, log)")
-        ax.set_title(f"{r['net']}: MF-MAC saves {r['mfmac_vs_fp32_arithmetic_pct']:.1f}% arith, "
-                     f"{r['mfmac_vs_fp32_total_pct']:.1f}% total", fontsize=9)
+        ax.set_ylabel("energy per training step (mJ)")
+        ax.set_title(f"{r['net']}: MF-MAC saves {r['mfmac_vs_fp32_arithmetic_pct']:.1f}% of arithmetic,\n"
+                     f"{r['mfmac_vs_fp32_total_pct']:.1f}% of the total (paper: "
+                     f"{r['paper_arithmetic_pct']}% arithmetic)", fontsize=9)
         for i, dp in enumerate(dps):
-            a = r["energy"][dp]["arithmetic_pj"] / 1e6
-            ax.annotate(f"arith {a:.3g}", (i, a), ha="center", va="bottom", fontsize=7, color="white")
+            e = r["energy"][dp]
+            ax.annotate(f"arith {_fmt_pj(e['arithmetic_pj'])}\ntotal {_fmt_pj(e['energy_pj'])}",
+                        (i, e["energy_pj"] / 1e9), ha="center", va="bottom", fontsize=7.5)
+        ax.margins(y=0.15)
     axes[0][0].legend(fontsize=8, loc="upper right")
     fig.tight_layout()
     buf = io.BytesIO()
