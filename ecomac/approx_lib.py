@@ -3,7 +3,9 @@ error metrics + cells, transistors, energy from the synthesized netlist), Pareto
 tf-approximate export and characterization of a user's own Verilog multiplier.
 
 Metrics come from the golden tables (golden/approx.py), which cocotb proves equal to the RTL;
-cells/transistors/energy come from the same generated Verilog (synth.yosys, synth.energy).
+cells/transistors/energy come from the same generated Verilog (synth.yosys, synth.energy), and
+every characterization also evaluates the synthesized gate netlist on all pairs and checks it
+computes the golden table (the circuit that is priced is the circuit that was proven).
 """
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ from synth import cache
 from synth.cache import atomic_write
 
 __all__ = ["FAMILIES", "sweep_points", "characterize", "sweep", "pareto", "best_points", "write_sweep",
-           "plot_pareto", "export_table", "load_table", "read_verilog_table", "characterize_verilog",
+           "plot_pareto", "netlist_table", "export_table", "load_table", "read_verilog_table", "characterize_verilog",
            "params_text", "JSON_KEYS", "MODES", "CHAR_MAX_BITS"]
 
 FAMILIES = approx.FAMILIES
@@ -33,7 +35,7 @@ MODES = ("activity", "static")
 JSON_KEYS = ("design", "params", "mae", "mae_pct", "wce", "wce_pct", "mre_pct", "ep_pct", "mse", "bias",
              "cells", "transistors", "energy_pj")
 CHAR_MAX_BITS = 10        # user Verilog is simulated exhaustively: 2^20 pairs at most
-_VERSION = "1"            # bump when a characterization's contents change
+_VERSION = "2"            # bump when a characterization's contents change
 _ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -91,8 +93,30 @@ def _energy(text: str, top: str, mode: str) -> dict:
     return netlist_energy(text, top, mode=mode)
 
 
+def netlist_table(text: str, top: str, bits: int, names=("a", "b", "p")) -> np.ndarray:
+    """The 2^N x 2^N table computed by the synthesized gate netlist (the one the energy model
+    prices), evaluated bit-parallel on all pairs by synth.gatesim."""
+    from synth.gatesim import GateNetlist, pack_values
+    from synth.yosys import synthesize
+    g = GateNetlist(synthesize(text, top, netlist=True)["netlist"], top)
+    a, b = approx.operands(bits)
+    res = g.run_time_packed({names[0]: pack_values(a, bits), names[1]: pack_values(b, bits)}, len(a))
+    out = g.read_port(res["V"][g.outputs[names[2]]], len(a))
+    return np.asarray(out, np.int64).reshape(1 << bits, 1 << bits)
+
+
+def _first_difference(t1, t2, bits) -> str:
+    i = int(np.flatnonzero(np.asarray(t1).ravel() != np.asarray(t2).ravel())[0])
+    return f"a={i >> bits}, b={i & ((1 << bits) - 1)}: {np.asarray(t1).ravel()[i]} vs {np.asarray(t2).ravel()[i]}"
+
+
 def _row(design: str, params: dict, table: np.ndarray, text: str, top: str) -> dict:
-    m = approx.metrics(table, params["bits"])
+    bits = params["bits"]
+    net = netlist_table(text, top, bits)
+    if not np.array_equal(net, table):   # the netlist that is priced must compute the golden table
+        raise RuntimeError(f"synthesized netlist of {design} {params} differs from the golden table at "
+                           f"{_first_difference(net, table, bits)}")
+    m = approx.metrics(table, bits)
     es = _energy(text, top, "static")
     ea = _energy(text, top, "activity")
     return {"design": design, "params": params, **m,
@@ -383,6 +407,12 @@ def read_verilog_table(path, top: str) -> tuple[np.ndarray, int, str]:
 def characterize_verilog(path, top: str) -> dict:
     """Exhaustive metrics, cells, transistors and both energies of a user's N x N multiplier."""
     t, n, text = read_verilog_table(path, top)
+    an, bn, pn, _ = _check_ports(_module_ports(text, top), top)
+    net = netlist_table(text, top, n, (an, bn, pn))
+    if not np.array_equal(net, t):
+        raise ValueError(f"Yosys's netlist of {top} disagrees with the Icarus simulation at "
+                         f"{_first_difference(net, t, n)} (netlist vs simulation): the energy would "
+                         f"price another circuit")
     m = approx.metrics(t, n)
     es = _energy(text, top, "static")
     ea = _energy(text, top, "activity")

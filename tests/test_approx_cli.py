@@ -241,3 +241,22 @@ def test_characterize_rejects_wrong_modules(tmp_path, capsys, top, msg):
     v.write_text(HAND)
     code, _, err = run(capsys, "approx", "characterize", "--verilog", str(v), "--top", top)
     assert code == 2 and msg in err and err.count("\n") == 1
+
+
+def test_priced_netlist_must_compute_the_golden_table(monkeypatch):
+    """Every characterization evaluates the synthesized netlist on all pairs; a difference is an error."""
+    text, sheet = generate("mul-trunc", {"bits": 4, "k": 3})
+    net = lib.netlist_table(text, sheet["module"], 4)
+    assert np.array_equal(net, approx.table("mul-trunc", bits=4, k=3))
+    wrong = approx.table("mul-trunc", bits=4, k=2)     # the golden table of another circuit
+    with pytest.raises(RuntimeError, match="differs from the golden table at a="):
+        lib._row("mul-trunc", {"bits": 4, "k": 3}, wrong, text, sheet["module"])
+
+
+def test_characterize_refuses_simulation_synthesis_mismatch(tmp_path, capsys):
+    # an incomplete sensitivity list: Icarus only recomputes O when A changes, Yosys builds A*B
+    v = tmp_path / "latchy.v"
+    v.write_text("module m(input [2:0] A, input [2:0] B, output reg [5:0] O);\n"
+                 "  always @(A) O = A * B;\nendmodule\n")
+    code, _, err = run(capsys, "approx", "characterize", "--verilog", str(v), "--top", "m")
+    assert code == 2 and "disagrees with the Icarus simulation" in err and err.count("\n") == 1
