@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["CMOS_TRANSISTORS", "GateNetlist", "NetlistError", "pack_values"]
+__all__ = ["CMOS_TRANSISTORS", "GateNetlist", "NetlistError", "pack_values", "unpack_values"]
 
 # Transistors per cell: the table Yosys's `stat -tech cmos` uses (kernel/cost.h,
 # CellCosts::cmos_gate_cost). The energy model weighs every cell with it.
@@ -283,10 +283,6 @@ class GateNetlist:
             state = V[self.dff_d]
         return {"toggles": toggles, "transitions": cycles - 1, "outputs": outs}
 
-    def read_port(self, V_rows: np.ndarray, n: int, signed: bool = False) -> np.ndarray:
-        """(width, words) packed bits -> n integers (bit 0 = first vector / lane)."""
-        return unpack_values(V_rows, n, signed)
-
 
 def pack_values(values, width: int) -> np.ndarray:
     """n integers (two's complement for negatives, taken modulo 2^width) ->
@@ -307,6 +303,7 @@ def pack_values(values, width: int) -> np.ndarray:
 
 
 def unpack_values(words: np.ndarray, n: int, signed: bool = False) -> np.ndarray:
+    """(width, words) packed bits -> n integers (vector i from bit i % 64 of word i // 64)."""
     width, W = words.shape
     b = np.unpackbits(np.ascontiguousarray(words.astype("<u8")).view(np.uint8).reshape(width, W * 8),
                       axis=1, bitorder="little")[:, :n].astype(np.uint64)
