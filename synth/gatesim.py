@@ -283,6 +283,10 @@ class GateNetlist:
             state = V[self.dff_d]
         return {"toggles": toggles, "transitions": cycles - 1, "outputs": outs}
 
+    def read_port(self, V_rows: np.ndarray, n: int, signed: bool = False) -> np.ndarray:
+        """(width, words) packed bits -> n integers (bit 0 = first vector / lane)."""
+        return unpack_values(V_rows, n, signed)
+
 
 def pack_values(values, width: int) -> np.ndarray:
     """n integers (two's complement for negatives, taken modulo 2^width) ->
