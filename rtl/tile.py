@@ -277,7 +277,11 @@ class _Tile(wiring.Component):
         out = {"interface": _INTERFACE,
                "resolved": {"x_bits": s.x_bits, "w_bits": s.w_bits, "stored_weight_bits": s.w_width,
                             "row_bits": s.row_bits, "memory_bits": s.memory_bits},
-               "throughput": self._throughput()}
+               "throughput": self._throughput(),
+               "weight_word": {"int": f"two's complement, {s.w_bits} bits",
+                               "mfmac": f"PoT code, sign + {s.exp_bits}-bit exponent field (golden/pot.py)",
+                               "asm": f"encoded sign-magnitude weight, {s.w_width} bits (golden/asm.py)"}[s.datapath],
+               "x_word": ("two's complement" if s.x_signed else "PoT code") + f", {s.x_bits} bits"}
         if s.datapath == "asm":
             out["resolved"]["alphabet"] = list(s.alphabet)
         return out
