@@ -73,7 +73,9 @@ def _check_mode(mode: str) -> str:
 def _normalize_stream(g: GateNetlist, stream: dict | None) -> dict[str, np.ndarray]:
     out = {}
     for name, v in (stream or {}).items():
-        g.input_bits(name)          # raises for a name that is not an input port
+        width = len(g.input_bits(name))   # raises for a name that is not an input port
+        if width > 64:
+            raise ValueError(f"port {name} is {width} bits wide; a stream gives integers of at most 64 bits")
         a = np.asarray(v)
         if a.dtype.kind not in "iub":
             raise TypeError(f"stream for port {name} must hold integers, not {a.dtype}")

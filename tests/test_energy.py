@@ -198,6 +198,10 @@ def test_stream_errors_are_one_line():
                         stream={"a": np.zeros(10, int), "b": np.zeros(12, int)})
     with pytest.raises(ValueError, match="only applies to --mode activity"):
         E.design_energy("int-add", {"bits": 8}, mode="static", stream={"a": np.zeros(10, int)})
+    wide = "module w70(input [69:0] a, output y); assign y = ^a; endmodule\n"
+    with pytest.raises(ValueError, match="port a is 70 bits wide"):
+        E.netlist_energy(wide, "w70", mode="activity", stream={"a": np.zeros(10, int)})
+    assert E.netlist_energy(wide, "w70", mode="activity")["energy_pj"] > 0   # default stream: any width
     with pytest.raises(ValueError, match="mode must be one of static, activity"):
         E.design_energy("int-add", {"bits": 8}, mode="dynamic")
 
