@@ -62,7 +62,7 @@ def quantize(x, exp_bits: int = 3):
     if not np.isfinite(amax):
         raise ValueError("quantize: input contains NaN or Inf")
     k = int(np.round(np.log2(amax))) - top if amax > 0 else 0
-    t = np.abs(x) * 2.0 ** (-k)
+    t = np.ldexp(np.abs(x), -k)  # ldexp: no overflow for tiny (subnormal) tensors
     with np.errstate(divide="ignore"):
         n = np.round(np.log2(np.where(t > 0, t, 1.0)))
     n = np.clip(n, 0, top).astype(np.int64)
@@ -72,7 +72,7 @@ def quantize(x, exp_bits: int = 3):
 
 
 def dequantize(codes, k: int, exp_bits: int = 3):
-    return decode(codes, exp_bits).astype(np.float64) * 2.0 ** k
+    return np.ldexp(decode(codes, exp_bits).astype(np.float64), k)
 
 
 def product_parts(x, w, exp_bits: int = 3):

@@ -30,7 +30,7 @@ def test_quantize_rounds_to_nearest_power_in_log_domain(x, exp_bits):
     e = np.log2(np.abs(y[nz])) - k
     assert np.all((e >= 0) & (e <= top) & (e == np.round(e)))
     # an unclipped element is within half an octave of its quantized value
-    inside = nz & (np.abs(x) >= 2.0 ** k) & (np.abs(x) <= 2.0 ** (k + top))
+    inside = nz & (np.abs(x) >= np.ldexp(1.0, k)) & (np.abs(x) <= np.ldexp(1.0, k + top))
     assert np.all(np.abs(np.log2(np.abs(x[inside]) / np.abs(y[inside]))) <= 0.5 + 1e-12)
 
 
