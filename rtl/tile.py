@@ -24,7 +24,6 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from golden import asm as gasm
 from golden import pot as gpot
 from golden.tile import DATAPATHS, TileSpec, spec
 
@@ -338,6 +337,10 @@ class _Tile(wiring.Component):
 
 class _LocalTile(_Tile):
     """tile-near and tile-in: the row read happens in the accept cycle (always ready)."""
+
+    def __init__(self, lanes=4, depth=8, datapath="int", x_bits=0, w_bits=0, exp_bits=3,
+                 alphabet=(1, 3, 5, 7), acc_bits=24):
+        super().__init__(lanes, depth, datapath, x_bits, w_bits, exp_bits, alphabet, acc_bits)
 
     def _throughput(self):
         return "one x element per cycle; the last element of a vector waits for a free output slot"
