@@ -15,7 +15,8 @@ from golden import asm
 
 from .table import Progress, format_table
 
-__all__ = ["add_parser", "report_sections", "measure", "asm_activity", "weight_stats"]
+__all__ = ["add_parser", "report_sections", "measure", "asm_activity", "activity_stream", "check_netlist",
+           "weight_stats"]
 
 X_BITS = W_BITS = 8
 ACC_BITS = 24
@@ -23,7 +24,7 @@ LANES = (1, 4, 16)
 SEED = 4                      # energy streams and the Gaussian weights
 GAUSS_N = 1 << 17
 SIM_LANES, SIM_CYCLES = 1024, 33   # as synth.energy's defaults: independent streams x cycles
-ACTIVITY_VERSION = "1"        # bump when asm_activity changes: cached results stop matching
+ACTIVITY_VERSION = "2"        # bump when the activity stream or the netlist check changes
 
 
 def _alpha_text(a) -> str:
@@ -99,10 +100,58 @@ def weight_stats(alphabet, w_bits: int = W_BITS) -> dict:
             "quant_sigma": float(np.mean(np.abs(w - asm.dequantize(q, k)))), "quant_k": k}
 
 
-def _gate_netlist(text: str, top: str):
-    from synth.gatesim import GateNetlist
+def activity_stream(params: dict) -> dict:
+    """The activity stream of `asm-pe-row` `params`: {"x", "w"} as (SIM_LANES, SIM_CYCLES) arrays
+    (w: every lane's encoded word concatenated, lane i at bits i*encoded_bits, Python ints) plus
+    the signed weights "weights" (SIM_LANES, SIM_CYCLES, lanes) they encode."""
+    from rtl.registry import get_design
+    p = get_design("asm-pe-row").full_params(params)
+    A, xb, wb, lanes = asm.parse_alphabet(p["alphabet"]), p["x_bits"], p["w_bits"], p["lanes"]
+    rng = np.random.default_rng(SEED)
+    x = rng.integers(-(1 << (xb - 1)), 1 << (xb - 1), (SIM_LANES, SIM_CYCLES))
+    reps = asm.representable(A, wb)
+    signed_w = np.concatenate([-reps[:0:-1], reps])
+    w = signed_w[rng.integers(0, signed_w.size, (SIM_LANES, SIM_CYCLES, lanes))]
+    enc = asm.encode(w, A, wb)
+    eb = asm.encoded_bits(A, wb)
+    word = np.zeros((SIM_LANES, SIM_CYCLES), dtype=object)
+    for i in range(lanes):
+        word = word + (enc[:, :, i].astype(object) << (i * eb))
+    return {"x": x, "w": word, "weights": w}
+
+
+def check_netlist(params: dict, stream: dict | None = None) -> None:
+    """Evaluate the synthesized gate netlist of `asm-pe-row` on its activity stream: every
+    lane's accumulator at the last cycle must equal the integer sum of x*w of the earlier ones."""
+    from rtl.export import generate
+    from synth.gatesim import ONES, GateNetlist, pack_values, unpack_values
     from synth.yosys import synthesize
-    return GateNetlist(synthesize(text, top, netlist=True)["netlist"], top)
+    text, sheet = generate("asm-pe-row", params)
+    p, top = sheet["parameters"], sheet["module"]
+    s = stream or activity_stream(p)
+    g = GateNetlist(synthesize(text, top, netlist=True)["netlist"], top)
+    W = -(-SIM_LANES // 64)
+    const = {"valid": ONES, "clear": np.uint64(0), "rst": np.uint64(0)}
+    unknown = set(g.inputs) - set(g.clock_ports) - set(const) - {"x", "w"}
+    if unknown:
+        raise ValueError(f"asm-pe-row netlist has unexpected inputs {sorted(unknown)}")
+
+    def cycle_words(t):
+        words = {n: np.full((1, W), v, np.uint64) for n, v in const.items() if n in g.inputs}
+        words["x"] = pack_values(s["x"][:, t], len(g.inputs["x"]))
+        words["w"] = pack_values(s["w"][:, t], len(g.inputs["w"]))
+        return words
+    res = g.run_lanes(cycle_words, SIM_CYCLES, SIM_LANES)
+    acc_bits, x, w = p["acc_bits"], s["x"], s["weights"]
+    acc_rows = res["outputs"]["acc"][:, -1, :]
+    for i in range(p["lanes"]):
+        got = unpack_values(acc_rows[i * acc_bits:(i + 1) * acc_bits], SIM_LANES, signed=True)
+        want = (x[:, :-1] * w[:, :-1, i]).sum(axis=1)
+        want = ((want + (1 << (acc_bits - 1))) % (1 << acc_bits)) - (1 << (acc_bits - 1))
+        if not np.array_equal(got, want):
+            bad = int(np.argmax(got != want))
+            raise AssertionError(f"asm-pe-row {p}: gate netlist lane {i} stream {bad}: "
+                                 f"acc {got[bad]}, expected {want[bad]}")
 
 
 def asm_activity(params: dict) -> dict:
@@ -111,62 +160,22 @@ def asm_activity(params: dict) -> dict:
     synth.energy's default stream drives uniformly random bits, which for the
     encoded `w` port include words the hardware does not define; here x is
     uniform over its x_bits range and each lane's weight uniform over the
-    representable signed weights, SIM_LANES independent streams of SIM_CYCLES
-    cycles with valid=1, clear=0 (the same shape as synth.energy's default for
-    int-mac). The same run checks the gate-level netlist: every lane's
-    accumulator at the last cycle must equal the integer sum of x*w.
+    representable signed weights (`activity_stream`), SIM_LANES independent
+    streams of SIM_CYCLES cycles with valid=1, clear=0 (the same shape as
+    synth.energy's default for int-mac), priced by synth.energy.design_energy.
+    The first run also checks the gate-level netlist (`check_netlist`).
     """
-    from rtl.export import generate
     from synth import cache, energy
-    from synth.gatesim import ONES, pack_values, unpack_values
-    from synth.yosys import FLOW_VERSION
-
-    text, sheet = generate("asm-pe-row", params)
-    p = sheet["parameters"]
-    top, lanes = sheet["module"], p["lanes"]
-    k = cache.key("asm-activity", ACTIVITY_VERSION, energy.MODEL_VERSION, FLOW_VERSION, text,
-                  SEED, SIM_LANES, SIM_CYCLES)
-    hit = cache.load("asm-activity", k)
-    if hit is None:
-        A, xb, wb, acc_bits = tuple(p["alphabet"]), p["x_bits"], p["w_bits"], p["acc_bits"]
-        g = _gate_netlist(text, top)
-        rng = np.random.default_rng(SEED)
-        x = rng.integers(-(1 << (xb - 1)), 1 << (xb - 1), (SIM_LANES, SIM_CYCLES))
-        reps = asm.representable(A, wb)
-        signed_w = np.concatenate([-reps[:0:-1], reps])
-        w = signed_w[rng.integers(0, signed_w.size, (SIM_LANES, SIM_CYCLES, lanes))]
-        enc = asm.encode(w, A, wb)
-        eb = asm.encoded_bits(A, wb)
-        W = -(-SIM_LANES // 64)
-        const = {"valid": ONES, "clear": np.uint64(0), "rst": np.uint64(0)}
-        unknown = set(g.inputs) - set(g.clock_ports) - set(const) - {"x", "w"}
-        if unknown:
-            raise ValueError(f"asm-pe-row netlist has unexpected inputs {sorted(unknown)}")
-
-        def cycle_words(t):
-            words = {n: np.full((1, W), v, np.uint64) for n, v in const.items() if n in g.inputs}
-            words["x"] = pack_values(x[:, t], xb)
-            words["w"] = np.concatenate([pack_values(enc[:, t, i], eb) for i in range(lanes)])
-            return words
-        res = g.run_lanes(cycle_words, SIM_CYCLES, SIM_LANES)
-        # gate-level check: acc shown in the last cycle = sum of the products of the earlier ones
-        acc_rows = res["outputs"]["acc"][:, -1, :]
-        for i in range(lanes):
-            got = unpack_values(acc_rows[i * acc_bits:(i + 1) * acc_bits], SIM_LANES, signed=True)
-            want = (x[:, :-1] * w[:, :-1, i]).sum(axis=1)
-            want = ((want + (1 << (acc_bits - 1))) % (1 << acc_bits)) - (1 << (acc_bits - 1))
-            if not np.array_equal(got, want):
-                bad = int(np.argmax(got != want))
-                raise AssertionError(f"asm-pe-row {p}: gate netlist lane {i} stream {bad}: "
-                                     f"acc {got[bad]}, expected {want[bad]}")
-        samples = res["transitions"] * SIM_LANES
-        toggle_units = float(res["toggles"] @ g.cost) / samples
-        units = toggle_units + g.flip_flops * energy.CLOCK_UNITS_PER_FF
-        hit = {"units_per_cycle": units, "toggle_units_per_cycle": toggle_units,
-               "netlist_checked": True, "lanes": SIM_LANES, "cycles": SIM_CYCLES}
-        cache.store("asm-activity", k, hit)
-    pj = energy.calibration("activity")["pj_per_unit"]
-    return {**hit, "energy_pj": pj * hit["units_per_cycle"] / lanes}
+    s = activity_stream(params)
+    res = energy.design_energy("asm-pe-row", params, mode="activity", stream={"x": s["x"], "w": s["w"]})
+    k = cache.key("asm-netlist-check", ACTIVITY_VERSION, energy._sources_digest(),
+                  json.dumps(res["params"], sort_keys=True, default=list), SEED, SIM_LANES, SIM_CYCLES)
+    if cache.load("asm-netlist-check", k) is None:
+        check_netlist(res["params"], s)
+        cache.store("asm-netlist-check", k, {"checked": True})
+    return {"units_per_cycle": res["units_per_cycle"], "toggle_units_per_cycle": res["toggle_units_per_cycle"],
+            "netlist_checked": True, "lanes": res["lanes"], "cycles": res["cycles"],
+            "energy_pj": res["energy_pj"]}
 
 
 def _bank_stats(alphabet) -> dict:

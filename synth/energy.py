@@ -26,6 +26,9 @@ exact unsigned 8x8 array multiplier (`mul-array` bits=8) costs synth.reference.M
               unless the caller's stream gives them.
             A caller's stream {port: values}: 1-D arrays are one stream of cycles (one lane);
             2-D arrays are (lanes, cycles). Ports it leaves out get the defaults above.
+            Values are integers (two's complement for negatives, taken modulo 2^width); a
+            port wider than 64 bits takes an object array of Python ints (e.g. the
+            concatenated weight words of a multi-lane PE row).
 energy_pj = constant x units per cycle / operations per cycle (the design's op_count).
 
 Results (calibration and activity counts) are cached by content hash (synth/cache.py).
@@ -73,11 +76,12 @@ def _check_mode(mode: str) -> str:
 def _normalize_stream(g: GateNetlist, stream: dict | None) -> dict[str, np.ndarray]:
     out = {}
     for name, v in (stream or {}).items():
-        width = len(g.input_bits(name))   # raises for a name that is not an input port
-        if width > 64:
-            raise ValueError(f"port {name} is {width} bits wide; a stream gives integers of at most 64 bits")
+        g.input_bits(name)                # raises for a name that is not an input port
         a = np.asarray(v)
-        if a.dtype.kind not in "iub":
+        if a.dtype.kind == "O":           # Python ints, for ports wider than 64 bits
+            if not all(isinstance(x, (int, np.integer)) and not isinstance(x, bool) for x in a.flat):
+                raise TypeError(f"stream for port {name} must hold integers; its object array holds others")
+        elif a.dtype.kind not in "iub":
             raise TypeError(f"stream for port {name} must hold integers, not {a.dtype}")
         if a.ndim not in (1, 2) or a.shape[-1] < 2:
             raise ValueError(f"stream for port {name} must be 1-D (cycles) or 2-D (lanes, cycles) "
@@ -98,7 +102,9 @@ def _stream_digest(stream: dict[str, np.ndarray]) -> str:
     h = hashlib.sha256()
     for name in sorted(stream):
         a = np.ascontiguousarray(stream[name])
-        h.update(name.encode() + b"\0" + a.dtype.str.encode() + str(a.shape).encode() + a.tobytes())
+        # object arrays (wide ports) hash their values, not their pointers
+        data = ",".join(map(str, a.flat)).encode() if a.dtype.kind == "O" else a.tobytes()
+        h.update(name.encode() + b"\0" + a.dtype.str.encode() + str(a.shape).encode() + data)
     return h.hexdigest()
 
 

@@ -291,13 +291,26 @@ class GateNetlist:
 def pack_values(values, width: int) -> np.ndarray:
     """n integers (two's complement for negatives, taken modulo 2^width) ->
     (width, ceil(n/64)) uint64, vector i in bit i % 64 of word i // 64.
-    A trailing partial word is padded with the last value (no extra toggles)."""
+    A trailing partial word is padded with the last value (no extra toggles).
+
+    Ports up to 64 bits take any integer array; wider ports take an object array of
+    Python ints (or any integer array whose values fit), packed 64 bits at a time."""
     v = np.asarray(values)
     if v.ndim != 1:
         raise ValueError("pack_values wants a 1-D array")
+    if width > 64:
+        obj = v.astype(object)
+        chunks = []
+        for lo in range(0, width, 64):    # Python ints: >> is arithmetic, & gives two's complement
+            part = np.array([int(x) >> lo & 0xFFFF_FFFF_FFFF_FFFF for x in obj], np.uint64)
+            chunks.append(pack_values(part, min(64, width - lo)))
+        return np.concatenate(chunks) if chunks else np.zeros((0, -(-len(v) // 64)), np.uint64)
     n = len(v)
     W = -(-n // 64)
-    u = v.astype(np.int64).astype(np.uint64) if v.dtype.kind in "iub" else v.astype(np.uint64)
+    if v.dtype.kind == "O":
+        u = np.array([int(x) & 0xFFFF_FFFF_FFFF_FFFF for x in v], np.uint64)
+    else:
+        u = v.astype(np.int64).astype(np.uint64) if v.dtype.kind in "iub" else v.astype(np.uint64)
     if W * 64 > n:
         u = np.concatenate([u, np.full(W * 64 - n, u[-1] if n else 0, np.uint64)])
     shifts = np.arange(width, dtype=np.uint64)
@@ -307,8 +320,18 @@ def pack_values(values, width: int) -> np.ndarray:
 
 
 def unpack_values(words: np.ndarray, n: int, signed: bool = False) -> np.ndarray:
-    """(width, words) packed bits -> n integers (vector i from bit i % 64 of word i // 64)."""
+    """(width, words) packed bits -> n integers (vector i from bit i % 64 of word i // 64).
+
+    Up to 64 bits: a uint64 (or int64 when signed) array; wider: an object array of Python ints."""
     width, W = words.shape
+    if width > 64:
+        out = np.zeros(n, dtype=object)
+        for lo in range(0, width, 64):
+            part = unpack_values(words[lo:lo + 64], n).astype(object)
+            out = out + (part << lo)
+        if signed:
+            out = np.where(out >= (1 << (width - 1)), out - (1 << width), out)
+        return out
     b = np.unpackbits(np.ascontiguousarray(words.astype("<u8")).view(np.uint8).reshape(width, W * 8),
                       axis=1, bitorder="little")[:, :n].astype(np.uint64)
     val = np.zeros(n, np.uint64)
