@@ -12,7 +12,7 @@ from synth.cache import atomic_write
 
 from .table import format_table
 
-__all__ = ["add_parser", "report_sections"]
+__all__ = ["add_parser", "report_sections", "datapath_comparison", "COMPARE_DATAPATHS"]
 
 EXAMPLE_NETS = ("examples/nets/resnet18.json", "examples/nets/transformer_block.json")
 _ROOT = Path(__file__).resolve().parent.parent
@@ -44,7 +44,9 @@ def add_parser(sub) -> None:
 
     p = es.add_parser("net", help="energy of a network's linear/conv layers on a datapath")
     p.add_argument("--net", required=True, metavar="FILE.json", help="layer list (see README)")
-    p.add_argument("--datapath", required=True, choices=list(N.DATAPATHS))
+    p.add_argument("--datapath", required=True, type=_datapath_arg, metavar="DATAPATH",
+                   help=f"{', '.join(N.DATAPATHS)} or {N.APPROX_PREFIX}FAMILY[,NAME=VALUE...] "
+                        "(approx-mac on an approximate multiplier, e.g. approx:mul-drum,k=6)")
     p.add_argument("--training", action="store_true",
                    help="forward + backward-data + weight-gradient products (3 per layer)")
     _mode_arg(p)
@@ -75,6 +77,19 @@ def add_parser(sub) -> None:
                    help="operations the module completes per clock (default 1)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_netlist_energy)
+
+
+def _datapath_arg(text: str) -> str:
+    """argparse type: a known datapath name or a valid approx spec (one-line error otherwise)."""
+    import argparse
+    if text not in N.DATAPATHS and not text.startswith(N.APPROX_PREFIX):
+        raise argparse.ArgumentTypeError(
+            f"invalid choice: {text!r} (datapaths: {', '.join(N.DATAPATHS)}, {N.APPROX_PREFIX}FAMILY[,NAME=VALUE...])")
+    try:
+        N.datapath(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
 
 
 def _verilog_args(p):
@@ -369,14 +384,86 @@ def _plot_headline(rows: list[dict]) -> bytes:
     return buf.getvalue()
 
 
+# the datapaths of the report's comparison table (ResNet-18 training)
+COMPARE_DATAPATHS = ("fp32", "int8", "mfmac", "asm", "approx:mul-array", "approx:mul-drum,k=6",
+                     "approx:mul-drum,k=4", "approx:mul-mitchell,frac_bits=7")
+SIGN_MAGNITUDE_REF = "approx:mul-array"      # approx-mac with the exact array: sign-magnitude alone
+
+
+def _product_error_pct(spec: str) -> float | None:
+    """Mean relative error (%) of an approx datapath's products on its own N(0,1) int8 operand
+    stream (pairs with a non-zero exact product); None for exact multipliers."""
+    import numpy as np
+
+    from golden import approx_mac
+    if not spec.startswith(N.APPROX_PREFIX):
+        return None
+    dp = N.datapath(spec)
+    rng = np.random.default_rng(45)                # the same draw as synth.network.mac_energy
+    shape = (N.STREAM_LANES, N.STREAM_CYCLES)
+    x, w = dp.operand(rng, shape).ravel(), dp.operand(rng, shape).ravel()
+    p = {k: v for k, v in dp.mac[1].items() if k != "acc_bits"}
+    got, ex = approx_mac.product(x, w, **p), x * w
+    nz = ex != 0
+    return 100.0 * float(np.mean(np.abs(got - ex)[nz] / np.abs(ex[nz])))
+
+
+def datapath_comparison(net_path: str | None = None, datapaths=COMPARE_DATAPATHS,
+                        mode: str = "activity") -> list[dict]:
+    """Per datapath: per-MAC energy and the training step of `net_path` (default ResNet-18),
+    with % saved against FP32 and against int8 (per MAC, arithmetic and total)."""
+    net = N.load_net(net_path or str(_ROOT / EXAMPLE_NETS[0]))
+    res = {dp: N.net_energy(net, dp, training=True, mode=mode) for dp in datapaths}
+    base = {b: res[b] if b in res else N.net_energy(net, b, training=True, mode=mode) for b in ("fp32", "int8")}
+    out = []
+    for dp, r in res.items():
+        per = r["per_mac"]
+        row = {"datapath": dp, "net": net.name, "mode": mode, "mac_design": per["mac_design"],
+               "mac_pj": per["mac_pj"], "multiply_pj": per["multiply_pj"], "accumulate_pj": per["accumulate_pj"],
+               "operand_bits": per["operand_bits"], "arithmetic_pj": r["arithmetic_pj"],
+               "memory_pj": r["memory_pj"], "energy_pj": r["energy_pj"],
+               "product_mre_pct": _product_error_pct(dp)}
+        for b, e in base.items():
+            row[f"mac_vs_{b}_pct"] = 100.0 * (1 - per["mac_pj"] / e["per_mac"]["mac_pj"])
+            row[f"total_vs_{b}_pct"] = 100.0 * (1 - r["energy_pj"] / e["energy_pj"])
+        out.append(row)
+    return out
+
+
+def _comparison_table(rows: list[dict]) -> str:
+    def pct(v):
+        return f"{v:+.1f}%" if v is not None else "-"
+    body = [[r["datapath"], r["mac_design"], f"{r['mac_pj']:.4f}", f"{r['multiply_pj']:.4f}",
+             f"{r['accumulate_pj']:.4f}", pct(r["mac_vs_fp32_pct"]), pct(r["mac_vs_int8_pct"]),
+             "exact" if r["product_mre_pct"] is None else f"{r['product_mre_pct']:.2f}%",
+             _fmt_pj(r["arithmetic_pj"]), _fmt_pj(r["energy_pj"]), pct(r["total_vs_fp32_pct"]),
+             pct(r["total_vs_int8_pct"])] for r in rows]
+    return format_table(body, ["datapath", "MAC unit", "pJ/MAC", "multiply", "accumulate", "MAC saved vs FP32",
+                               "vs int8", "product MRE", "step arith", "step total", "total saved vs FP32",
+                               "vs int8"])
+
+
+def _sign_magnitude_note(rows: list[dict]) -> str:
+    """What sign-magnitude alone buys, and what the approximate multipliers add to it."""
+    by = {r["datapath"]: r for r in rows}
+    ref = by.get(SIGN_MAGNITUDE_REF)
+    if ref is None or "int8" not in by:
+        return ""
+    approx = [r for r in rows if r["datapath"].startswith(N.APPROX_PREFIX) and r is not ref]
+    parts = [f"{r['datapath']} {100 * (1 - r['mac_pj'] / ref['mac_pj']):+.1f}%" for r in approx]
+    return (f"`{SIGN_MAGNITUDE_REF}` is approx-mac with the exact array multiplier: sign-magnitude alone saves "
+            f"{ref['mac_vs_int8_pct']:.1f}% per MAC against int-mac's two's-complement multiply on these N(0,1) "
+            "operands (a small negative value has few 1 bits as a magnitude, but all its high bits set in two's complement), so the approximate "
+            "multipliers' own saving is measured against it: " + ", ".join(parts) + " per MAC (negative = "
+            "costs more).")
+
+
 def _headline_section(outdir: Path) -> str:
     rows = headline(mode="activity")
     static = {r["net"]: r for r in headline(mode="static")}
     png = outdir / "energy_training.png"
     atomic_write(png, _plot_headline(rows))
-    per = {dp: N.mac_energy(dp, "activity") for dp in ("fp32", "int8", "mfmac")}
-    mac_rows = [[dp, per[dp]["mac_design"], per[dp]["multiply_pj"], per[dp]["accumulate_pj"], per[dp]["mac_pj"],
-                 per[dp]["operand_bits"]] for dp in per]
+    compare = datapath_comparison(mode="activity")
     body = [
         "Linear and conv layers of the two example nets (`examples/nets/`), one training step = "
         "forward, backward-data and weight-gradient products (3 x the forward MACs). Arithmetic = "
@@ -384,9 +471,18 @@ def _headline_section(outdir: Path) -> str:
         "in each format); memory = SRAM + DRAM traffic of the model in `synth/network.py` "
         f"(DRAM {reference.DRAM_USED_PJ:g} pJ and 32 KB SRAM "
         f"{reference.sram_access_pj(32 * 1024):g} pJ per 64-bit access, {reference.SOURCE}).",
-        "", "Per MAC (pJ):", "", "```",
-        format_table(mac_rows, ["datapath", "MAC unit", "multiply", "accumulate", "MAC", "operand bits"]),
-        "```", "", "Training step, MF-MAC vs FP32 MAC:", "", "```", _headline_table(rows), "```", "",
+        "", f"Per MAC (pJ) and one {compare[0]['net']} training step on each datapath (saved = positive):",
+        "", "```", _comparison_table(compare), "```", "",
+        "asm = `asm-pe-row` (alphabet {1,3,5,7}, 16 lanes sharing one pre-computer bank, x_bits = w_bits = 8); "
+        "its weights are N(0,1) quantized onto the alphabet's set (`golden.asm.quantize`) and encoded, its "
+        "multiply share = one select-shift-add lane + 1/16 of the bank. approx:FAMILY,... = `approx-mac` "
+        "(signed 8-bit, the family's unsigned 8x8 multiplier on |x|, |w|, conditional negate); its multiply "
+        "share = that signed multiply unit alone. Product MRE = mean |error| / |exact product| of the "
+        "datapath's products on its own N(0,1) int8 operand stream (pairs with a non-zero product); the "
+        "asm product is exact on its projected weights (weight error: see the ASM section). int8, asm and "
+        "approx store every tensor at 8 bits (the asm weights' sign + 8-bit magnitude is charged as 8 bits).",
+        "", _sign_magnitude_note(compare),
+        "", "Training step, MF-MAC vs FP32 MAC:", "", "```", _headline_table(rows), "```", "",
         "The last column is the ALS-POTQ paper's own figure (arithmetic of linear layers in training), "
         "a reference, not a measurement. Static mode (energy ~ transistors) gives "
         + ", ".join(f"{n}: {static[n]['mfmac_vs_fp32_arithmetic_pct']:.1f}% arithmetic, "

@@ -19,12 +19,25 @@ Inference = one matrix product per layer (forward); training = three, each with 
 forward's MAC count: forward Y = W X, backward-data dX = W^T dY, weight-gradient
 dW = dY X^T.
 
+Datapaths: fp32 (fp32-mac), int8 (int-mac bits=8), mfmac (mfmac-pe exp_bits=3), asm
+(asm-pe-row x_bits = w_bits = 8, alphabet {1,3,5,7}, 16 lanes sharing one pre-computer bank,
+24-bit accumulators) and `approx:FAMILY[,NAME=VALUE...]` (approx-mac bits=8, acc_bits=24 on
+the named unsigned multiplier family of rtl/approx.py with its own parameters, e.g.
+approx:mul-drum,k=6; the family's parameters not given take approx-mac's defaults).
+
 Arithmetic per MAC (activity or static mode of synth/energy.py): the datapath's fused MAC
-unit (accumulator register and clock included) per operation; its `multiply` share is the
-energy of the multiplier part synthesized alone, `accumulate` is the rest (adder, register,
-clock). Operand streams in activity mode: "gaussian" (default) draws N(0, 1) operands
-and encodes them in the datapath's format (float32 bits; int8 at 3 sigma = 127; PoT codes
-by golden.pot.quantize), "uniform" uses uniform random port values.
+unit (accumulator register and clock included) per operation (asm-pe-row: per cycle / 16
+lanes); its `multiply` share is the energy of the multiplier part synthesized alone,
+`accumulate` is the rest (adder, register, clock). Multiplier parts: fp32-mul; int8's signed
+`*`; the PoT product; for asm one select-shift-add lane (AsmLane, fed the bank's multiples of
+x) plus 1/16 of the pre-computer bank (AsmPrecomputeBank); for approx the signed
+sign-magnitude multiply of approx-mac alone (ApproxSignedMul). Operand streams in activity
+mode: "gaussian" (default) draws N(0, 1) operands and encodes them in the datapath's format
+(float32 bits; int8 at 3 sigma = 127 for int8, approx and the asm activations; PoT codes by
+golden.pot.quantize; asm weights quantized onto the alphabet's set by golden.asm.quantize,
+one power-of-two scale per tensor, then encoded, an independent weight per lane), "uniform"
+uses uniform random port values (asm: uniform x and weights uniform over the representable
+signed weights, since random encoded words are undefined).
 
 Memory traffic (per matrix product; energies from synth.reference, Horowitz 45 nm):
   * DRAM: each of the product's three tensors (two operands, one result) crosses DRAM
@@ -36,8 +49,10 @@ Memory traffic (per matrix product; energies from synth.reference, Horowitz 45 n
     1/pe_cols operands; each tensor is also written into and read out of the buffer
     once (2 x elements).
   Tensors are stored in the datapath's operand format (fp32: 32 bits, int8: 8 bits,
-  mfmac: 1 + exp_bits bits; ALS-POTQ quantizes weights, activations and errors alike);
-  the cost of requantizing results and of the weight update is not counted.
+  mfmac: 1 + exp_bits bits; ALS-POTQ quantizes weights, activations and errors alike;
+  asm and approx: 8 bits, the asm weights' sign + 8-bit magnitude charged as 8 bits);
+  the cost of requantizing results and of the weight update is not counted. Training runs
+  all three products on the same datapath.
 """
 from __future__ import annotations
 
@@ -51,7 +66,8 @@ import numpy as np
 
 from . import reference
 
-__all__ = ["Layer", "Net", "Datapath", "DATAPATHS", "load_net", "parse_net", "mac_energy",
+__all__ = ["Layer", "Net", "Datapath", "DATAPATHS", "datapath", "approx_datapath", "load_net", "parse_net",
+           "mac_energy",
            "net_energy", "reduction", "PAPER_ALS_POTQ_REDUCTION"]
 
 PAPER_ALS_POTQ_REDUCTION = 95.8   # % of linear-layer training energy, the ALS-POTQ paper's own figure
@@ -225,14 +241,139 @@ class Datapath:
     multiply: () -> (verilog_text, top) of the multiplier part, or (design, params).
     operand: (rng, shape) -> operand port values with N(0, 1) statistics in this format.
     mul_ports: the multiplier part's two operand port names.
+    Optional, for datapaths whose weights are not plain operand words:
+    weight: (rng, shape) -> weights (default: `operand`); may add trailing axes (one per lane).
+    uniform: (rng, shape) -> (x, w) uniformly distributed over the valid operand values
+      (default: None = synth.energy's uniform random port bits).
+    mac_stream: (x, w) -> the MAC design's port stream (default {"x": x, "w": w}).
+    multiply_parts: () -> [(verilog_text, top, weight, (x, w) -> stream)]: the multiply share
+      as a weighted sum of units (default: `multiply` once, fed mul_ports from x and w).
     """
     name: str
     description: str
     operand_bits: int
     mac: tuple[str, dict]
-    multiply: Callable[[], tuple[str, str]] | tuple[str, dict]
+    multiply: Callable[[], tuple[str, str]] | tuple[str, dict] | None
     operand: Callable
     mul_ports: tuple[str, str] = ("x", "w")
+    weight: Callable | None = None
+    uniform: Callable | None = None
+    mac_stream: Callable | None = None
+    multiply_parts: Callable | None = None
+
+
+# ---- asm: asm-pe-row, 16 lanes sharing one pre-computer bank --------------------------------
+ASM_ALPHABET = (1, 3, 5, 7)
+ASM_LANES = 16
+ASM_PARAMS = {"x_bits": 8, "w_bits": 8, "alphabet": ASM_ALPHABET, "lanes": ASM_LANES, "acc_bits": 24}
+
+
+def _asm_weights(rng, shape):
+    """N(0, 1) weights for every lane, quantized onto the alphabet's set (golden.asm.quantize,
+    one power-of-two scale per tensor): signed integers, shape + (lanes,)."""
+    from golden.asm import quantize
+    q, _ = quantize(rng.standard_normal((*shape, ASM_LANES)), ASM_ALPHABET, ASM_PARAMS["w_bits"])
+    return q.astype(np.int64)
+
+
+def _asm_uniform(rng, shape):
+    """x uniform over int8, each lane's weight uniform over the representable signed weights."""
+    from golden.asm import representable
+    reps = representable(ASM_ALPHABET, ASM_PARAMS["w_bits"])
+    signed_w = np.concatenate([-reps[:0:-1], reps])
+    x = rng.integers(-128, 128, shape)
+    return x, signed_w[rng.integers(0, signed_w.size, (*shape, ASM_LANES))]
+
+
+def _asm_encode(w):
+    from golden.asm import encode
+    return encode(w, ASM_ALPHABET, ASM_PARAMS["w_bits"]).astype(np.int64)
+
+
+def _asm_mac_stream(x, w):
+    """x broadcast to the row; w = the 16 lanes' encoded words concatenated (a 208-bit port:
+    Python ints), lane i at bits i * encoded_bits."""
+    from golden.asm import encoded_bits
+    eb = encoded_bits(ASM_ALPHABET, ASM_PARAMS["w_bits"])
+    enc = _asm_encode(w)
+    word = np.zeros(x.shape, dtype=object)
+    for i in range(ASM_LANES):
+        word = word + (enc[..., i].astype(object) << (i * eb))
+    return {"x": x, "w": word}
+
+
+def _asm_multiply_parts():
+    """Multiply share of one MAC: one select-shift-add lane (AsmLane, fed the bank's multiples
+    of x and lane 0's encoded weight) + 1/lanes of the pre-computer bank (AsmPrecomputeBank,
+    fed x). Everything else in asm-pe-row (the sign-folding accumulator adder, registers,
+    clock) is the accumulate share."""
+    from amaranth.back import verilog
+
+    from rtl.asm import AsmLane, AsmPrecomputeBank, bank_width
+    xb, wb = ASM_PARAMS["x_bits"], ASM_PARAMS["w_bits"]
+    bank_v = verilog.convert(AsmPrecomputeBank(xb, ASM_ALPHABET), name="asm_bank", emit_src=False)
+    lane_v = verilog.convert(AsmLane(xb, wb, ASM_ALPHABET), name="asm_lane", emit_src=False)
+    bw = bank_width(xb)
+
+    def lane_stream(x, w):
+        x = x.reshape(-1).astype(object)
+        bank = np.zeros(x.shape, dtype=object)
+        for i, a in enumerate(ASM_ALPHABET):       # bank element i = a_i * x, bw-bit two's complement
+            bank = bank + (((a * x) % (1 << bw)) << (i * bw))
+        return {"bank": bank, "w": _asm_encode(w[..., 0]).reshape(-1)}
+    return [(lane_v, "asm_lane", 1.0, lane_stream),
+            (bank_v, "asm_bank", 1.0 / ASM_LANES, lambda x, w: {"x": x.reshape(-1)})]
+
+
+# ---- approx:<family>[,name=value...]: approx-mac, int8 operands --------------------------
+APPROX_PREFIX = "approx:"
+APPROX_FIXED = {"bits": 8, "acc_bits": 24}
+
+
+def _approx_signed_mul_verilog(params: dict):
+    """The multiply part of approx-mac alone: magnitudes, the family multiplier, conditional negate."""
+    from amaranth.back import verilog
+    from rtl.approx_mac import ApproxSignedMul
+    own = {k: v for k, v in params.items() if k not in ("multiplier", "bits", "acc_bits")}
+    unit = ApproxSignedMul(params["multiplier"], params["bits"], **own)
+    return verilog.convert(unit, name="approx_signed_mul", emit_src=False), "approx_signed_mul"
+
+
+def approx_datapath(spec: str) -> Datapath:
+    """`approx:FAMILY[,NAME=VALUE...]` -> the approx-mac datapath; one-line ValueError otherwise."""
+    from rtl.registry import get_design, parse_params
+    body = spec[len(APPROX_PREFIX):]
+    family, *items = [t.strip() for t in body.split(",")]
+    try:
+        if not family:
+            raise ValueError("needs a multiplier family after 'approx:'")
+        from golden.approx_mac import FAMILY_PARAMS, family_params
+        if family not in FAMILY_PARAMS:
+            raise ValueError(f"unknown multiplier family {family!r} (families: {', '.join(FAMILY_PARAMS)})")
+        d = get_design("approx-mac")
+        for it in items:
+            name, sep, _ = it.partition("=")
+            if not sep or not name.strip():
+                raise ValueError(f"expected NAME=VALUE after the family, got {it!r}")
+            name = name.strip()
+            if name in ("multiplier", *APPROX_FIXED):
+                raise ValueError(f"{name} is fixed by the datapath (int8 operands: multiplier from the "
+                                 f"family name, bits=8, acc_bits=24)")
+        given = parse_params(d, items)
+        for name in given:
+            if name not in family_params(family, given):
+                takes = ", ".join(FAMILY_PARAMS[family]) or "none"
+                raise ValueError(f"{name} does not apply to multiplier {family} (its parameters: {takes})")
+        params = d.full_params({"multiplier": family, **given, **APPROX_FIXED})
+        unit = d.build(params)                   # the family's own range checks
+        unit._MustUse__silence = True            # built only to validate
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"datapath {spec!r}: {e}") from None
+    own = {k: params[k] for k in FAMILY_PARAMS[family]}
+    label = ",".join([family] + [f"{k}={int(v) if isinstance(v, bool) else v}" for k, v in own.items()])
+    return Datapath(spec, f"signed 8-bit MAC on the {label} approximate multiplier (approx-mac, sign-magnitude, "
+                          "24-bit acc)", 8, ("approx-mac", params), lambda: _approx_signed_mul_verilog(params),
+                    _gaussian_int(8))
 
 
 DATAPATHS: dict[str, Datapath] = {
@@ -244,45 +385,70 @@ DATAPATHS: dict[str, Datapath] = {
     "mfmac": Datapath("mfmac", "ALS-POTQ MF-MAC on 4-bit PoT codes (mfmac-pe exp_bits=3, 24-bit acc)", 4,
                       ("mfmac-pe", {"exp_bits": 3, "acc_bits": 24}), lambda: _pot_product_verilog(3),
                       _gaussian_pot(3)),
+    "asm": Datapath("asm", "ASM row, alphabet {1,3,5,7}: 16 lanes share one pre-computer bank (asm-pe-row "
+                           "x_bits=w_bits=8, 24-bit acc)", 8,
+                    ("asm-pe-row", ASM_PARAMS), None, _gaussian_int(8), weight=_asm_weights,
+                    uniform=_asm_uniform, mac_stream=_asm_mac_stream, multiply_parts=_asm_multiply_parts),
 }
 OPERANDS = ("gaussian", "uniform")
 STREAM_LANES, STREAM_CYCLES = 256, 33
 
 
-def mac_energy(datapath: str, mode: str = "activity", operands: str = "gaussian") -> dict:
-    """Per-MAC energy of `datapath`: {mac_pj, multiply_pj, accumulate_pj, mac_design, ...}."""
+def datapath(spec: str) -> Datapath:
+    """A datapath by name (DATAPATHS) or by an `approx:FAMILY[,NAME=VALUE...]` spec."""
+    if isinstance(spec, str) and spec.startswith(APPROX_PREFIX):
+        return approx_datapath(spec)
+    if spec not in DATAPATHS:
+        raise ValueError(f"unknown datapath {spec!r} (datapaths: {', '.join(DATAPATHS)}, "
+                         f"{APPROX_PREFIX}FAMILY[,NAME=VALUE...])")
+    return DATAPATHS[spec]
+
+
+def mac_energy(datapath_spec: str, mode: str = "activity", operands: str = "gaussian") -> dict:
+    """Per-MAC energy of a datapath: {mac_pj, multiply_pj, accumulate_pj, mac_design, ...}."""
     from rtl.registry import all_designs, get_design
 
     from .energy import netlist_energy
-    if datapath not in DATAPATHS:
-        raise ValueError(f"unknown datapath {datapath!r} (datapaths: {', '.join(DATAPATHS)})")
+    dp = datapath(datapath_spec)
     if operands not in OPERANDS:
         raise ValueError(f"operands must be one of {', '.join(OPERANDS)}, got {operands!r}")
-    dp = DATAPATHS[datapath]
     have = {d.name for d in all_designs()}
     needed = [dp.mac[0]] + ([dp.multiply[0]] if isinstance(dp.multiply, tuple) else [])
     for n in needed:
         if n not in have:
-            raise ValueError(f"datapath {datapath} needs design {n}, which is not registered")
+            raise ValueError(f"datapath {datapath_spec} needs design {n}, which is not registered")
     d = get_design(dp.mac[0])
     full = d.full_params(dp.mac[1])
     mac_text, mac_top = _design_verilog(dp.mac[0], full)
-    mul_text, mul_top = (_design_verilog(*dp.multiply) if isinstance(dp.multiply, tuple) else dp.multiply())
-    mac_stream = mul_stream = None
-    if mode == "activity" and operands == "gaussian":
+    if dp.multiply_parts is not None:
+        parts = dp.multiply_parts()
+    else:
+        mul_text, mul_top = (_design_verilog(*dp.multiply) if isinstance(dp.multiply, tuple) else dp.multiply())
+        p0, p1 = dp.mul_ports
+        parts = [(mul_text, mul_top, 1.0, lambda x, w: {p0: x.reshape(-1), p1: w.reshape(-1)})]
+    xs = ws = None
+    if mode == "activity":
         rng = np.random.default_rng(45)
-        xs = dp.operand(rng, (STREAM_LANES, STREAM_CYCLES))
-        ws = dp.operand(rng, (STREAM_LANES, STREAM_CYCLES))
-        mac_stream = {"x": xs, "w": ws}
-        # the multiplier alone sees the same operands, one stream of consecutive cycles
-        mul_stream = {dp.mul_ports[0]: xs.reshape(-1), dp.mul_ports[1]: ws.reshape(-1)}
+        shape = (STREAM_LANES, STREAM_CYCLES)
+        if operands == "gaussian":
+            xs = dp.operand(rng, shape)
+            ws = (dp.weight or dp.operand)(rng, shape)
+        elif dp.uniform is not None:
+            xs, ws = dp.uniform(rng, shape)
+    mac_stream = None
+    if xs is not None:
+        mac_stream = dp.mac_stream(xs, ws) if dp.mac_stream else {"x": xs, "w": ws}
     mac_e = netlist_energy(mac_text, mac_top, mode=mode, stream=mac_stream, ops_per_cycle=d.op_count(full))
-    mul_e = netlist_energy(mul_text, mul_top, mode=mode, stream=mul_stream)
-    return {"datapath": datapath, "mode": mode, "operands": operands if mode == "activity" else None,
+    # the multiplier alone sees the same operands, one stream of consecutive cycles
+    mul = [(weight, netlist_energy(text, top, mode=mode, stream=None if xs is None else feed(xs, ws)))
+           for text, top, weight, feed in parts]
+    mul_pj = math.fsum(wt * e["energy_pj"] for wt, e in mul)
+    return {"datapath": datapath_spec, "mode": mode, "operands": operands if mode == "activity" else None,
             "mac_design": dp.mac[0], "mac_params": full,
-            "mac_pj": mac_e["energy_pj"], "multiply_pj": mul_e["energy_pj"],
-            "accumulate_pj": mac_e["energy_pj"] - mul_e["energy_pj"],
-            "mac_transistors": mac_e["transistors"], "multiply_transistors": mul_e["transistors"],
+            "mac_pj": mac_e["energy_pj"], "multiply_pj": mul_pj,
+            "accumulate_pj": mac_e["energy_pj"] - mul_pj,
+            "mac_transistors": mac_e["transistors"],
+            "multiply_transistors": math.fsum(wt * e["transistors"] for wt, e in mul),
             "operand_bits": dp.operand_bits}
 
 
@@ -297,7 +463,8 @@ def _memory(layer: Layer, bits: int, mem: dict) -> tuple[float, float]:
 
 def net_energy(net: Net, datapath: str, training: bool = False, mode: str = "activity",
                operands: str = "gaussian") -> dict:
-    """Energy of one inference (or one training step) of `net` on `datapath`."""
+    """Energy of one inference (or one training step) of `net` on `datapath` (a name of
+    DATAPATHS or an `approx:FAMILY[,NAME=VALUE...]` spec)."""
     per = mac_energy(datapath, mode, operands)
     products = 3 if training else 1
     rows = []
