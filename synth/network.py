@@ -291,7 +291,7 @@ def _asm_encode(w):
 
 
 def _asm_mac_stream(x, w):
-    """x broadcast to the row; w = the 16 lanes' encoded words concatenated (a 208-bit port:
+    """x broadcast to the row; w = the 16 lanes' encoded words concatenated (16 x 11 = 176 bits:
     Python ints), lane i at bits i * encoded_bits."""
     from golden.asm import encoded_bits
     eb = encoded_bits(ASM_ALPHABET, ASM_PARAMS["w_bits"])

@@ -48,7 +48,7 @@ def test_asm_streams_encode_the_quantized_weights():
     assert asm.is_representable(w, N.ASM_ALPHABET, 8).all()
     word = N._asm_mac_stream(x, w)["w"]
     eb = asm.encoded_bits(N.ASM_ALPHABET, 8)
-    for i in range(N.ASM_LANES):        # lane i's field of the 208-bit word decodes to lane i's weight
+    for i in range(N.ASM_LANES):        # lane i's field of the 176-bit word decodes to lane i's weight
         field = np.array([(int(v) >> (i * eb)) & ((1 << eb) - 1) for v in word.ravel()])
         assert np.array_equal(asm.decode(field, N.ASM_ALPHABET, 8), w[..., i].ravel())
 
