@@ -128,3 +128,12 @@ def test_bad_operands_and_cli_errors(tmp_path, capsys):
     assert not out.exists()
     assert main(["verilog", "approx-mac", "-p", "multiplier=mul-bam", "-p", "vbl=7", "-o", str(out)]) == 0
     assert "module approx_mac" in out.read_text()
+
+
+@pytest.mark.parametrize("multiplier,has_mul", [("mul-drum", False), ("mul-exact", True)])
+def test_only_mul_exact_leaves_a_multiplier_to_yosys(multiplier, has_mul):
+    from rtl.export import generate
+    from synth.yosys import coarse_cells
+    text, sheet = generate("approx-mac", {"multiplier": multiplier})
+    cells = coarse_cells(text, sheet["module"])
+    assert any("mul" in c for c in cells) == has_mul, cells
