@@ -287,7 +287,11 @@ class _Tile(wiring.Component):
 
     # -- pieces shared by the three tiles
     def _controller(self, m, can_issue):
-        """Returns (accept, k, first, last); drives x_ready, the output register and y_*."""
+        """Drives x_ready, the output register and y_*; `self._acc` must be the PE sums.
+
+        Returns (accept, k, s1_valid, s1_clear): the handshake, the accepted element's
+        index, and the PE row's valid/clear for the MAC cycle that follows.
+        """
         s = self.s
         k = Signal(range(s.depth), name="k")
         last = Signal(name="is_last")
@@ -314,8 +318,7 @@ class _Tile(wiring.Component):
         with m.Elif(y_valid & self.y_ready):
             m.d.sync += y_valid.eq(0)
         m.d.comb += [self.y_valid.eq(y_valid), self.y_data.eq(y)]
-        self._s1 = (s1_valid, s1_clear)
-        return accept, k
+        return accept, k, s1_valid, s1_clear
 
     def _counter(self, m, port, inc):
         c = Signal(COUNTER_BITS, name=f"{port.name}_q")
@@ -380,7 +383,7 @@ class TileVn(_Tile):
         beat = Signal(range(nb + 1), name="beat")
         arr_valid = Signal(name="arr_valid")          # a slice is on the bus this cycle
         arr_beat = Signal(range(nb + 1), name="arr_beat")
-        accept, k = self._controller(m, row_full)
+        accept, k, s1_valid, s1_clear = self._controller(m, row_full)
         start = Signal(name="start")
         m.d.comb += start.eq(self.x_valid & ~fetching & ~arr_valid & ~row_full)
         issue = Signal(name="issue")
@@ -412,7 +415,6 @@ class TileVn(_Tile):
         x_reg = Signal.like(self.x_data, name="x_reg")
         with m.If(accept):
             m.d.sync += x_reg.eq(self.x_data)
-        s1_valid, s1_clear = self._s1
         m.d.comb += [pes.x.eq(x_reg), pes.w.eq(wreg[:s.row_bits]), pes.valid.eq(s1_valid),
                      pes.clear.eq(s1_clear)]
         self._counter(m, self.dbg_mem_reads, issue)
@@ -436,14 +438,13 @@ class TileNear(_LocalTile):
         s = self.s
         m.submodules.pes = pes = PeRow(s)
         self._acc = pes.acc
-        accept, k = self._controller(m, 1)
+        accept, k, s1_valid, s1_clear = self._controller(m, 1)
         rp, wp = self._rows(m, "weights", s.row_bits)
         m.d.comb += [wp.en.eq(self.wl_en), wp.addr.eq(self._addr()), wp.data.eq(self.wl_data.as_value()),
                      rp.en.eq(accept), rp.addr.eq(k)]
         x_reg = Signal.like(self.x_data, name="x_reg")
         with m.If(accept):
             m.d.sync += x_reg.eq(self.x_data)
-        s1_valid, s1_clear = self._s1
         m.d.comb += [pes.x.eq(x_reg), pes.w.eq(rp.data), pes.valid.eq(s1_valid), pes.clear.eq(s1_clear)]
         self._counter(m, self.dbg_mem_reads, accept)
         self._counter(m, self.dbg_mem_writes, self.wl_en)
@@ -478,12 +479,11 @@ class TileIn(_LocalTile):
         s = self.s
         m.submodules.array = row = InMemoryRow(s)
         self._acc = row.acc
-        accept, k = self._controller(m, 1)
+        accept, k, s1_valid, s1_clear = self._controller(m, 1)
         for l in range(s.lanes):
             rp, wp = self._rows(m, f"col{l}", s.w_width)
             m.d.comb += [wp.en.eq(self.wl_en), wp.addr.eq(self._addr()), wp.data.eq(self.wl_data[l]),
                          rp.en.eq(accept), rp.addr.eq(k), row.w[l].eq(rp.data)]
-        s1_valid, s1_clear = self._s1
         m.d.comb += [row.x.eq(self.x_data), row.bank_we.eq(accept),
                      row.valid.eq(s1_valid), row.clear.eq(s1_clear)]
         self._counter(m, self.dbg_mem_reads, Mux(accept, s.lanes, 0))
