@@ -10,7 +10,8 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, RisingEdge, Timer
 
-__all__ = ["params", "rng", "start_clock", "reset", "expect_equal", "FallingEdge", "RisingEdge", "Timer"]
+__all__ = ["params", "rng", "start_clock", "reset", "expect_equal", "stream_mac",
+           "FallingEdge", "RisingEdge", "Timer"]
 
 DEFAULT_SEED = 20261122
 
@@ -49,3 +50,21 @@ def expect_equal(what: str, got, expected, inputs: dict | None = None) -> None:
         ctx = ", ".join(f"{k}={np.asarray(v, dtype=object)[i]}" for k, v in (inputs or {}).items())
         raise AssertionError(f"{what}: {bad.size} of {got.size} mismatches; first at #{i} ({ctx}): "
                              f"got {got[i]}, expected {expected[i]}")
+
+
+async def stream_mac(dut, x, w, valid, clear, signed_bits: int | None = None) -> list[int]:
+    """Drive the MAC contract (x, w, valid, clear -> acc) one vector per clock at the falling
+    edge and collect acc one cycle later. With `signed_bits`, x and w are two's-complement
+    integers of that width; otherwise they are raw codes."""
+    if signed_bits is not None:
+        x = np.asarray(x, np.int64) % (1 << signed_bits)
+        w = np.asarray(w, np.int64) % (1 << signed_bits)
+    out = []
+    for i in range(len(x)):
+        dut.x.value = int(x[i])
+        dut.w.value = int(w[i])
+        dut.valid.value = int(valid[i])
+        dut.clear.value = int(clear[i])
+        await FallingEdge(dut.clk)
+        out.append(dut.acc.value.to_signed())
+    return out

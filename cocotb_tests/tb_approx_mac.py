@@ -7,28 +7,12 @@ import numpy as np
 import cocotb
 
 from golden import approx_mac
-from golden.fixed import to_unsigned
 
-from .common import FallingEdge, expect_equal, params, reset, rng, start_clock
+from .common import expect_equal, params, reset, rng, start_clock, stream_mac
 
 
 def _model(x, w, valid, clear):
     return approx_mac.mac(x, w, valid, clear, **params())
-
-
-async def _stream(dut, x, w, valid, clear) -> list[int]:
-    """One vector per clock, driven at the falling edge; acc is read one cycle later."""
-    bits = params()["bits"]
-    xs, ws = to_unsigned(x, bits), to_unsigned(w, bits)
-    out = []
-    for i in range(len(x)):
-        dut.x.value = int(xs[i])
-        dut.w.value = int(ws[i])
-        dut.valid.value = int(valid[i])
-        dut.clear.value = int(clear[i])
-        await FallingEdge(dut.clk)
-        out.append(dut.acc.value.to_signed())
-    return out
 
 
 @cocotb.test()
@@ -44,7 +28,7 @@ async def products_and_accumulation(dut):
     grid = np.arange(lo, hi)
     x, w = (a.ravel() for a in np.meshgrid(grid, grid, indexing="ij"))
     ones = np.ones(x.size, int)
-    got = await _stream(dut, x, w, ones, ones)
+    got = await stream_mac(dut, x, w, ones, ones, bits)
     expect_equal(f"approx-mac {p}: all pairs", got, _model(x, w, ones, ones), {"x": x, "w": w})
     # random accumulation with valid/clear interleavings; the stream starts with a clear
     r = rng(dut, salt=1)
@@ -53,7 +37,7 @@ async def products_and_accumulation(dut):
     valid = (r.random(n) < 0.8).astype(int)
     clear = (r.random(n) < 0.02).astype(int)
     clear[0] = 1
-    got = await _stream(dut, x, w, valid, clear)
+    got = await stream_mac(dut, x, w, valid, clear, bits)
     expect_equal(f"approx-mac {p}: accumulation", got, _model(x, w, valid, clear),
                  {"x": x, "w": w, "valid": valid, "clear": clear})
     dut._log.info(f"approx-mac {p}: {grid.size ** 2} products and {n} accumulation steps bit-exact")

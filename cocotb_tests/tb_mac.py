@@ -11,9 +11,8 @@ import numpy as np
 import cocotb
 
 from golden import intmac, pot
-from golden.fixed import to_unsigned
 
-from .common import FallingEdge, expect_equal, params, reset, rng, start_clock
+from .common import expect_equal, params, reset, rng, start_clock, stream_mac
 
 
 def _model(x, w, valid, clear):
@@ -28,28 +27,13 @@ def _operand_bits() -> tuple[int, bool]:
     return (p["exp_bits"] + 1, False) if "exp_bits" in p else (p["bits"], True)
 
 
-async def _stream(dut, x, w, valid, clear) -> list[int]:
-    """Drive one vector per clock (at the falling edge); collect acc one cycle later."""
-    bits, signed = _operand_bits()
-    xs = to_unsigned(x, bits) if signed else x
-    ws = to_unsigned(w, bits) if signed else w
-    out = []
-    for i in range(len(x)):
-        dut.x.value = int(xs[i])
-        dut.w.value = int(ws[i])
-        dut.valid.value = int(valid[i])
-        dut.clear.value = int(clear[i])
-        await FallingEdge(dut.clk)
-        out.append(dut.acc.value.to_signed())
-    return out
-
-
 async def _check(dut, x, w, valid, clear, what):
     await start_clock(dut)
     dut.valid.value = 0
     dut.clear.value = 0
     await reset(dut)
-    got = await _stream(dut, x, w, valid, clear)
+    bits, signed = _operand_bits()
+    got = await stream_mac(dut, x, w, valid, clear, bits if signed else None)
     expect_equal(what, got, _model(x, w, valid, clear), {"x": x, "w": w, "valid": valid, "clear": clear})
     dut._log.info(f"{what}: {len(x)} vectors bit-exact")
 
