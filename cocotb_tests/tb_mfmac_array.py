@@ -1,8 +1,6 @@
 """cocotb test of `mfmac-array`: random code matrices streamed over K steps, tile after tile."""
 from __future__ import annotations
 
-import numpy as np
-
 import cocotb
 
 from golden import pot

@@ -25,6 +25,8 @@ from golden import approx
 from synth import cache
 from synth.cache import atomic_write
 
+from .plot import save_png
+
 __all__ = ["FAMILIES", "sweep_points", "characterize", "sweep", "pareto", "best_points", "write_sweep",
            "plot_pareto", "netlist_table", "export_table", "load_table", "read_verilog_table", "characterize_verilog",
            "params_text", "JSON_KEYS", "MODES", "CHAR_MAX_BITS"]
@@ -265,10 +267,7 @@ def plot_pareto(rows: list[dict], path, energy_key: str = "energy_pj") -> None:
     fig.suptitle(f"Approximate {'/'.join(map(str, bits))}-bit multipliers: energy vs error "
                  f"(45 nm model calibrated on mul-array 8x8 = 0.2 pJ)")
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    atomic_write(path, buf.getvalue())
+    save_png(fig, path)
 
 
 # ---- tables in files ---------------------------------------------------------------------

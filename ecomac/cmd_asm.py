@@ -13,6 +13,7 @@ import numpy as np
 
 from golden import asm
 
+from .plot import save_png
 from .table import Progress, format_table
 
 __all__ = ["add_parser", "report_sections", "measure", "asm_activity", "activity_stream", "check_netlist",
@@ -278,11 +279,7 @@ def _plot(res: dict, path: Path) -> bool:
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    tmp.replace(path)
+    save_png(fig, path, dpi=120)
     return True
 
 

@@ -10,6 +10,7 @@ from synth import network as N
 from synth import reference
 from synth.cache import atomic_write
 
+from .plot import png_bytes
 from .table import format_table
 
 __all__ = ["add_parser", "report_sections", "datapath_comparison", "COMPARE_DATAPATHS"]
@@ -186,8 +187,6 @@ def _cmd_net(args) -> int:
 
 
 def _plot_layers(res: dict) -> bytes:
-    import io
-
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -208,10 +207,7 @@ def _plot_layers(res: dict) -> bytes:
     ax.tick_params(axis="x", labelrotation=60, labelsize=8)
     ax.legend()
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    return buf.getvalue()
+    return png_bytes(fig)
 
 
 def headline(nets: list[str] | None = None, mode: str = "activity") -> list[dict]:
@@ -352,8 +348,6 @@ def _calibration_section() -> str:
 
 
 def _plot_headline(rows: list[dict]) -> bytes:
-    import io
-
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -378,10 +372,7 @@ def _plot_headline(rows: list[dict]) -> bytes:
         ax.margins(y=0.15)
     axes[0][0].legend(fontsize=8, loc="upper right")
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    return buf.getvalue()
+    return png_bytes(fig)
 
 
 # the datapaths of the report's comparison table (ResNet-18 training)

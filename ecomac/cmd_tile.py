@@ -8,6 +8,7 @@ from pathlib import Path
 from golden import tile as gtile
 from synth.cache import atomic_write
 
+from .plot import save_png
 from .table import format_table
 
 __all__ = ["add_parser", "report_sections", "tile_table", "DATAPATH_PARAMS"]
@@ -97,11 +98,7 @@ def _plot(rows, path: Path) -> None:
     ax.set_title(f"MVM {rows[0]['lanes']} lanes x K={rows[0]['depth']}: energy per tile and datapath")
     ax.legend()
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(path)
+    save_png(fig, path)
 
 
 def _cmd_energy(args) -> int:
