@@ -44,9 +44,15 @@ def test_verilog_writes_module_and_datasheet(tmp_path, capsys):
 
 
 def test_verilog_all_writes_every_default_design(tmp_path, capsys):
+    from ecomac.designs import default_designs
     code, _, _ = run(capsys, "verilog", "--all", "-o", str(tmp_path))
     assert code == 0
-    assert (tmp_path / "mfmac_array.v").exists() and (tmp_path / "mfmac_array.json").exists()
+    modules = {d.module for d in default_designs()}
+    # exactly one .v and one datasheet per default design, and no temporary file left over
+    assert {p.name for p in tmp_path.iterdir()} == {f"{m}.{ext}" for m in modules for ext in ("v", "json")}
+    for m in modules:
+        sheet = json.loads((tmp_path / f"{m}.json").read_text())
+        assert sheet["module"] == m and f"module {m}(" in (tmp_path / f"{m}.v").read_text()
 
 
 def test_synth_json_is_cached_and_counts_transistors(capsys, tmp_path, monkeypatch):
@@ -112,6 +118,35 @@ def test_bad_parameter_leaves_no_file(tmp_path, capsys):
     code, _, err = run(capsys, "verilog", "mfmac-pe", "-p", "exp_bits=9", "-o", str(out))
     assert code == 2 and "exp_bits must be in 1..5, got 9" in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_parameter_keeps_an_existing_file(tmp_path, capsys):
+    out = tmp_path / "pe.v"
+    out.write_text("previous\n")
+    code, _, _ = run(capsys, "verilog", "mfmac-pe", "-p", "acc_bits=2", "-o", str(out))
+    assert code == 2 and out.read_text() == "previous\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pe.v"]
+
+
+def test_atomic_write_failing_mid_write_leaves_no_partial_file(tmp_path, monkeypatch):
+    """A write that dies half-way (disk full) keeps the old content and leaves no temporary file."""
+    from pathlib import Path
+    from synth.cache import atomic_write
+    out = tmp_path / "x.v"
+    out.write_text("old\n")
+    real = Path.write_text
+
+    def half_then_fail(self, data, *a, **k):
+        real(self, data[: len(data) // 2], *a, **k)
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(Path, "write_text", half_then_fail)
+    with pytest.raises(OSError, match="No space left"):
+        atomic_write(out, "module m; endmodule\n")
+    monkeypatch.undo()
+    assert out.read_text() == "old\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["x.v"]
+    atomic_write(tmp_path / "new" / "y.v", "full\n")             # creates the folder, writes it whole
+    assert (tmp_path / "new" / "y.v").read_text() == "full\n"
 
 
 def test_console_script_has_no_traceback(tmp_path):

@@ -238,17 +238,26 @@ def test_calibration_table_is_complete_and_honest():
 def test_cli_calibration_json(capsys):
     assert main(["energy", "calibration", "--mode", "static", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
-    assert len(rows) == 6
-    for r in rows:
-        assert {"op", "predicted_pj", "reference_pj", "ratio"} <= set(r)
+    # the CLI prints the model's table: every calibration point, the same predictions
+    api = E.calibration_table("static")
+    assert [r["op"] for r in rows] == [r["op"] for r in api] == [p[0] for p in E.CALIBRATION_POINTS]
+    for r, a in zip(rows, api):
+        assert r["predicted_pj"] == pytest.approx(a["predicted_pj"]) and r["reference_pj"] == a["reference_pj"]
+        assert r["ratio"] == pytest.approx(r["predicted_pj"] / r["reference_pj"])
 
 
 def test_cli_op_json_and_text(capsys):
     assert main(["energy", "op", "int-mac", "--param", "bits=4", "--param", "acc_bits=12", "--json"]) == 0
     res = json.loads(capsys.readouterr().out)
     assert res["mode"] == "activity" and res["energy_pj"] > 0 and res["params"] == {"bits": 4, "acc_bits": 12}
+    # a 4-bit MAC with a 12-bit accumulator costs less than the default 8-bit one
+    assert res["energy_pj"] < E.design_energy("int-mac", {}, mode="activity")["energy_pj"]
     assert main(["energy", "op", "mfmac-pe", "--mode", "static"]) == 0
-    assert "energy_pj" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    static = E.design_energy("mfmac-pe", {}, mode="static")
+    shown = dict(line.split()[:2] for line in text.splitlines()[1:] if line.strip())
+    assert float(shown["energy_pj"]) == pytest.approx(static["energy_pj"], abs=1e-4)
+    assert int(shown["transistors"]) == static["transistors"]
 
 
 def test_cli_op_stream_file(tmp_path, capsys):

@@ -54,8 +54,10 @@ def test_product_equals_float_product_of_decoded_values_exhaustively(exp_bits):
     exact = pot.decode(x, exp_bits).astype(float) * pot.decode(w, exp_bits).astype(float)
     assert np.array_equal(pot.product(x, w, exp_bits).astype(float), exact)
     # the product always fits the minimum accumulator width
+    # ... and that width is the minimum: the largest product needs every bit of it
     lim = 1 << (pot.product_bits(exp_bits) - 1)
-    assert np.all(np.abs(exact) < lim)
+    assert np.all((-lim <= exact) & (exact < lim))
+    assert exact.max() >= lim // 2
 
 
 @settings(max_examples=200)

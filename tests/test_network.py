@@ -107,7 +107,10 @@ def test_cli_net_json_and_plot(tmp_path, capsys):
                  "--mode", "static", "--json", "--plot", str(png)]) == 0
     res = json.loads(capsys.readouterr().out)
     assert {"energy_pj", "arithmetic_pj", "memory_pj", "layers"} <= set(res)
-    assert len(res["layers"]) == 12 and res["training"] is True
+    net = N.load_net(RESNET)
+    assert len(res["layers"]) == len(net.layers) and res["training"] is True
+    assert sum(r["energy_pj"] for r in res["layers"]) == pytest.approx(res["energy_pj"])
+    assert res["energy_pj"] == pytest.approx(N.net_energy(net, "mfmac", training=True, mode="static")["energy_pj"])
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
