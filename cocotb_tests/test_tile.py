@@ -30,6 +30,9 @@ def test_tile(kind, datapath):
     ("tile-in", {"lanes": 4, "depth": 3, "datapath": "asm", "alphabet": (1, 3, 5, 7, 9, 11, 13, 15),
                  "w_bits": 12, "x_bits": 4}),
     ("tile-vn", {"lanes": 4, "depth": 4, "datapath": "mfmac", "bus_bits": 64}),  # one beat
+    # even w_bits: the signed top radix-4 digit takes all four codes (an odd width, as in
+    # DATAPATHS["int"], sign-extends into it so its "10" = -2x code is never used)
+    ("tile-in", {"lanes": 3, "depth": 4, "datapath": "int", "x_bits": 6, "w_bits": 8, "acc_bits": 16}),
 ])
 def test_tile_edges(kind, params):
     run_sim(kind, params, "cocotb_tests.tb_tile")
