@@ -2,7 +2,7 @@
 
 fp32-mul / fp32-add (combinational): every pair of golden.fp32.EDGE_CASES, then random
 operands: uniform bit patterns, short significands (exact results and round-to-even ties),
-nearby exponents, cancellations and subnormals. fp32-mac: a random stream with valid/clear
+nearby exponents, cancellations and subnormals, then products just above a tie. fp32-mac: a random stream with valid/clear
 interleavings, special values and overflow. ONE simulation per design.
 """
 from __future__ import annotations
@@ -55,11 +55,33 @@ def _operands(r, n):
     return np.concatenate(a), np.concatenate(b)
 
 
+def sticky_lsb_products(r, n):
+    """n normal pairs whose 48-bit significand product has guard = 1, an even kept significand
+    and product bit 0 as its ONLY sticky bit: just above a tie, so it must round up. Random
+    operands almost never hit this (a sticky that drops bit 0 would round them down)."""
+    out_a, out_b = [], []
+    while len(out_a) < n:
+        sa = int(r.integers(1 << 23, 1 << 24)) | 1                # odd: invertible modulo 2^k
+        hi = bool(r.integers(0, 2))                               # product in [2^47, 2^48) or below
+        low = 25 if hi else 24                                    # bits fixed: kept LSB, guard, sticky
+        target = (1 << (low - 2)) + 1
+        sb = target * pow(sa, -1, 1 << low) % (1 << low)          # sa * sb = target mod 2^low
+        if not (1 << 23) <= sb < (1 << 24) or ((sa * sb) >> 47) != hi:
+            continue
+        ea, eb = r.integers(100, 155, 2)
+        sign = r.integers(0, 2, 2)
+        out_a.append((int(sign[0]) << 31) | (int(ea) << 23) | (sa - (1 << 23)))
+        out_b.append((int(sign[1]) << 31) | (int(eb) << 23) | (sb - (1 << 23)))
+    return np.array(out_a, np.uint32), np.array(out_b, np.uint32)
+
+
 async def _combinational(dut, model, what):
     ea, eb = np.meshgrid(fp32.EDGE_CASES, fp32.EDGE_CASES, indexing="ij")
-    ra, rb = _operands(rng(dut), N_RANDOM)
-    a = np.concatenate([ea.ravel(), ra])
-    b = np.concatenate([eb.ravel(), rb])
+    r = rng(dut)
+    ra, rb = _operands(r, N_RANDOM)
+    sa, sb = sticky_lsb_products(r, 1000)
+    a = np.concatenate([ea.ravel(), ra, sa])
+    b = np.concatenate([eb.ravel(), rb, sb])
     got = np.empty(len(a), np.int64)
     for i in range(len(a)):
         dut.a.value = int(a[i])

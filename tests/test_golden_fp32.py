@@ -167,6 +167,18 @@ def test_mul_named_cases():
     _expect(g.mul(b, a), want, b, a, "mul named, commuted")
 
 
+def test_mul_just_above_a_tie_rounds_up():
+    """Products whose only sticky bit is bit 0 of the 48-bit significand product (random
+    operands almost never give one): NumPy rounds them up, and so must the model."""
+    from cocotb_tests.tb_fp32 import sticky_lsb_products
+    a, b = sticky_lsb_products(np.random.default_rng(106), 2000)
+    got = g.mul(a, b)
+    _expect(got, _canon(_np(np.multiply, a, b)), a, b, "mul just above a tie")
+    frac, ex = np.frexp(np.abs(_exact_product(a, b)))
+    truncated = g.to_bits(np.float32(np.ldexp(np.floor(frac * 2.0**24), ex - 24)))
+    assert ((got & 0x7FFFFFFF) == truncated + 1).all()
+
+
 def test_mul_rounds_up_to_smallest_normal():
     """An exact product just below 2^-126 that rounds (24 bits) to 2^-126 is kept, not flushed."""
     r = np.random.default_rng(103)
