@@ -253,11 +253,11 @@ def _cmd_headline(args) -> int:
 def _read_verilog(path: str) -> str:
     p = Path(path)
     if not p.is_file():
-        raise FileNotFoundError(f"verilog file {path} does not exist")
+        raise FileNotFoundError(f"Verilog file {path} does not exist")
     try:
         return p.read_text()
     except UnicodeDecodeError:
-        raise ValueError(f"verilog file {path} is not a text file") from None
+        raise ValueError(f"Verilog file {path} is not a text file") from None
 
 
 def _user_error(e: Exception, path: str, top: str):

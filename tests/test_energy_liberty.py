@@ -132,5 +132,6 @@ def test_bad_verilog(vfile, capsys, text, top, msg):
 
 
 def test_missing_verilog_file(tmp_path, capsys):
-    assert main(["netlist", "stats", "--verilog", str(tmp_path / "no.v"), "--top", "x"]) == 2
-    assert "verilog file" in capsys.readouterr().err
+    missing = tmp_path / "no.v"
+    assert main(["netlist", "stats", "--verilog", str(missing), "--top", "x"]) == 2
+    assert capsys.readouterr().err == f"ecomac: error: Verilog file {missing} does not exist\n"
