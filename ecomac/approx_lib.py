@@ -309,14 +309,14 @@ def load_table(path) -> np.ndarray:
 
 
 # ---- a user's Verilog --------------------------------------------------------------------
-def _module_ports(text: str, top: str) -> list[dict]:
+def _module_ports(text: str, top: str, source: str = "Verilog") -> list[dict]:
     """[{name, direction, width}] of module `top` in declaration order (Yosys front end)."""
     from synth.yosys import SynthError, run_yosys
     script = f"read_verilog -sv design.v\nhierarchy -top {top}\nproc\nwrite_json -noscopeinfo ports.json\n"
     try:
         out = run_yosys(script, {"design.v": text}, ["ports.json"])["ports.json"]
     except SynthError as e:
-        raise ValueError(f"cannot read module {top}: {e}") from None
+        raise ValueError(f"{source}: cannot read module {top}: {e}") from None
     mods = json.loads(out)["modules"]
     if top not in mods:
         raise ValueError(f"module {top} not found (modules: {', '.join(sorted(mods))})")
@@ -374,7 +374,7 @@ def read_verilog_table(path, top: str) -> tuple[np.ndarray, int, str]:
     if not p.is_file():
         raise FileNotFoundError(f"Verilog file {path} does not exist")
     text = p.read_text(errors="replace")
-    an, bn, pn, n = _check_ports(_module_ports(text, top), top)
+    an, bn, pn, n = _check_ports(_module_ports(text, top, str(path)), top)
     if not shutil.which("iverilog"):
         raise FileNotFoundError("Icarus Verilog (iverilog) is not installed: sudo apt-get install iverilog")
     with tempfile.TemporaryDirectory(prefix="ecomac-char-") as d:

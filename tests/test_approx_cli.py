@@ -249,7 +249,7 @@ def test_characterize_refuses_verilog_that_does_not_parse(tmp_path, capsys):
     v = tmp_path / "broken.v"
     v.write_text("module m(input [3:0] A, input [3:0] B, output [7:0] O);\n  assign O = A *;\nendmodule\n")
     code, _, err = run(capsys, "approx", "characterize", "--verilog", str(v), "--top", "m")
-    assert code == 2 and err.startswith("ecomac: error: cannot read module m: syntax error")
+    assert code == 2 and err.startswith(f"ecomac: error: {v}: cannot read module m: syntax error")
     assert err.count("\n") == 1
 
 
