@@ -68,9 +68,18 @@ def _lzc(v):
     return zl & zh, Cat(Mux(zh, cl, ch), zh)
 
 
+class _Fp32BinaryOp(wiring.Component):
+    """Shared shell of fp32-mul and fp32-add: y = a op b on binary32 bit patterns, combinational."""
+    latency = 0
+    datasheet_extra = SEMANTICS
+
+    def __init__(self):
+        super().__init__({"a": In(32), "b": In(32), "y": Out(32)})
+
+
 @design("fp32-mul", "IEEE 754 binary32 multiplier: round to nearest even, flush-to-zero (combinational)",
         (), family="baseline")
-class Fp32Mul(wiring.Component):
+class Fp32Mul(_Fp32BinaryOp):
     """y = a * b on binary32 bit patterns, combinational (latency 0).
 
     24x24-bit significand product (Yosys maps the `*`), one-bit normalization, round to
@@ -78,12 +87,6 @@ class Fp32Mul(wiring.Component):
     flush to zero below 2^-126 (after rounding). Subnormal operands read as signed zeros.
     NaN operands, 0*Inf and Inf*0 give the quiet NaN 0x7FC00000. Bit-exact model: golden/fp32.py mul.
     """
-    latency = 0
-    datasheet_extra = SEMANTICS
-
-    def __init__(self):
-        super().__init__({"a": In(32), "b": In(32), "y": Out(32)})
-
     def elaborate(self, platform):
         m = Module()
         sa, ea, fa, za, ia, na = _fields(self.a)
@@ -107,7 +110,7 @@ class Fp32Mul(wiring.Component):
 
 @design("fp32-add", "IEEE 754 binary32 adder: round to nearest even, flush-to-zero (combinational)",
         (), family="baseline")
-class Fp32Add(wiring.Component):
+class Fp32Add(_Fp32BinaryOp):
     """y = a + b on binary32 bit patterns, combinational (latency 0).
 
     Operands swapped so L has the larger magnitude; S's significand shifted right by the
@@ -117,12 +120,6 @@ class Fp32Add(wiring.Component):
     except (-0) + (-0) = -0. Inf - Inf and NaN operands give 0x7FC00000. Bit-exact model:
     golden/fp32.py add.
     """
-    latency = 0
-    datasheet_extra = SEMANTICS
-
-    def __init__(self):
-        super().__init__({"a": In(32), "b": In(32), "y": Out(32)})
-
     def elaborate(self, platform):
         m = Module()
         sa, ea, fa, za, ia, na = _fields(self.a)

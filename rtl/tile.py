@@ -57,6 +57,14 @@ def _accumulate(m: Module, name: str, term, add_one, valid, clear, acc_bits: int
     return acc
 
 
+def _row_signature(s: "TileSpec", **extra) -> dict:
+    """Ports every compute row shares: broadcast x, one weight word and one accumulator per lane."""
+    return {"x": In(_x_shape(s)), **extra,
+            "w": In(data.ArrayLayout(s.w_width, s.lanes)),
+            "valid": In(1), "clear": In(1),
+            "acc": Out(data.ArrayLayout(signed(s.acc_bits), s.lanes))}
+
+
 class PeRow(wiring.Component):
     """`lanes` PEs of the datapath sharing a broadcast x (the compute of tile-vn and tile-near).
 
@@ -68,12 +76,7 @@ class PeRow(wiring.Component):
 
     def __init__(self, s: TileSpec):
         self.s = s
-        super().__init__({
-            "x": In(_x_shape(s)),
-            "w": In(data.ArrayLayout(s.w_width, s.lanes)),
-            "valid": In(1), "clear": In(1),
-            "acc": Out(data.ArrayLayout(signed(s.acc_bits), s.lanes)),
-        })
+        super().__init__(_row_signature(s))
 
     def elaborate(self, platform):
         m = Module()
@@ -114,12 +117,7 @@ class InMemoryRow(wiring.Component):
 
     def __init__(self, s: TileSpec):
         self.s = s
-        super().__init__({
-            "x": In(_x_shape(s)), "bank_we": In(1),
-            "w": In(data.ArrayLayout(s.w_width, s.lanes)),
-            "valid": In(1), "clear": In(1),
-            "acc": Out(data.ArrayLayout(signed(s.acc_bits), s.lanes)),
-        })
+        super().__init__(_row_signature(s, bank_we=In(1)))
 
     def elaborate(self, platform):
         m = Module()

@@ -3,7 +3,6 @@ the accumulator contract, the RTL's multiply part on small N for every family, a
 one-line errors of bad parameters (Python API and CLI)."""
 import numpy as np
 import pytest
-from amaranth.sim import Simulator
 from hypothesis import given, settings, strategies as st
 
 from ecomac.cli import main
@@ -84,20 +83,11 @@ SMALL = [("mul-array", {}), ("mul-exact", {}), ("mul-trunc", {"k": 3, "correctio
 
 
 @pytest.mark.parametrize("multiplier,params", SMALL, ids=[m for m, _ in SMALL])
-def test_rtl_multiply_part_equals_golden_all_pairs_n4(multiplier, params):
+def test_rtl_multiply_part_equals_golden_all_pairs_n4(multiplier, params, comb_sweep):
     dut = ApproxSignedMul(multiplier, 4, **params)
     g = np.arange(-8, 8)
     x, w = (a.ravel() for a in np.meshgrid(g, g, indexing="ij"))
-    got = np.empty(x.size, np.int64)
-
-    async def tb(ctx):
-        for i, (a, b) in enumerate(zip(x.tolist(), w.tolist())):
-            ctx.set(dut.x, a)
-            ctx.set(dut.w, b)
-            got[i] = ctx.get(dut.p)
-    sim = Simulator(dut)
-    sim.add_testbench(tb)
-    sim.run()
+    got = comb_sweep(dut, {"x": x, "w": w}, "p")
     assert np.array_equal(got, approx_mac.product(x, w, multiplier, 4, **params))
 
 
