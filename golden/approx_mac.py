@@ -19,11 +19,13 @@ import numpy as np
 from . import approx
 from .fixed import accumulate
 
-__all__ = ["FAMILY_PARAMS", "family_params", "magnitudes", "product", "mac", "product_bits"]
+__all__ = ["FAMILY_PARAMS", "PARAM_DEFAULTS", "family_params", "magnitudes", "product", "mac", "product_bits"]
 
 # the parameters each multiplier family takes besides `bits` (golden/approx.py, rtl/approx.py)
 FAMILY_PARAMS = {"mul-array": (), "mul-exact": (), "mul-trunc": ("k", "correction"), "mul-bam": ("vbl", "hbl"),
                  "mul-drum": ("k",), "mul-mitchell": ("frac_bits",)}
+# approx-mac's default for each family parameter (one definition; rtl/approx_mac.py takes it)
+PARAM_DEFAULTS = {"k": 4, "correction": False, "vbl": 8, "hbl": 0, "frac_bits": 7}
 
 
 def family_params(multiplier: str, params: dict) -> dict:

@@ -20,7 +20,7 @@ __all__ = ["ApproxSignedMul", "ApproxMac", "MULTIPLIERS", "PARAM_DEFAULTS"]
 MULTIPLIERS = {"mul-array": MulArray, "mul-exact": MulExact, "mul-trunc": MulTrunc, "mul-bam": MulBam,
                "mul-drum": MulDrum, "mul-mitchell": MulMitchell}
 # defaults of the family parameters (each applies only to the families that take it)
-PARAM_DEFAULTS = {"k": 4, "correction": False, "vbl": 8, "hbl": 0, "frac_bits": 7}
+from golden.approx_mac import PARAM_DEFAULTS  # noqa: E402  (one definition of the defaults)
 
 
 def _multiplier_params(multiplier, bits, params: dict) -> dict:
