@@ -1,0 +1,322 @@
+"""The training loop of the network level: one loop for every mode.
+
+    train(model, dataset, datapath=None, errors=None, epochs=10, seed=0, lr=1e-3, ...)
+        -> (model, history)
+
+Modes (chosen by `datapath`, a golden.datapath spec):
+
+    None / fp32        plain float32 training (the baseline)
+    mfmac[,exp_bits=E] ALS-POTQ (net/potq.py): forward, backward-data and weight-gradient products
+                       all on PoT codes through the bit-exact MF-MAC kernel; `errors` picks the
+                       error datapath (default: the same mfmac; "fp32" keeps float errors)
+    int8, asm[,...]    quantization-aware training (net/qat.py): forward on the datapath,
+                       straight-through estimator backward (asm: weights projected onto the
+                       alphabet's representable set)
+    approx:..., lut:.. approximate-aware fine-tuning (net/qat.py): forward on the approximate
+                       product, backward by STE (grad="ste") or by the table's own finite
+                       differences (grad="table")
+
+Optimizer: Adam (default; betas 0.9/0.999) or SGD with momentum 0.9 (`optimizer="sgd"`). The
+master weights and the optimizer state stay float32 in every mode: only the products of the
+linear layers run on the datapath. `lr_pow2=True` rounds the learning rate to the nearest power
+of two so that the lr multiplication of the update is an exponent shift (with SGD the whole
+update is then a shift of the momentum buffer).
+
+Determinism: torch.manual_seed(seed) before the model is touched and one
+np.random.default_rng(seed) drawing each epoch's sample order, so the same seed gives the same
+run on the same machine (thread count aside for float sums).
+
+Divergence: a non-finite loss (or gradient) stops the run with `TrainingDiverged` (a
+ValueError, one line naming the layer whose output or gradient first went non-finite and the
+step); the model is restored to the last good state (the end of the last finished epoch, or the
+initial weights) and, when `checkpoint` is given, that state is saved there.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import sys
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+__all__ = ["train", "TrainingDiverged", "OPTIMIZERS", "pow2_lr", "accuracy_pct", "validate_options"]
+
+OPTIMIZERS = ("adam", "sgd")
+
+
+class TrainingDiverged(ValueError):
+    """The loss went NaN/Inf: one line naming the layer and the step."""
+
+
+def pow2_lr(lr: float) -> float:
+    """The power of two nearest lr in the log domain (a shift instead of a multiplication)."""
+    return float(2.0 ** round(math.log2(lr)))
+
+
+def accuracy_pct(model: nn.Module, x: np.ndarray, y: np.ndarray, batch_size: int = 512) -> float:
+    """Top-1 accuracy (percent) of `model` (in eval mode, no grad) on float arrays x, y."""
+    if len(y) == 0:
+        return float("nan")
+    was = model.training
+    model.eval()
+    correct = 0
+    with torch.no_grad():
+        for i in range(0, len(y), batch_size):
+            out = model(torch.from_numpy(np.ascontiguousarray(x[i:i + batch_size], np.float32)))
+            correct += int((out.argmax(1).numpy() == y[i:i + batch_size]).sum())
+    model.train(was)
+    return 100.0 * correct / len(y)
+
+
+def _check_number(name, v, lo, hi=None, integer=False, lo_open=False):
+    ok_type = isinstance(v, (int, np.integer)) and not isinstance(v, bool) if integer else \
+        isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+    if not ok_type or (not integer and not math.isfinite(float(v))):
+        kind = "an integer" if integer else "a finite number"
+        raise ValueError(f"{name} must be {kind}, got {v!r}")
+    if (v <= lo if lo_open else v < lo) or (hi is not None and v > hi):
+        rng = f"> {lo}" if lo_open else f">= {lo}"
+        rng += f" and <= {hi}" if hi is not None else ""
+        raise ValueError(f"{name} must be {rng}, got {v!r}")
+
+
+def validate_options(*, epochs, seed, lr, batch_size, optimizer, lr_pow2) -> None:
+    """The loop's own options (each mode validates its own): one-line ValueError."""
+    _check_number("epochs", epochs, 1, 100000, integer=True)
+    _check_number("seed", seed, 0, 2**32 - 1, integer=True)
+    _check_number("lr", lr, 0.0, 10.0, lo_open=True)
+    _check_number("batch_size", batch_size, 1, 1 << 20, integer=True)
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {optimizer!r}")
+    if not isinstance(lr_pow2, bool):
+        raise ValueError(f"lr_pow2 must be True or False, got {lr_pow2!r}")
+
+
+def _check_dataset(model, dataset) -> None:
+    for name in ("x_train", "y_train", "x_test", "y_test", "num_classes"):
+        if not hasattr(dataset, name):
+            raise ValueError(f"dataset must be a net.data.Dataset (missing {name})")
+    if len(dataset.y_train) == 0:
+        raise ValueError("dataset has no training samples")
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+
+
+class _NonFiniteWatch:
+    """Forward hooks on every leaf module: the first layer (qualified name) whose output is not
+    finite in the current step (gradients: _first_nonfinite_grad)."""
+
+    def __init__(self, model: nn.Module):
+        self.first = None
+        self.handles = []
+        for name, m in model.named_modules():
+            if name and not list(m.children()):
+                self.handles.append(m.register_forward_hook(self._fwd(name)))
+
+    def _fwd(self, name):
+        def hook(mod, inp, out):
+            if self.first is None and isinstance(out, torch.Tensor) and not torch.isfinite(out).all():
+                self.first = (name, "output")
+        return hook
+
+    def reset(self):
+        self.first = None
+
+    def remove(self):
+        for h in self.handles:
+            h.remove()
+
+
+def _prepare(model, datapath, errors, mode_options):
+    """(model to train, mode object or None) for the datapath; the mode converts the model's
+    Linear/Conv2d layers to its own training layers."""
+    if datapath is None:
+        if errors is not None:
+            raise ValueError("errors= needs a datapath (the error datapath of ALS-POTQ: --datapath mfmac)")
+        if mode_options:
+            raise ValueError(f"option(s) {', '.join(sorted(mode_options))} need a datapath "
+                             f"(fp32 training takes none)")
+        return model, None
+    from .datapath import parse
+    dp = parse(datapath)
+    if dp.kind == "fp32":
+        return _prepare(model, None, errors, mode_options)
+    if dp.kind == "mfmac":
+        from . import potq
+        mode = potq.PotqMode(dp, errors=errors, **mode_options)
+    else:
+        from . import qat
+        mode = qat.QatMode(dp, errors=errors, **mode_options)
+    return mode.convert(model), mode
+
+
+def train(model: nn.Module, dataset, *, datapath=None, errors=None, epochs: int = 10, seed: int = 0,
+          lr: float = 1e-3, batch_size: int = 64, init=None, progress: bool = True,
+          optimizer: str = "adam", lr_pow2: bool = False, checkpoint=None, **mode_options):
+    """Train `model` on `dataset` (net.data.Dataset) on `datapath` (see the module doc).
+
+    init: a state_dict (or a path to a checkpoint of net.models.save) loaded before training
+    (fine-tuning starts from it). checkpoint: a path where the last good float state is saved if
+    the run diverges. mode_options go to the mode (net.potq / net.qat): e.g. wbc=, prc=, grad=.
+
+    Returns (trained model, history) with history = {"epochs": [{epoch, loss,
+    train_accuracy_pct, test_accuracy_pct, seconds, ...mode statistics}], "test_accuracy_pct",
+    "train_accuracy_pct", "lr", "optimizer", "datapath", "errors", "steps_per_epoch", ...}.
+    The returned model computes on the datapath (its layers are the mode's); net.train.to_float
+    gives back a plain model with the trained float master weights."""
+    validate_options(epochs=epochs, seed=seed, lr=lr, batch_size=batch_size, optimizer=optimizer,
+                     lr_pow2=lr_pow2)
+    _check_dataset(model, dataset)
+    torch.manual_seed(seed)
+    if init is not None:
+        _load_init(model, init)
+    model, mode = _prepare(model, datapath, errors, dict(mode_options))
+    lr_used = pow2_lr(lr) if lr_pow2 else float(lr)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = (torch.optim.Adam(params, lr=lr_used) if optimizer == "adam"
+           else torch.optim.SGD(params, lr=lr_used, momentum=0.9))
+    rng = np.random.default_rng(seed)
+    x_tr = torch.from_numpy(np.ascontiguousarray(dataset.x_train, np.float32))
+    y_tr = torch.from_numpy(np.ascontiguousarray(dataset.y_train, np.int64))
+    n = len(y_tr)
+    steps_per_epoch = (n + batch_size - 1) // batch_size
+    history = {"datapath": None if datapath is None else str(datapath),
+               "errors": None if errors is None else str(errors),
+               "optimizer": optimizer, "lr": lr_used, "batch_size": batch_size, "seed": seed,
+               "steps_per_epoch": steps_per_epoch, "epochs": []}
+    if mode is not None:
+        history["mode"] = mode.describe()
+    good_state = copy.deepcopy(model.state_dict())
+    watch = _NonFiniteWatch(model)
+    step = 0
+    try:
+        for epoch in range(1, epochs + 1):
+            t0 = time.perf_counter()
+            model.train()
+            if mode is not None:
+                mode.start_epoch(epoch)
+            order = torch.from_numpy(rng.permutation(n))
+            bar = _bar(steps_per_epoch, f"epoch {epoch}/{epochs}", progress)
+            loss_sum, correct, seen = 0.0, 0, 0
+            for b in range(steps_per_epoch):
+                idx = order[b * batch_size:(b + 1) * batch_size]
+                xb, yb = x_tr[idx], y_tr[idx]
+                step += 1
+                watch.reset()
+                out = model(xb)
+                loss = nn.functional.cross_entropy(out, yb)
+                if not torch.isfinite(loss.detach()):
+                    _diverged(model, good_state, checkpoint, watch, step, epoch, "loss")
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                bad = _first_nonfinite_grad(model)
+                if watch.first is not None or bad is not None:
+                    _diverged(model, good_state, checkpoint, watch, step, epoch, "gradient", bad)
+                opt.step()
+                if mode is not None:
+                    mode.after_step(model)
+                loss_sum += loss.item() * len(yb)
+                correct += int((out.argmax(1) == yb).sum())
+                seen += len(yb)
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{100.0 * correct / seen:.1f}%")
+            test_acc = accuracy_pct(model, dataset.x_test, dataset.y_test)
+            rec = {"epoch": epoch, "loss": loss_sum / seen, "train_accuracy_pct": 100.0 * correct / seen,
+                   "test_accuracy_pct": test_acc}
+            if mode is not None:
+                rec.update(mode.end_epoch())
+            rec["seconds"] = time.perf_counter() - t0
+            history["epochs"].append(rec)
+            if bar is not None:
+                bar.set_postfix(loss=f"{rec['loss']:.4f}", acc=f"{rec['train_accuracy_pct']:.1f}%",
+                                test=f"{test_acc:.1f}%")
+                bar.close()
+            good_state = copy.deepcopy(model.state_dict())
+    finally:
+        watch.remove()
+    history["train_accuracy_pct"] = accuracy_pct(model, dataset.x_train, dataset.y_train)
+    history["test_accuracy_pct"] = history["epochs"][-1]["test_accuracy_pct"]
+    history["seconds"] = sum(e["seconds"] for e in history["epochs"])
+    return model, history
+
+
+def to_float(model: nn.Module) -> nn.Module:
+    """A plain copy of a trained model: every mode layer back to nn.Linear/nn.Conv2d holding the
+    float32 master weights (what net.models.save stores)."""
+    m = copy.deepcopy(model)
+    for name, mod in list(m.named_modules()):
+        plain = getattr(mod, "to_plain", None)
+        if plain is not None and name:
+            parent_name, _, attr = name.rpartition(".")
+            parent = m.get_submodule(parent_name) if parent_name else m
+            setattr(parent, attr, plain())
+    return m
+
+
+def _load_init(model, init) -> None:
+    if isinstance(init, (str, bytes)) or hasattr(init, "__fspath__"):
+        from .models import load
+        loaded, _meta = load(init)
+        state = loaded.state_dict()
+    elif isinstance(init, nn.Module):
+        state = init.state_dict()
+    elif isinstance(init, dict):
+        state = init
+    else:
+        raise ValueError(f"init must be a checkpoint path, a Module or a state_dict, got {type(init).__name__}")
+    mine = model.state_dict()
+    if set(mine) != set(state) or any(tuple(mine[k].shape) != tuple(state[k].shape) for k in mine):
+        diff = sorted(set(mine) ^ set(state)) or \
+            [k for k in mine if tuple(mine[k].shape) != tuple(state[k].shape)]
+        raise ValueError(f"init does not fit the model (first mismatch: {diff[0]}); "
+                         f"train the same --arch on data of the same shape")
+    model.load_state_dict(state)
+
+
+def _first_nonfinite_grad(model):
+    """The layer whose weight gradient went non-finite first in the backward pass: errors flow
+    from the output back, so the last such layer in forward order."""
+    bad = None
+    for name, p in model.named_parameters():
+        if p.grad is not None and not torch.isfinite(p.grad).all():
+            bad = name.rpartition(".")[0] or name
+    return bad
+
+
+def _diverged(model, good_state, checkpoint, watch, step, epoch, what, bad_param=None):
+    layer = watch.first[0] if watch.first is not None else (bad_param or "the loss")
+    where = watch.first[1] if watch.first is not None else ("weight gradient" if bad_param else "value")
+    model.load_state_dict(good_state)
+    kept = ""
+    if checkpoint is not None:
+        _save_state(model, checkpoint)
+        kept = f"; last good state saved to {checkpoint}"
+    raise TrainingDiverged(f"training diverged at step {step} (epoch {epoch}): non-finite {what}, first at "
+                           f"layer {layer} ({where}){kept}")
+
+
+def _save_state(model, path) -> None:
+    import os
+    import tempfile
+    path = os.fspath(path)
+    d = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-", suffix=".pt")
+    os.close(fd)
+    try:
+        torch.save({"state_dict": to_float(model).state_dict()}, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _bar(total, desc, progress):
+    if not progress:
+        return None
+    from tqdm import tqdm
+    return tqdm(total=total, desc=desc, file=sys.stderr, leave=True, dynamic_ncols=True, mininterval=0.5)
