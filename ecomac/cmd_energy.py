@@ -10,8 +10,8 @@ from synth import network as N
 from synth import reference
 from synth.cache import atomic_write
 
-from .plot import png_bytes
-from .table import format_table
+from .plot import check_plot_path, figure_bytes, png_bytes
+from .table import Heartbeat, format_table
 
 __all__ = ["add_parser", "report_sections", "datapath_comparison", "COMPARE_DATAPATHS"]
 
@@ -21,7 +21,8 @@ _ROOT = Path(__file__).resolve().parent.parent
 
 def _mode_arg(p, default="activity"):
     p.add_argument("--mode", default=default, choices=E.MODES,
-                   help=f"static: energy ~ transistors; activity: simulated toggles (default {default})")
+                   help=f"static: energy ~ transistors; activity: simulated zero-delay toggles; "
+                        f"timed: unit-delay toggles, glitches included (default {default})")
 
 
 def add_parser(sub) -> None:
@@ -54,7 +55,7 @@ def add_parser(sub) -> None:
     p.add_argument("--operands", default="gaussian", choices=N.OPERANDS,
                    help="activity mode operand statistics (default gaussian)")
     p.add_argument("--json", action="store_true")
-    p.add_argument("--plot", metavar="FILE.png", help="bar chart of the per-layer breakdown")
+    p.add_argument("--plot", metavar="FILE.png", help="bar chart of the per-layer breakdown (.png, .pdf or .svg)")
     p.set_defaults(func=_cmd_net)
 
     p = es.add_parser("headline", help="ALS-POTQ: linear-layer training energy, MF-MAC vs FP32")
@@ -100,13 +101,16 @@ def _verilog_args(p):
 
 # ---- handlers ---------------------------------------------------------------------------
 def _cmd_calibration(args) -> int:
-    rows = E.calibration_table(args.mode)
+    with Heartbeat("calibrating the energy model (synthesizes the reference designs once; cached afterwards)"):
+        rows = E.calibration_table(args.mode)
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
     cal = E.calibration(args.mode)
-    print(format_table([[r["op"], _dname(r), r["predicted_pj"], r["reference_pj"], r["ratio"]] for r in rows],
-                       ["op", "design", "predicted pJ", "reference pJ", "ratio"],
+    timed = args.mode == "timed"
+    print(format_table([[r["op"], _dname(r), r["predicted_pj"], r["reference_pj"], r["ratio"]]
+                        + ([f"{100 * r['glitch_share']:.1f}%"] if timed else []) for r in rows],
+                       ["op", "design", "predicted pJ", "reference pJ", "ratio"] + (["glitch share"] if timed else []),
                        title=f"energy per operation, {args.mode} mode, one constant "
                              f"({cal['pj_per_unit']:.4g} pJ/unit) from {cal['design']} bits=8 = "
                              f"{cal['reference_pj']} pJ; reference: {reference.SOURCE}"))
@@ -130,13 +134,61 @@ def _load_stream(path: str) -> dict:
         raise ValueError(f"stream file {path}: not a NumPy .npz archive ({e})") from None
 
 
+def _check_stream(d, params: dict, stream: dict, path: str) -> None:
+    """Every data input of the design present, no unknown port, every value in its port's range
+    (valid/clear/rst may be left out: they default to 1/0/0)."""
+    import numpy as np
+
+    from rtl.export import ports
+    full = d.validate(params)
+    comp = d.cls(**full)
+    comp._MustUse__silence = True          # read for its ports only, never elaborated
+    inputs = {p["name"]: p for p in ports(comp) if p["direction"] == "in"}
+    optional = {"valid", "clear", "rst"}
+    unknown = sorted(set(stream) - set(inputs) - optional)
+    if unknown:
+        raise ValueError(f"stream file {path}: {d.name} has no input port {unknown[0]!r} "
+                         f"(inputs: {', '.join(inputs)})")
+    missing = [n for n in inputs if n not in stream and n not in optional]
+    if missing:
+        raise ValueError(f"stream file {path} lacks input port {', '.join(missing)} of {d.name}: give every data "
+                         f"input ({', '.join(n for n in inputs if n not in optional)}); valid/clear default to 1/0")
+    for name, a in stream.items():
+        a = np.asarray(a)
+        if a.size == 0 or name not in inputs or a.dtype.kind not in "iuO":
+            continue            # empty or non-integer arrays: synth.energy's own message
+        w, signed = inputs[name]["width"], inputs[name]["signed"]
+        lo, hi = (-(1 << (w - 1)), (1 << (w - 1)) - 1) if signed else (0, (1 << w) - 1)
+        try:
+            amin, amax = int(a.min()), int(a.max())
+        except (TypeError, ValueError):
+            continue
+        if amin < lo or amax > hi:
+            bad = amin if amin < lo else amax
+            raise ValueError(f"stream file {path}: port {name} holds {bad}, outside its "
+                             f"{'signed' if signed else 'unsigned'} {w}-bit range {lo}..{hi}")
+
+
+def _operands_text(res: dict, stream_path: str | None) -> str:
+    if res.get("mode") == "static":
+        return "none (static mode: energy ~ transistors)"
+    if stream_path:
+        return f"the caller's stream {stream_path}"
+    return (f"uniform random over each data input's range, {res.get('lanes', 1)} streams x "
+            f"{res.get('cycles', 0)} cycles (not the N(0,1) operands of `energy net`)")
+
+
 def _cmd_op(args) -> int:
     from .cli import design_params
     d, params = design_params(args)
     stream = _load_stream(args.stream) if args.stream else None
     if stream is not None and args.mode != "activity":
-        raise ValueError("--stream needs --mode activity")
-    res = E.design_energy(d.name, params, mode=args.mode, stream=stream)
+        raise ValueError("--stream needs --mode activity or --mode timed")
+    if stream is not None:
+        _check_stream(d, params, stream, args.stream)
+    with Heartbeat(f"energy of {d.name}: synthesizing and simulating (cached afterwards)"):
+        res = E.design_energy(d.name, params, mode=args.mode, stream=stream)
+    res["operands"] = _operands_text(res, args.stream)
     if args.json:
         print(json.dumps(res, indent=2))
         return 0
@@ -147,7 +199,7 @@ def _cmd_op(args) -> int:
 def _print_energy(res: dict, title: str) -> None:
     print(f"{title} ({res['mode']} mode)")
     keys = ["energy_pj", "energy_per_cycle_pj", "ops_per_cycle", "transistors", "cells_total",
-            "flip_flops", "depth", "toggles_per_cycle", "cycles", "lanes", "stream"]
+            "flip_flops", "depth", "toggles_per_cycle", "cycles", "lanes", "stream", "operands"]
     for k in keys:
         if k in res:
             v = res[k]
@@ -162,11 +214,13 @@ def _fmt_pj(v: float) -> str:
 
 
 def _cmd_net(args) -> int:
+    if args.plot:
+        check_plot_path(args.plot)                 # before the work, not after
     net = N.load_net(args.net)
-    res = N.net_energy(net, args.datapath, training=args.training, mode=args.mode, operands=args.operands)
-    png = _plot_layers(res) if args.plot else None
-    if png is not None:
-        atomic_write(args.plot, png)
+    with Heartbeat(f"energy of {net.name} on {args.datapath} (synthesizes its MAC once; cached afterwards)"):
+        res = N.net_energy(net, args.datapath, training=args.training, mode=args.mode, operands=args.operands)
+    if args.plot:
+        atomic_write(args.plot, _plot_layers(res, Path(args.plot).suffix.lower().lstrip(".")))
     if args.json:
         print(json.dumps(res, indent=2))
         return 0
@@ -186,7 +240,7 @@ def _cmd_net(args) -> int:
     return 0
 
 
-def _plot_layers(res: dict) -> bytes:
+def _plot_layers(res: dict, fmt: str = "png") -> bytes:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -207,7 +261,7 @@ def _plot_layers(res: dict) -> bytes:
     ax.tick_params(axis="x", labelrotation=60, labelsize=8)
     ax.legend()
     fig.tight_layout()
-    return png_bytes(fig)
+    return figure_bytes(fig, fmt)
 
 
 def headline(nets: list[str] | None = None, mode: str = "activity") -> list[dict]:
@@ -240,7 +294,8 @@ def _headline_table(rows: list[dict]) -> str:
 
 
 def _cmd_headline(args) -> int:
-    rows = headline(args.net, args.mode)
+    with Heartbeat("ALS-POTQ headline: pricing fp32, int8 and mfmac (cached after the first run)"):
+        rows = headline(args.net, args.mode)
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -327,21 +382,26 @@ def _cmd_netlist_energy(args) -> int:
 # ---- report -----------------------------------------------------------------------------
 def _calibration_section() -> str:
     static = {r["op"]: r for r in E.calibration_table("static")}
+    timed = {r["op"]: r for r in E.calibration_table("timed")}
     act = E.calibration_table("activity")
     rows = [[r["op"], _dname(r), r["reference_pj"], static[r["op"]]["predicted_pj"], static[r["op"]]["ratio"],
-             r["predicted_pj"], r["ratio"]] for r in act]
-    cs, ca = E.calibration("static"), E.calibration("activity")
+             r["predicted_pj"], r["ratio"], timed[r["op"]]["predicted_pj"], timed[r["op"]]["ratio"],
+             f"{100 * timed[r['op']]['glitch_share']:.1f}%"] for r in act]
+    cs, ca, ct = E.calibration("static"), E.calibration("activity"), E.calibration("timed")
     missing = [op for op, name, _, _ in E.CALIBRATION_POINTS if op not in static]
     text = [
         f"One constant per mode, set so that `{cs['design']}` bits=8 (exact unsigned 8x8 array multiplier) "
         f"costs {reference.MUL8_PJ} pJ per operation ({reference.SOURCE}); every other row is a prediction "
         "(ratio = predicted / reference). Static: energy proportional to the netlist's CMOS transistors. "
         "Activity: zero-delay toggles of every cell output on uniform random operands, weighted by the "
-        "cell's transistors, plus flip-flop clock energy. "
-        f"Constants: static {cs['pj_per_unit']:.4g} pJ/transistor, activity {ca['pj_per_unit']:.4g} pJ/transistor-toggle.",
+        "cell's transistors, plus flip-flop clock energy. Timed: the same streams swept with a unit delay "
+        "per gate, every transition counted (glitches included); glitch share = the part of the timed "
+        "toggle energy that zero-delay simulation does not see. "
+        f"Constants: static {cs['pj_per_unit']:.4g} pJ/transistor, activity {ca['pj_per_unit']:.4g} "
+        f"pJ/transistor-toggle, timed {ct['pj_per_unit']:.4g} pJ/transistor-toggle.",
         "", "```",
         format_table(rows, ["op", "design", "reference pJ", "static pJ", "static ratio",
-                            "activity pJ", "activity ratio"]), "```"]
+                            "activity pJ", "activity ratio", "timed pJ", "timed ratio", "glitch share"]), "```"]
     if missing:
         text.append(f"\nNot available (design not registered): {', '.join(missing)}.")
     return "\n".join(text)

@@ -4,7 +4,7 @@ Cell cost: every cell of the generic Yosys flow weighs its CMOS transistor count
 (synth.gatesim.CMOS_TRANSISTORS, the table of `stat -tech cmos`), a proxy for the
 capacitance that switches when its output toggles.
 
-Two modes, each with ONE technology constant (pJ per unit) calibrated once so that the
+Three modes, each with ONE technology constant (pJ per unit) calibrated once so that the
 exact unsigned 8x8 array multiplier (`mul-array` bits=8) costs synth.reference.MUL8_PJ
 = 0.2 pJ per operation (Horowitz, ISSCC 2014, 45 nm); every other figure is a prediction.
 
@@ -29,6 +29,11 @@ exact unsigned 8x8 array multiplier (`mul-array` bits=8) costs synth.reference.M
             Values are integers (two's complement for negatives, taken modulo 2^width); a
             port wider than 64 bits takes an object array of Python ints (e.g. the
             concatenated weight words of a multi-lane PE row).
+  timed     as activity, on the same streams, but every transition of every cell output is
+            counted, glitches included: each cycle is swept with a unit delay per generic gate
+            from the previous cycle's settled values (synth.gatesim, timed=True). Reports the
+            zero-delay count beside it and the glitch share = 1 - zero-delay toggle units /
+            timed toggle units (transistor-weighted; the clock is not a glitch).
 energy_pj = constant x units per cycle / operations per cycle (the design's op_count).
 
 Results (calibration and activity counts) are cached by content hash (synth/cache.py).
@@ -47,7 +52,8 @@ __all__ = ["MODES", "design_energy", "netlist_energy", "calibration", "calibrati
            "CALIBRATION_DESIGN", "CLOCK_UNITS_PER_FF"]
 
 MODEL_VERSION = "1"          # bump when the model below changes: cached results stop matching
-MODES = ("static", "activity")
+MODES = ("static", "activity", "timed")
+STREAM_MODES = ("activity", "timed")      # the modes that simulate a stream
 CALIBRATION_DESIGN = ("mul-array", {"bits": 8})
 CLOCK_UNITS_PER_FF = 2 * 8   # transistor-toggles per flip-flop per clock cycle
 DEFAULT_VECTORS = 16384      # combinational: random vectors on consecutive cycles
@@ -111,8 +117,9 @@ def _stream_digest(stream: dict[str, np.ndarray]) -> str:
 _CONTROL_DEFAULTS = {"valid": 1, "clear": 0, "rst": 0}
 
 
-def _count_units(g: GateNetlist, stream: dict[str, np.ndarray]) -> dict:
-    """Activity units per cycle (toggles x transistors + clock) on `stream` (normalized)."""
+def _count_units(g: GateNetlist, stream: dict[str, np.ndarray], timed: bool = False) -> dict:
+    """Activity units per cycle (toggles x transistors + clock) on `stream` (normalized);
+    `timed` counts unit-delay transitions (glitches included) and reports both counts."""
     rng = np.random.default_rng(SEED)
     data_ports = [n for n in g.inputs if n not in g.clock_ports]
     if not g.sequential and all(a.ndim == 1 for a in stream.values()):
@@ -125,7 +132,7 @@ def _count_units(g: GateNetlist, stream: dict[str, np.ndarray]) -> dict:
             else:
                 words[name] = rng.integers(0, 2**64, size=(width, -(-n // 64)), dtype=np.uint64,
                                            endpoint=False)
-        res = g.run_time_packed(words, n)
+        res = g.run_time_packed(words, n, timed=timed)
         lanes, cycles = 1, n
     else:
         if stream:
@@ -149,21 +156,29 @@ def _count_units(g: GateNetlist, stream: dict[str, np.ndarray]) -> dict:
             for name, a in given.items():
                 w[name] = pack_values(a[:, t], len(g.inputs[name]))
             return w
-        res = g.run_lanes(cycle_words, cycles, lanes)
+        res = g.run_lanes(cycle_words, cycles, lanes, timed=timed)
     samples = res["transitions"] * lanes
     toggle_units = float(res["toggles"] @ g.cost) / samples
     clock_units = g.flip_flops * CLOCK_UNITS_PER_FF
-    return {"units_per_cycle": toggle_units + clock_units,
-            "toggle_units_per_cycle": toggle_units, "clock_units_per_cycle": float(clock_units),
-            "toggles_per_cycle": float(res["toggles"].sum()) / samples,
-            "cycles": cycles, "lanes": lanes}
+    out = {"units_per_cycle": toggle_units + clock_units,
+           "toggle_units_per_cycle": toggle_units, "clock_units_per_cycle": float(clock_units),
+           "toggles_per_cycle": float(res["toggles"].sum()) / samples,
+           "cycles": cycles, "lanes": lanes}
+    if timed:
+        timed_units = float(res["timed_toggles"] @ g.cost) / samples
+        out.update(units_per_cycle=timed_units + clock_units, toggle_units_per_cycle=timed_units,
+                   zero_delay_toggle_units_per_cycle=toggle_units,
+                   zero_delay_toggles_per_cycle=out["toggles_per_cycle"],
+                   toggles_per_cycle=float(res["timed_toggles"].sum()) / samples,
+                   glitch_share=(1 - toggle_units / timed_units) if timed_units else 0.0)
+    return out
 
 
 def _units(verilog_text: str, top: str, mode: str, stream: dict | None) -> dict:
     """Model units per cycle (uncalibrated) plus the netlist's statistics; cached."""
     raw = {k: np.asarray(v) for k, v in (stream or {}).items()}
     digest = (_stream_digest(raw) if raw else
-              f"default:{SEED}:{DEFAULT_VECTORS}:{DEFAULT_LANES}:{DEFAULT_CYCLES}") if mode == "activity" else ""
+              f"default:{SEED}:{DEFAULT_VECTORS}:{DEFAULT_LANES}:{DEFAULT_CYCLES}") if mode in STREAM_MODES else ""
     k = cache.key("units", MODEL_VERSION, FLOW_VERSION, mode, top, verilog_text, digest)
     hit = cache.load("units", k)
     if hit is not None:
@@ -175,7 +190,7 @@ def _units(verilog_text: str, top: str, mode: str, stream: dict | None) -> dict:
     else:
         g = GateNetlist(stats["netlist"], top)
         s = _normalize_stream(g, raw)
-        out = {**_count_units(g, s), "stream": "uniform random (default)" if not s else "caller's",
+        out = {**_count_units(g, s, timed=mode == "timed"), "stream": "uniform random (default)" if not s else "caller's",
                **_stats(stats)}
     cache.store("units", k, out)
     return out
@@ -240,13 +255,14 @@ def netlist_energy(verilog_text: str, top: str, *, mode: str = "static", stream:
 
     Keys: energy_pj (per operation), energy_per_cycle_pj, mode, ops_per_cycle, pj_per_unit,
     units_per_cycle, transistors, cells, cells_total, flip_flops, depth; activity mode adds
-    toggles_per_cycle, toggle/clock units, cycles, lanes, stream.
+    toggles_per_cycle, toggle/clock units, cycles, lanes, stream; timed mode also
+    zero_delay_toggles_per_cycle, zero_delay_toggle_units_per_cycle and glitch_share.
     """
     _check_mode(mode)
     if not ops_per_cycle or ops_per_cycle <= 0:
         raise ValueError(f"ops_per_cycle must be > 0, got {ops_per_cycle}")
     if mode == "static" and stream is not None:
-        raise ValueError("a stream only applies to --mode activity")
+        raise ValueError("a stream only applies to --mode activity or timed")
     u = _units(verilog_text, top, mode, stream)
     k = calibration(mode)["pj_per_unit"]
     per_cycle = k * u["units_per_cycle"]
@@ -265,16 +281,18 @@ def design_energy(design: str, params: dict | None = None, *, mode: str = "stati
 
 def calibration_table(mode: str = "activity", designs_available=None) -> list[dict]:
     """Prediction vs reference for every point of the 45 nm table: op, design, params,
-    predicted_pj, reference_pj, ratio (predicted / reference). Points whose design is not
-    registered are left out."""
+    predicted_pj, reference_pj, ratio (predicted / reference), and in timed mode the
+    glitch_share. Points whose design is not registered are left out."""
     from rtl.registry import all_designs
     have = {d.name for d in all_designs()} if designs_available is None else set(designs_available)
     rows = []
     for op, name, params, ref in CALIBRATION_POINTS:
         if name not in have:
             continue
-        e = design_energy(name, params, mode=mode)["energy_pj"]
+        r = design_energy(name, params, mode=mode)
+        e = r["energy_pj"]
         rows.append({"op": op, "design": name, "params": params, "mode": mode,
-                     "predicted_pj": e, "reference_pj": ref, "ratio": e / ref})
+                     "predicted_pj": e, "reference_pj": ref, "ratio": e / ref,
+                     **({"glitch_share": r["glitch_share"]} if mode == "timed" else {})})
     return rows
 

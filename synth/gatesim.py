@@ -15,7 +15,14 @@ Two ways to pack vectors into the bits of a word:
     lane l (an independent stream); the simulator iterates over cycles, carries the
     flip-flop state from one cycle to the next (Q <- D at each rising clock edge) and
     counts, per net, the lanes whose value differs from the previous cycle.
-Toggles are zero-delay: a net toggles at most once per cycle, glitches are not seen.
+Toggles are zero-delay by default: a net toggles at most once per cycle, glitches are not
+seen. With `timed=True` both runs also simulate every cycle with a unit delay per gate
+(a gate's output at time step t is its function of its inputs at step t-1, starting from the
+previous cycle's settled values with the new inputs and flip-flop outputs applied at step 0)
+and count every transition of every cell output on the way, glitches included. A gate whose
+shortest path from a changing source is m gates and whose longest is L can only change at
+steps m..L, so step t evaluates just the gates with m <= t <= L (vectorized per gate kind).
+After depth steps every net holds its zero-delay value (the tests check it).
 """
 from __future__ import annotations
 
@@ -195,6 +202,8 @@ class GateNetlist:
                 else:
                     groups.append(_Group("mux", y, a, b, s=np.array([p["S"] for p in pins], np.intp)))
         self.groups = groups
+        self._comb, self._cell_level = comb, cell_level
+        self._timed = None
         # energy weights: one entry per cell output (combinational and flip-flop Q)
         cost_rows = np.array([p["Y"] for _, p in comb] + list(self.dff_q), np.intp)
         cost = np.array([CMOS_TRANSISTORS[t] for t, _ in comb] + [CMOS_TRANSISTORS["$_DFF_P_"]] * len(self.dff_q),
@@ -225,6 +234,93 @@ class GateNetlist:
                 A ^= g.io
             V[g.y] = A
 
+    # ---- unit-delay (timed) evaluation ----------------------------------------------------
+    def _timed_plan(self) -> list[list[_Group]]:
+        """Per time step t = 1..depth: the gates (grouped by kind) that can change at step t."""
+        if self._timed is not None:
+            return self._timed
+        comb, lvl = self._comb, self._cell_level
+        # earliest step each net can change: 0 for inputs and flip-flop outputs, never
+        # (a large number) for constants, 1 + the earliest of a gate's inputs otherwise
+        never = 1 << 30
+        early = np.full(self.n_rows, -1, np.int64)
+        early[[0, 1]] = never
+        for bits in self.inputs.values():
+            early[bits] = 0
+        early[self.dff_q] = 0
+        cell_early = np.zeros(len(comb), np.int64)
+        for i in np.argsort(lvl, kind="stable"):           # level order is a topological order
+            pins = comb[i][1]
+            e = min(int(early[pins[p]]) for p in ("A", "B", "S") if p in pins)
+            cell_early[i] = e + 1 if e < never else never
+            early[pins["Y"]] = cell_early[i]
+        steps = []
+        for t in range(1, self.depth + 1):
+            idx = np.nonzero((cell_early <= t) & (lvl >= t))[0]
+            steps.append(self._kind_groups(idx))
+        self._timed = steps
+        return steps
+
+    def _kind_groups(self, idx) -> list[_Group]:
+        comb = self._comb
+        out = []
+        by_kind: dict[str, list[int]] = {"and": [], "xor": [], "mux": []}
+        for i in idx:
+            t = comb[i][0]
+            by_kind["and" if t in _AND_FORMS else "xor" if t in _XOR_FORMS else "mux"].append(i)
+        for kind, members in by_kind.items():
+            if not members:
+                continue
+            ts = [comb[i][0] for i in members]
+            pins = [comb[i][1] for i in members]
+            y = np.array([p["Y"] for p in pins], np.intp)
+            a = np.array([p["A"] for p in pins], np.intp)
+            b = np.array([p.get("B", 0) for p in pins], np.intp)
+            if kind == "and":
+                forms = np.array([_AND_FORMS[t] for t in ts], bool)
+                out.append(_Group("and", y, a, b, ia=_mask(forms[:, 0]), ib=_mask(forms[:, 1]),
+                                  io=_mask(forms[:, 2])))
+            elif kind == "xor":
+                out.append(_Group("xor", y, a, b, io=_mask([_XOR_FORMS[t] for t in ts])))
+            else:
+                out.append(_Group("mux", y, a, b, s=np.array([p["S"] for p in pins], np.intp)))
+        return out
+
+    @staticmethod
+    def _apply(g: _Group, V: np.ndarray) -> np.ndarray:
+        A = V[g.a]
+        B = V[g.b]
+        if g.kind == "mux":
+            return A ^ ((A ^ B) & V[g.s])
+        if g.kind == "and":
+            if g.ia is not None:
+                A ^= g.ia
+            if g.ib is not None:
+                B ^= g.ib
+            A &= B
+        else:
+            A ^= B
+        if g.io is not None:
+            A ^= g.io
+        return A
+
+    def evaluate_timed(self, V: np.ndarray, mask=None) -> np.ndarray:
+        """Unit-delay sweep: V holds the previous settled values of every gate output with the
+        new inputs and flip-flop outputs already applied; on return V is settled. Returns the
+        transitions per net row (glitches included), popcount over the words AND `mask`."""
+        V[0] = ZERO
+        V[1] = ONES
+        counts = np.zeros(self.n_rows, np.int64)
+        for groups in self._timed_plan():
+            new = [(g.y, self._apply(g, V)) for g in groups]     # every gate reads step t-1
+            for y, Y in new:
+                D = V[y] ^ Y
+                if mask is not None:
+                    D &= mask
+                counts[y] += np.bitwise_count(D).sum(axis=1, dtype=np.int64)
+                V[y] = Y
+        return counts
+
     def input_bits(self, name: str) -> list[int]:
         try:
             return self.inputs[name]
@@ -232,10 +328,12 @@ class GateNetlist:
             raise ValueError(f"stream names port {name!r}, which is not an input "
                              f"(inputs: {', '.join(sorted(self.inputs))})") from None
 
-    def run_time_packed(self, words: dict[str, np.ndarray], n: int) -> dict:
+    def run_time_packed(self, words: dict[str, np.ndarray], n: int, timed: bool = False) -> dict:
         """Combinational netlist, one stream of n cycles; words[port] = (width, ceil(n/64)) uint64.
 
-        Returns toggles per cost row (summed over the n-1 transitions) and the settled V.
+        Returns toggles per cost row (summed over the n-1 transitions) and the settled V; with
+        `timed`, also timed_toggles per cost row (unit delay, glitches included) and V_timed,
+        the values the unit-delay sweep settled to.
         """
         if self.sequential:
             raise NetlistError("time-packed evaluation needs a netlist without flip-flops")
@@ -252,13 +350,32 @@ class GateNetlist:
         tail = n - 64 * (W - 1)                        # valid bits in the last word
         if tail < 64:
             T[:, -1] &= np.uint64((1 << tail) - 1)
-        return {"toggles": np.bitwise_count(T).sum(axis=1, dtype=np.int64), "V": V, "transitions": n - 1}
+        out = {"toggles": np.bitwise_count(T).sum(axis=1, dtype=np.int64), "V": V, "transitions": n - 1}
+        if timed:
+            # bit t starts from cycle t-1's settled gate outputs (the words shifted by one
+            # cycle) with cycle t's inputs; bit 0 (no predecessor) and the padding are masked
+            Vt = (V << np.uint64(1))
+            Vt[:, 1:] |= V[:, :-1] >> np.uint64(63)
+            Vt[:, 0] |= V[:, 0] & np.uint64(1)           # cycle 0 starts settled: no transitions
+            for name, w in words.items():
+                Vt[self.input_bits(name)] = w
+            mask = np.full(W, ONES, np.uint64)
+            mask[0] &= ~np.uint64(1)
+            if tail < 64:
+                mask[-1] &= np.uint64((1 << tail) - 1)
+            counts = self.evaluate_timed(Vt, mask)
+            out["timed_toggles"] = counts[self.cost_rows]
+            out["V_timed"] = Vt
+        return out
 
-    def run_lanes(self, cycle_words, cycles: int, lanes: int) -> dict:
+    def run_lanes(self, cycle_words, cycles: int, lanes: int, timed: bool = False) -> dict:
         """Lane-packed run: cycle_words(t) -> {port: (width, words) uint64} for cycle t.
 
         Flip-flops start at 0 (the reset state of Amaranth registers). Toggles are counted
         between consecutive cycles (cycles-1 transitions per lane); Q toggles at the clock edge.
+        With `timed`, cycles 1.. are also swept with unit delays from the previous cycle's
+        settled values: timed_toggles per cost row (glitches included) and the outputs of
+        that sweep (outputs_timed) come back too.
         """
         W = -(-lanes // 64)
         lane_mask = np.full(W, ONES, np.uint64)
@@ -269,11 +386,31 @@ class GateNetlist:
         toggles = np.zeros(len(self.cost_rows), np.int64)
         prev = None
         outs = {name: np.zeros((len(b), cycles, W), np.uint64) for name, b in self.outputs.items()}
+        timed_toggles = np.zeros(len(self.cost_rows), np.int64) if timed else None
+        outs_t = {name: np.zeros((len(b), cycles, W), np.uint64) for name, b in self.outputs.items()} if timed else None
+        Vt = np.zeros_like(V) if timed else None
         for t in range(cycles):
-            for name, w in cycle_words(t).items():
+            w_t = cycle_words(t)
+            for name, w in w_t.items():
                 V[self.input_bits(name)] = w
             V[self.dff_q] = state
+            if timed and t > 0:
+                Vt[:] = prev_V                     # last cycle settled, new inputs and Q at step 0
+                for name, w in w_t.items():
+                    Vt[self.input_bits(name)] = w
+                q_flips = np.bitwise_count((Vt[self.dff_q] ^ state) & lane_mask).sum(axis=1, dtype=np.int64)
+                Vt[self.dff_q] = state
+                counts = self.evaluate_timed(Vt, lane_mask)
+                counts[self.dff_q] += q_flips
+                timed_toggles += counts[self.cost_rows]
+                for name, b in self.outputs.items():
+                    outs_t[name][:, t] = Vt[b]
             self.evaluate(V)
+            if timed:
+                if t == 0:
+                    for name, b in self.outputs.items():
+                        outs_t[name][:, 0] = V[b]
+                prev_V = V.copy()
             X = V[self.cost_rows]
             if prev is not None:
                 toggles += np.bitwise_count((X ^ prev) & lane_mask).sum(axis=1, dtype=np.int64)
@@ -281,7 +418,10 @@ class GateNetlist:
             for name, b in self.outputs.items():
                 outs[name][:, t] = V[b]
             state = V[self.dff_d]
-        return {"toggles": toggles, "transitions": cycles - 1, "outputs": outs}
+        out = {"toggles": toggles, "transitions": cycles - 1, "outputs": outs}
+        if timed:
+            out.update(timed_toggles=timed_toggles, outputs_timed=outs_t)
+        return out
 
     def read_port(self, V_rows: np.ndarray, n: int, signed: bool = False) -> np.ndarray:
         """(width, words) packed bits -> n integers (bit 0 = first vector / lane)."""
