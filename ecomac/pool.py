@@ -1,0 +1,63 @@
+"""Worker processes that an interrupt stops promptly, leaving no process behind.
+
+`with worker_pool(n) as pool:` gives a concurrent.futures.ProcessPoolExecutor whose workers
+ignore SIGINT (a terminal's Ctrl-C reaches the whole foreground process group; only the
+parent acts on it) and turn SIGTERM into a clean exit (so an external tool a worker runs
+through synth.proc.run_tool is killed with its process group, not orphaned). When the body
+raises anything (KeyboardInterrupt included), every worker is terminated, then killed if it
+has not exited within a few seconds, before the exception propagates.
+"""
+from __future__ import annotations
+
+import signal
+import time
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
+
+__all__ = ["worker_pool", "check_workers"]
+
+
+def check_workers(workers) -> int:
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be a positive integer, got {workers!r}")
+    return workers
+
+
+def _on_term(signum, frame):
+    raise SystemExit(128 + signum)
+
+
+def _worker_init() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _on_term)
+
+
+def _stop(pool: ProcessPoolExecutor, grace: float = 3.0) -> None:
+    procs = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for p in procs:
+        try:
+            p.terminate()
+        except (OSError, ValueError, AttributeError):
+            pass
+    deadline = time.monotonic() + grace
+    for p in procs:
+        try:
+            p.join(max(0.0, deadline - time.monotonic()))
+            if p.is_alive():
+                p.kill()
+                p.join(1.0)
+        except (OSError, ValueError, AttributeError, AssertionError):
+            pass
+
+
+@contextmanager
+def worker_pool(workers: int):
+    pool = ProcessPoolExecutor(max_workers=check_workers(workers), initializer=_worker_init)
+    try:
+        yield pool
+    except BaseException:
+        _stop(pool)
+        raise
+    else:
+        pool.shutdown(wait=True)
