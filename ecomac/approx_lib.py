@@ -137,7 +137,7 @@ def characterize(design: str, params: dict | None = None) -> dict:
     if design not in FAMILIES:
         raise ValueError(f"unknown multiplier family {design!r} (families: {', '.join(FAMILIES)})")
     full = get_design(design).full_params(params)
-    get_design(design).build(full)          # the RTL's one-line parameter errors
+    get_design(design).validate(full)       # the RTL's one-line parameter errors
     # keyed by the sources that make the Verilog, not the Verilog itself: a hit costs no elaboration
     k = cache.key("approx-point", _VERSION, design, json.dumps(full, sort_keys=True), _sources_digest())
     hit = cache.load("approx-point", k)
@@ -156,9 +156,9 @@ def _characterize_one(args):
 
 def sweep(points, workers: int = 2, progress: bool = True) -> list[dict]:
     """Characterize every (design, params) point in `workers` processes, in order."""
-    from concurrent.futures import ProcessPoolExecutor
-
+    from .pool import check_workers, worker_pool
     from .table import Progress
+    check_workers(workers)
     points = list(points)
     rows = []
     with Progress(len(points), "approx sweep") if progress else _Quiet() as prog:
@@ -167,7 +167,7 @@ def sweep(points, workers: int = 2, progress: bool = True) -> list[dict]:
                 rows.append(characterize(*p))
                 prog.step(note=p[0])
         else:
-            with ProcessPoolExecutor(max_workers=workers) as pool:
+            with worker_pool(workers) as pool:       # Ctrl-C: workers stopped, none left behind
                 for row in pool.map(_characterize_one, points):
                     rows.append(row)
                     prog.step(note=f"{row['design']} {params_text(row['params'])}")
@@ -280,7 +280,7 @@ def export_table(design: str, params: dict, path, fmt: str = "bin") -> np.ndarra
     if design not in FAMILIES:
         raise ValueError(f"unknown multiplier family {design!r} (families: {', '.join(FAMILIES)})")
     full = get_design(design).full_params(params)
-    get_design(design).build(full)          # the RTL's one-line parameter errors
+    get_design(design).validate(full)       # the RTL's one-line parameter errors
     bits = full["bits"]
     if fmt == "bin" and bits != 8:
         raise ValueError(f"the tf-approximate .bin format holds 8x8 multipliers only (bits=8), got bits={bits}; "

@@ -5,16 +5,19 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import pkgutil
 import sys
 
 from rtl.registry import all_designs, get_design, parse_params
+from synth.proc import ToolError
 from synth.yosys import SynthError, TARGETS
 
 from . import designs
-from .table import format_table
+from .outputs import check_distinct, check_output_dir, check_output_file
+from .table import TERMINAL_COLUMNS, format_table
 
-__all__ = ["main", "UsageError", "command_modules"]
+__all__ = ["main", "UsageError", "command_modules", "positive_int", "add_design_args", "design_params"]
 
 
 class UsageError(Exception):
@@ -35,6 +38,17 @@ def command_modules():
     return mods
 
 
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (worker counts and the like)."""
+    try:
+        v = int(text, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer (1 or more), got {v}")
+    return v
+
+
 def design_params(args) -> tuple:
     """(Design, params dict) from `args.design` and `args.param`."""
     d = get_design(args.design)
@@ -47,14 +61,22 @@ def add_design_args(p, optional: bool = False) -> None:
                    help="set a design parameter (repeatable)")
 
 
+def _param_text(p) -> str:
+    default = ",".join(map(str, p.default)) if isinstance(p.default, tuple) else p.default
+    default = int(default) if isinstance(default, bool) else default
+    rule = f"; default {p.follows_doc}" if p.follows is not None else ""
+    return f"{p.name}={default} ({p.allowed}{rule})"
+
+
 def _cmd_list(args) -> int:
     ds = all_designs()
     if args.json:
         print(json.dumps([d.to_json() for d in ds], indent=2))
         return 0
-    rows = [[d.name, d.family, ", ".join(f"{p.name}={p.default if not isinstance(p.default, tuple) else ','.join(map(str, p.default))} ({p.allowed})"
-                                        for p in d.params), d.description] for d in ds]
-    print(format_table(rows, ["design", "family", "parameters (default, allowed)", "description"]))
+    rows = [[d.name, d.family, "\n".join(_param_text(p) for p in d.params) or "-", d.description] for d in ds]
+    print(format_table(rows, ["design", "family", "parameters: default (allowed)", "description"],
+                       max_width=TERMINAL_COLUMNS))
+    print("(--json gives every field unwrapped)")
     return 0
 
 
@@ -68,23 +90,45 @@ def _need_design(args) -> None:
 def _cmd_verilog(args) -> int:
     _need_design(args)
     if args.all:
+        if args.param:
+            raise UsageError("--param applies to one design, not to --all")
+        check_output_dir(args.output)
         for d in designs.default_designs():
             designs.write_verilog(d.name, {}, f"{args.output}/{d.module}.v")
         print(f"wrote {len(designs.default_designs())} designs into {args.output}/")
         return 0
     d, params = design_params(args)
-    sheet = designs.write_verilog(d.name, params, args.output)
-    print(f"wrote {args.output} and {args.output.rsplit('.', 1)[0]}.json (module {sheet['module']})")
+    out = check_output_file(args.output, what="Verilog file")
+    if out.suffix.lower() == ".json":
+        raise UsageError(f"Verilog file {args.output} ends in .json, the datasheet's name; "
+                         "give FILE.v (the datasheet goes to FILE.json)")
+    sheet_path = out.with_suffix(".json")
+    check_output_file(sheet_path, what="datasheet")
+    check_distinct(out, sheet_path)
+    d.validate(params)              # parameter errors before anything slow
+    sheet = designs.write_verilog(d.name, params, out)
+    print(f"wrote {out} and {sheet_path} (module {sheet['module']})")
     return 0
+
+
+def _check_liberty_target(args) -> None:
+    if args.liberty is not None and args.target != "generic":
+        raise UsageError(f"--liberty maps to a cell library and applies to --target generic only, "
+                         f"not {args.target}")
 
 
 def _cmd_synth(args) -> int:
     _need_design(args)
+    _check_liberty_target(args)
     if args.all:
+        if args.param:
+            raise UsageError("--param applies to one design, not to --all")
+        check_output_dir(args.output)
         rows = designs.synth_defaults(args.output, target=args.target, liberty=args.liberty)
         print(designs.summary_table(rows))
         return 0
     d, params = design_params(args)
+    d.validate(params)
     res = designs.synth_design(d.name, params, target=args.target, liberty=args.liberty)
     if args.json:
         print(json.dumps(res, indent=2))
@@ -101,6 +145,7 @@ def _cmd_synth(args) -> int:
 
 def _cmd_report(args) -> int:
     from .report import write_report
+    check_output_dir(args.output)
     print(write_report(args.output))
     return 0
 
@@ -123,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("synth", help="Yosys statistics: cells, transistors (or FPGA resources)")
     add_design_args(p, optional=True)
     p.add_argument("--all", action="store_true", help="every default design; JSON per design into -o")
-    p.add_argument("-o", "--output", default="build/synth", metavar="DIR")
+    p.add_argument("-o", "--output", default="build/synth", metavar="DIR", help="with --all: JSON per design")
     p.add_argument("--target", default="generic", choices=TARGETS)
     p.add_argument("--liberty", metavar="FILE", help="map to this cell library (area in um^2)")
     p.add_argument("--json", action="store_true")
@@ -139,14 +184,59 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+def _one_line(e: BaseException) -> str:
+    text = " ".join(str(e).split()) or type(e).__name__
+    return text if len(text) <= 400 else text[:397] + "..."
+
+
+def _quiet_stdout() -> None:
+    """After a closed pipe (`ecomac list | head -1`): point stdout at /dev/null so the
+    interpreter's final flush does not print a BrokenPipeError of its own."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so worker pools and external tools are stopped on the way out."""
+
+
+def _on_sigterm(signum, frame):
+    raise _Terminated()
+
+
 def main(argv=None) -> int:
+    import signal
+    import threading
+    old_term = None
+    if threading.current_thread() is threading.main_thread():
+        old_term = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        return _main(argv)
+    finally:
+        if old_term is not None:
+            signal.signal(signal.SIGTERM, old_term)
+
+
+def _main(argv) -> int:
     try:
         args = build_parser().parse_args(argv)
         return args.func(args) or 0
-    except (UsageError, ValueError, TypeError, SynthError, FileNotFoundError) as e:
-        print(f"ecomac: error: {e}", file=sys.stderr)
+    except BrokenPipeError:
+        _quiet_stdout()
+        return 141                       # 128 + SIGPIPE, what a shell reports for a closed pipe
+    except (UsageError, ValueError, TypeError, SynthError, ToolError, OSError) as e:
+        # OSError: the file system refused (a full disk, a file vanished mid-run); one line
+        print(f"ecomac: error: {_one_line(e)}", file=sys.stderr)
         return 2
+    except _Terminated:
+        print("ecomac: terminated", file=sys.stderr)
+        return 143                       # 128 + SIGTERM
     except KeyboardInterrupt:
+        print("ecomac: interrupted", file=sys.stderr)
         return 130
 
 

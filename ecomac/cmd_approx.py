@@ -5,7 +5,8 @@ import json
 from pathlib import Path
 
 from . import approx_lib as lib
-from .table import format_table
+from .outputs import check_output_dir, check_output_file
+from .table import TERMINAL_COLUMNS, format_table
 
 __all__ = ["add_parser", "report_sections"]
 
@@ -38,7 +39,13 @@ _BEST_HEAD = ["family", "MRE% limit", "best point", "MRE%", "E activity pJ", "sa
 def _families(items):
     fams = []
     for item in items or []:
-        fams += [f.strip() for f in item.split(",") if f.strip()]
+        for f in item.split(","):
+            f = f.strip()
+            if not f:
+                raise ValueError(f"--family {item!r} has an empty name")
+            if f in fams:
+                raise ValueError(f"family {f} given twice; give each family once")
+            fams.append(f)
     return fams or None
 
 
@@ -54,12 +61,14 @@ def _cmd_list(args) -> int:
         print(json.dumps([{**get_design(n).to_json(), "sweep_points": len(lib.sweep_points([n]))}
                           for n in lib.FAMILIES], indent=2))
         return 0
-    print(format_table(rows, ["design", "parameters (default, allowed)", "sweep points", "description"]))
+    print(format_table(rows, ["design", "parameters (default, allowed)", "sweep points", "description"],
+                       max_width=TERMINAL_COLUMNS))
     return 0
 
 
 def _cmd_sweep(args) -> int:
     points = lib.sweep_points(_families(args.family), bits=args.bits)
+    check_output_dir(args.output)                 # before minutes of work, not after
     rows = lib.sweep(points, workers=args.workers)
     paths = lib.write_sweep(rows, args.output)
     if args.json:
@@ -82,7 +91,12 @@ def _cmd_export(args) -> int:
     from rtl.registry import get_design, parse_params
     d = get_design(args.design)
     params = parse_params(d, args.param)
-    fmt = args.format or ("npy" if str(args.output).endswith(".npy") else "bin")
+    # the format follows the name (.bin or .npy); another name needs an explicit --format
+    out = check_output_file(args.output, suffixes=None if args.format else (".bin", ".npy"), what="table file")
+    named = out.suffix.lower().lstrip(".")
+    fmt = args.format or named
+    if named in ("bin", "npy") and named != fmt:
+        raise ValueError(f"--format {fmt} does not match the file name {args.output} (.{named})")
     t = lib.export_table(d.name, params, args.output, fmt)
     print(f"wrote {args.output} ({fmt}, {t.shape[0]}x{t.shape[1]} products of {d.name} "
           f"{lib.params_text(d.full_params(params))})")
@@ -100,6 +114,7 @@ def _cmd_characterize(args) -> int:
 
 
 def add_parser(sub) -> None:
+    from .cli import positive_int
     p = sub.add_parser("approx", help="approximate multipliers: list, sweep, export tables, characterize Verilog")
     asub = p.add_subparsers(dest="approx_command", required=True, parser_class=type(p))
 
@@ -111,7 +126,7 @@ def add_parser(sub) -> None:
     q.add_argument("--family", "-f", action="append", metavar="NAME[,NAME]",
                    help=f"families to sweep (repeatable; default all: {', '.join(lib.FAMILIES)})")
     q.add_argument("--bits", type=int, default=8, help="operand width N (default 8)")
-    q.add_argument("--workers", "-j", type=int, default=2, help="worker processes (default 2)")
+    q.add_argument("--workers", "-j", type=positive_int, default=2, help="worker processes (default 2)")
     q.add_argument("-o", "--output", default="build/approx", metavar="DIR")
     q.add_argument("--json", action="store_true", help="print the table as JSON")
     q.set_defaults(func=_cmd_sweep)

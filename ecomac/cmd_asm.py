@@ -206,7 +206,7 @@ def _job(spec):
 
 def measure(alphabets=asm.ALPHABETS, lanes=LANES, workers: int = 2) -> dict:
     """The ASM sweep: {"baseline": int-mac row, "rows": asm-pe-row rows, "weights": ..., "banks": ...}."""
-    from concurrent.futures import ProcessPoolExecutor
+    from .pool import worker_pool
     specs = [("int-mac", {"bits": X_BITS, "acc_bits": ACC_BITS})]
     specs += [("asm-pe-row", {"x_bits": X_BITS, "w_bits": W_BITS, "alphabet": tuple(a), "lanes": n,
                               "acc_bits": ACC_BITS}) for a in alphabets for n in lanes]
@@ -214,7 +214,7 @@ def measure(alphabets=asm.ALPHABETS, lanes=LANES, workers: int = 2) -> dict:
     # the largest netlists first so the two workers finish together
     order = sorted(range(len(specs)), key=lambda i: -specs[i][1].get("lanes", 0))
     results = [None] * len(specs)
-    with Progress(len(specs), "asm sweep") as prog, ProcessPoolExecutor(max_workers=workers) as pool:
+    with Progress(len(specs), "asm sweep") as prog, worker_pool(workers) as pool:
         futs = {pool.submit(_job, specs[i]): i for i in order}
         from concurrent.futures import as_completed
         for f in as_completed(futs):
@@ -303,6 +303,9 @@ _NOTES = (
 
 
 def _cmd_measure(args) -> int:
+    if args.output:
+        from .outputs import check_output_dir
+        check_output_dir(args.output)
     res = measure(workers=args.workers)
     if args.output:
         _write(res, args.output)
@@ -332,6 +335,7 @@ def report_sections(outdir):
 
 
 def add_parser(sub) -> None:
+    from .cli import positive_int
     p = sub.add_parser("asm", help="alphabet set multipliers: encode weights, list values, measure")
     asub = p.add_subparsers(dest="asm_command", required=True, parser_class=type(p))
 
@@ -352,5 +356,5 @@ def add_parser(sub) -> None:
     q = asub.add_parser("measure", help="cells and energy per MAC of asm-pe-row vs int-mac (synthesizes)")
     q.add_argument("--json", action="store_true")
     q.add_argument("-o", "--output", metavar="DIR", help="also write DIR/asm.json")
-    q.add_argument("--workers", type=int, default=2, help="parallel synthesis processes (default 2)")
+    q.add_argument("--workers", type=positive_int, default=2, help="parallel synthesis processes (default 2)")
     q.set_defaults(func=_cmd_measure)

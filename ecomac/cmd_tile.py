@@ -24,7 +24,40 @@ DATAPATH_PARAMS = {
 HADES_REFERENCE = ">50% energy benefit of in-/near-memory tiles vs a von Neumann design (HADES paper; a reference, not measured here)"
 
 
+_CACHE_VERSION = "1"      # bump when a row's contents change
+_SOURCES = ("rtl/tile.py", "rtl/asm.py", "rtl/pot.py", "rtl/intmac.py", "golden/tile.py", "golden/asm.py",
+            "golden/pot.py", "synth/movement.py", "synth/energy.py", "synth/gatesim.py", "synth/yosys.py",
+            "synth/reference.py", "ecomac/cmd_tile.py")
+
+
+def _sources_digest() -> str:
+    """Hash of the code a row depends on: a cached row is reused only while that code is unchanged."""
+    import hashlib
+
+    import amaranth
+    root = Path(__file__).resolve().parent.parent
+    h = hashlib.sha256(amaranth.__version__.encode())
+    for rel in _SOURCES:
+        try:
+            h.update((root / rel).read_bytes())
+        except OSError:
+            h.update(rel.encode())
+    return h.hexdigest()
+
+
 def _one(job):
+    """One tile x datapath row, cached by its parameters and the sources (repeated runs are instant)."""
+    from synth import cache
+    k = cache.key("tile-energy", _CACHE_VERSION, json.dumps(list(job)), _sources_digest())
+    hit = cache.load("tile-energy", k)
+    if hit is not None:
+        return hit
+    row = _compute(job)
+    cache.store("tile-energy", k, row)
+    return row
+
+
+def _compute(job):
     kind, dp, lanes, depth, bus_bits, acc_bits, mode, bus_mm, min_sram = job
     from synth.movement import MovementModel, mvm_energy
     s = gtile.spec(kind, lanes, depth, acc_bits=acc_bits, bus_bits=bus_bits, **DATAPATH_PARAMS[dp])
@@ -43,9 +76,10 @@ def tile_table(lanes: int = 64, depth: int = 256, bus_bits: int = 64, acc_bits: 
                mode: str = "activity", bus_mm: float | None = None, min_sram_bytes: float = 0.0,
                workers: int = 2) -> list[dict]:
     """Every tile kind x datapath; `saving_pct` is against tile-vn with the int datapath."""
-    from concurrent.futures import ProcessPoolExecutor
-
     from synth.energy import MODES
+
+    from .pool import check_workers, worker_pool
+    from .table import Progress
     from synth.movement import BUS_MM
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
@@ -55,13 +89,22 @@ def tile_table(lanes: int = 64, depth: int = 256, bus_bits: int = 64, acc_bits: 
         raise ValueError(f"bus length must be >= 0 mm, got {bus_mm}")
     if not min_sram_bytes >= 0:
         raise ValueError(f"min_sram_bytes must be >= 0, got {min_sram_bytes}")
+    check_workers(workers)
     jobs = [(k, dp, lanes, depth, bus_bits, acc_bits, mode, bus_mm, float(min_sram_bytes))
             for dp in DATAPATH_PARAMS for k in ("vn", "near", "in")]
-    if workers > 1:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            rows = list(pool.map(_one, jobs))
-    else:
-        rows = [_one(j) for j in jobs]
+    rows = []
+    # each row synthesizes and simulates a compute row of `lanes` lanes the first time (minutes
+    # at 64 lanes); the rows are cached, so a repeated run only reads them back
+    with Progress(len(jobs), "tile energy") as prog:
+        if workers > 1:
+            with worker_pool(workers) as pool:
+                for row in pool.map(_one, jobs):
+                    rows.append(row)
+                    prog.step(note=f"{row['tile']}/{row['datapath']}")
+        else:
+            for j in jobs:
+                rows.append(_one(j))
+                prog.step(note=f"{KIND_NAMES[j[0]]}/{j[1]}")
     base = next(r for r in rows if r["tile"] == "tile-vn" and r["datapath"] == "int")["total_pj"]
     for r in rows:
         r["saving_pct"] = 100.0 * (1.0 - r["total_pj"] / base)
@@ -121,13 +164,17 @@ def add_parser(sub) -> None:
     p.add_argument("--lanes", type=int, default=64, help="lanes (rows of W), default 64")
     p.add_argument("--depth", type=int, default=256, help="K (columns of W), default 256")
     p.add_argument("--bus-bits", type=int, default=64, help="tile-vn bus width, default 64")
+    from synth.energy import MODES
+    from synth.movement import BUS_MM
+
+    from .cli import positive_int
     p.add_argument("--bus-mm", type=float, default=None,
-                   help="tile-vn bus length in mm (an assumption; default synth.movement.BUS_MM)")
+                   help=f"tile-vn bus length in mm (an assumption; default {BUS_MM:g} mm)")
     p.add_argument("--min-sram-bytes", type=float, default=0.0,
                    help="price weight arrays smaller than this like this size per bit (default 0: extrapolate)")
     p.add_argument("--acc-bits", type=int, default=24)
-    p.add_argument("--mode", default="activity", help="energy model mode: static or activity (default)")
-    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--mode", default="activity", help=f"energy model mode: {' or '.join(MODES)} (default activity)")
+    p.add_argument("--workers", type=positive_int, default=2, help="worker processes (default 2)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_energy)
 

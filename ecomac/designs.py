@@ -7,9 +7,10 @@ from pathlib import Path
 from rtl.export import generate
 from rtl.registry import all_designs, get_design
 from synth.cache import atomic_write
-from synth.yosys import synthesize
+from synth.proc import ToolError
+from synth.yosys import SynthError, synthesize
 
-from .table import Progress, format_table
+from .table import Heartbeat, Progress, format_table
 
 __all__ = ["write_verilog", "synth_design", "default_designs", "synth_defaults", "summary_table"]
 
@@ -21,7 +22,8 @@ def default_designs():
 def write_verilog(name: str, params: dict | None, out: str | Path) -> dict:
     """Write FILE.v and the datasheet FILE.json beside it (both atomically)."""
     out = Path(out)
-    text, sheet = generate(name, params)
+    with Heartbeat(f"generating {name} Verilog"):
+        text, sheet = generate(name, params)
     atomic_write(out, text)
     atomic_write(out.with_suffix(".json"), json.dumps(sheet, indent=2) + "\n")
     return sheet
@@ -30,8 +32,10 @@ def write_verilog(name: str, params: dict | None, out: str | Path) -> dict:
 def synth_design(name: str, params: dict | None = None, target: str = "generic",
                  liberty: str | None = None) -> dict:
     d = get_design(name)
-    text, sheet = generate(name, params)
-    res = dict(synthesize(text, sheet["module"], target=target, liberty=liberty))
+    with Heartbeat(f"generating {name} Verilog"):
+        text, sheet = generate(name, params)
+    with Heartbeat(f"synthesizing {name} (Yosys; cached afterwards)"):
+        res = dict(synthesize(text, sheet["module"], target=target, liberty=liberty))
     res.pop("netlist", None)
     res["design"] = name
     res["params"] = sheet["parameters"]
@@ -40,23 +44,34 @@ def synth_design(name: str, params: dict | None = None, target: str = "generic",
 
 
 def _synth_one(args):
+    """(result, None) or (None, "design: what failed") -- one failure must not lose the others."""
     name, target, liberty = args
-    return synth_design(name, {}, target=target, liberty=liberty)
+    try:
+        return synth_design(name, {}, target=target, liberty=liberty), None
+    except (SynthError, ToolError, ValueError) as e:
+        return None, f"{name}: {e}"
 
 
 def synth_defaults(outdir: str | Path | None = None, target: str = "generic",
                    liberty: str | None = None) -> list[dict]:
     """Synthesize every default design in parallel worker processes (cached)."""
-    from concurrent.futures import ProcessPoolExecutor
+    from .pool import worker_pool
     names = [d.name for d in default_designs()]
-    rows = []
-    with Progress(len(names), "synth") as prog, ProcessPoolExecutor(max_workers=2) as pool:
-        for res in pool.map(_synth_one, [(n, target, liberty) for n in names]):
+    rows, failed = [], []
+    with Progress(len(names), "synth") as prog, worker_pool(2) as pool:
+        for (res, err), name in zip(pool.map(_synth_one, [(n, target, liberty) for n in names]), names):
+            if err is not None:
+                failed.append(err)
+                prog.step(note=f"{name} FAILED")
+                continue
             rows.append(res)
-            prog.step(note=res["design"])
-    if outdir is not None:
-        for r in rows:
-            atomic_write(Path(outdir) / f"{get_design(r['design']).module}.json", json.dumps(r, indent=2) + "\n")
+            if outdir is not None:   # written as it finishes: a later failure keeps it
+                atomic_write(Path(outdir) / f"{get_design(name).module}.json", json.dumps(res, indent=2) + "\n")
+            prog.step(note=name)
+    if failed:
+        kept = f"; the other {len(rows)} results are in {outdir}/" if outdir is not None and rows else ""
+        raise SynthError(f"synthesis ({target}) failed for {len(failed)} of {len(names)} designs: "
+                         f"{' | '.join(failed)}{kept}")
     return rows
 
 

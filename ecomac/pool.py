@@ -9,6 +9,7 @@ has not exited within a few seconds, before the exception propagates.
 """
 from __future__ import annotations
 
+import os
 import signal
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -23,8 +24,39 @@ def check_workers(workers) -> int:
     return workers
 
 
+def _children(pid: int) -> list[int]:
+    """Child processes of `pid` (Linux /proc; an empty list elsewhere)."""
+    out = []
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return out
+    for name in names:
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2:].split()      # after "(comm)", which may hold spaces
+        if len(fields) > 1 and int(fields[1]) == pid:
+            out.append(int(name))
+    return out
+
+
 def _on_term(signum, frame):
-    raise SystemExit(128 + signum)
+    """Kill the external tools this worker runs (each leads its own process group, see
+    synth.proc.run_tool), then exit at once: raising here could land in any frame."""
+    for child in _children(os.getpid()):
+        try:
+            if os.getpgid(child) == child:
+                os.killpg(child, signal.SIGKILL)
+            else:
+                os.kill(child, signal.SIGKILL)
+        except OSError:
+            pass
+    os._exit(128 + signum)
 
 
 def _worker_init() -> None:

@@ -73,8 +73,12 @@ def parse_alphabet(spec) -> tuple[int, ...]:
     """
     if isinstance(spec, str):
         text = spec.strip().strip("{}()[]")
+        items = text.split(",") if text.strip() else []
+        if any(not t.strip() for t in items):     # '1,,3' or '1,3,': a member left out
+            raise ValueError(f"alphabet {spec!r} has an empty member; give odd integers in 1..15 "
+                             f"separated by single commas")
         try:
-            members = [int(t, 0) for t in text.split(",") if t.strip()]
+            members = [int(t, 0) for t in items]
         except ValueError:
             raise ValueError(f"alphabet must be a comma-separated list of odd integers in 1..15, "
                              f"got {spec!r}") from None

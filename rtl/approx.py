@@ -132,7 +132,8 @@ class MulExact(_Mul):
 
 
 @design("mul-trunc", "truncated array multiplier: partial products with i+j < k dropped, optional constant correction",
-        (_BITS16, Param("k", 8, "0..2*bits", "columns dropped: every a_i b_j with i + j < k"),
+        (_BITS16, Param("k", 8, "0..2*bits", "columns dropped: every a_i b_j with i + j < k",
+                          follows=lambda p: min(8, 2 * p["bits"]), follows_doc="min(8, 2*bits)"),
          Param("correction", False, "0/1", "add round(expected value of the dropped bits)", parse=parse_bool)),
         family="approx-mul")
 class MulTrunc(_Mul):
@@ -157,7 +158,8 @@ class MulTrunc(_Mul):
 
 
 @design("mul-bam", "broken-array multiplier: rows j < hbl and columns i+j < vbl removed",
-        (_BITS16, Param("vbl", 8, "0..2*bits-1", "vertical break line: a_i b_j kept only if i + j >= vbl"),
+        (_BITS16, Param("vbl", 8, "0..2*bits-1", "vertical break line: a_i b_j kept only if i + j >= vbl",
+                          follows=lambda p: min(8, 2 * p["bits"] - 1), follows_doc="min(8, 2*bits-1)"),
          Param("hbl", 0, "0..bits-1", "horizontal break line: rows b_j with j < hbl removed")),
         family="approx-mul")
 class MulBam(_Mul):
@@ -184,7 +186,8 @@ def _leading_one(m: Module, x, bits: int, name: str):
 
 
 @design("mul-drum", "DRUM: k-bit dynamic-range segments of each operand (LSB forced to 1), k x k array multiply, shift",
-        (_BITS16, Param("k", 4, "1..bits", "bits kept from each operand's leading one")),
+        (_BITS16, Param("k", 4, "1..bits", "bits kept from each operand's leading one",
+                          follows=lambda p: min(4, p["bits"]), follows_doc="min(4, bits)")),
         family="approx-mul")
 class MulDrum(_Mul):
     """Combinational. Per operand: leading-one detector, right shift by s = max(t-k+1, 0) to k
@@ -225,7 +228,8 @@ class MulDrum(_Mul):
 
 
 @design("mul-mitchell", "Mitchell logarithmic multiplier: leading-one log, fraction add, antilog shift",
-        (_BITS16, Param("frac_bits", 7, "1..bits-1", "fraction bits kept of each operand's log (bits-1 = all)")),
+        (_BITS16, Param("frac_bits", 7, "1..bits-1", "fraction bits kept of each operand's log (bits-1 = all)",
+                          follows=lambda p: min(7, p["bits"] - 1), follows_doc="min(7, bits-1)")),
         family="approx-mul")
 class MulMitchell(_Mul):
     """Combinational. a = 2^k1 (1 + x1): k1 from a leading-one detector, x1 = the N-1 bits below

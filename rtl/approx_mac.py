@@ -77,7 +77,8 @@ _PARAMS = (
     Param("hbl", PARAM_DEFAULTS["hbl"], "0..bits-1", "mul-bam: horizontal break line"),
     Param("frac_bits", PARAM_DEFAULTS["frac_bits"], "1..bits-1", "mul-mitchell: fraction bits of the logarithm"),
     Param("bits", 8, "2..12", "operand width (signed two's complement); magnitudes are bits-bit unsigned"),
-    Param("acc_bits", 24, "2*bits+1..64", "two's-complement accumulator width (wraps)"),
+    Param("acc_bits", 24, "2*bits+1..64", "two's-complement accumulator width (wraps)",
+          follows=lambda p: max(24, product_bits(p["bits"])), follows_doc="max(24, 2*bits+1)"),
 )
 
 

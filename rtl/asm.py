@@ -178,7 +178,8 @@ class AsmMul(wiring.Component):
 @design("asm-pe-row", "row of ASM MAC lanes sharing one pre-computer bank: acc[i] += x * w[i]",
         _ASM_PARAMS + (
             Param("lanes", 4, "1..64", "lanes (weights / accumulators) sharing the bank"),
-            Param("acc_bits", 24, "x_bits+w_bits..64", "two's-complement accumulator width (wraps)")),
+            Param("acc_bits", 24, "x_bits+w_bits..64", "two's-complement accumulator width (wraps)",
+                  follows=lambda p: max(24, p["x_bits"] + p["w_bits"]), follows_doc="max(24, x_bits+w_bits)")),
         family="asm", op_count=lambda p: p["lanes"])
 class AsmPeRow(wiring.Component):
     """`lanes` MACs that share one broadcast activation x and one pre-computer bank.

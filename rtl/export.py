@@ -40,7 +40,7 @@ def generate(name: str, params: dict | None = None) -> tuple[str, dict]:
     """Return (verilog_text, datasheet) for design `name` with `params`."""
     d: Design = get_design(name)
     full = d.full_params(params)
-    comp = d.cls(**full)
+    comp = d.build(full)        # constructor checks + every port within the toolchain's width limit
     text = verilog.convert(comp, name=d.module, emit_src=False)
     return text, datasheet(d, full, comp, text)
 

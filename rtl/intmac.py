@@ -13,7 +13,8 @@ __all__ = ["IntMac"]
 
 @design("int-mac", "exact signed integer multiply-accumulate (baseline, same contract as mfmac-pe)",
         (Param("bits", 8, "2..32", "operand width (signed)"),
-         Param("acc_bits", 24, "2*bits..64", "two's-complement accumulator width (wraps)")),
+         Param("acc_bits", 24, "2*bits..64", "two's-complement accumulator width (wraps)",
+               follows=lambda p: max(24, 2 * p["bits"]), follows_doc="max(24, 2*bits)")),
         family="baseline")
 class IntMac(wiring.Component):
     """if clear: acc <- (valid ? x*w : 0); elif valid: acc <- acc + x*w. `latency` = 1."""

@@ -36,8 +36,11 @@ def parse_int(name: str, text: str) -> int:
 
 
 def parse_int_list(name: str, text: str) -> tuple[int, ...]:
+    items = text.split(",") if text.strip() else []
+    if any(not t.strip() for t in items):       # '1,,3' or '1,3,': a member left out
+        raise ValueError(f"{name} {text!r} has an empty member; give integers separated by single commas")
     try:
-        return tuple(int(t, 0) for t in text.split(",") if t.strip())
+        return tuple(int(t, 0) for t in items)
     except ValueError:
         raise ValueError(f"{name} must be a comma-separated list of integers, got {text!r}") from None
 
@@ -53,13 +56,24 @@ def parse_bool(name: str, text: str) -> bool:
 
 @dataclass(frozen=True)
 class Param:
-    """One design parameter: name, default, allowed values (as text) and a parser."""
+    """One design parameter: name, default, allowed values (as text) and a parser.
+
+    `follows`, when given, makes the default depend on the other parameters: called with
+    the parameters resolved so far (earlier ones first), it returns this one's default
+    whenever the caller does not set it (e.g. acc_bits wide enough for exp_bits), and
+    `follows_doc` says the rule in words for `ecomac list`. `default` stays the value at
+    the other parameters' defaults (a test checks the two agree)."""
     name: str
     default: Any
     allowed: str
     doc: str
     parse: Callable[[str, str], Any] = parse_int
+    follows: Callable[[dict], Any] | None = None
+    follows_doc: str = ""
 
     def to_json(self) -> dict:
         default = list(self.default) if isinstance(self.default, tuple) else self.default
-        return {"name": self.name, "default": default, "allowed": self.allowed, "doc": self.doc}
+        out = {"name": self.name, "default": default, "allowed": self.allowed, "doc": self.doc}
+        if self.follows is not None:
+            out["default_rule"] = self.follows_doc
+        return out

@@ -216,6 +216,18 @@ _INTERFACE = (
 )
 
 
+def _acc_bits_default(p) -> int:
+    """The smallest accumulator from 24 bits up that golden.tile.spec accepts (24 at the defaults)."""
+    for acc in range(24, 65):
+        try:
+            spec("near", p["lanes"], p["depth"], p["datapath"], p["x_bits"], p["w_bits"], p["exp_bits"],
+                 p["alphabet"], acc)
+            return acc
+        except (ValueError, TypeError):
+            continue
+    return 24
+
+
 def _common_params(extra=()):
     return (
         Param("lanes", 4, "1..64", "output lanes (rows of W)"),
@@ -228,7 +240,8 @@ def _common_params(extra=()):
         Param("exp_bits", 3, "1..5", "mfmac only: PoT exponent field width"),
         Param("alphabet", (1, 3, 5, 7), "odd members of 1..15 including 1", "asm only: alphabet set",
               parse=parse_int_list),
-        Param("acc_bits", 24, "product width..64", "two's-complement accumulator width (wraps)"),
+        Param("acc_bits", 24, "product width..64", "two's-complement accumulator width (wraps)",
+              follows=_acc_bits_default, follows_doc="max(24, the datapath's product width)"),
     ) + tuple(extra)
 
 

@@ -6,13 +6,25 @@ import json
 import os
 from pathlib import Path
 
-__all__ = ["cache_dir", "key", "load", "store", "atomic_write"]
+__all__ = ["CacheError", "cache_dir", "key", "load", "store", "atomic_write"]
+
+
+class CacheError(ValueError):
+    """The cache location cannot hold a cache (one line naming it)."""
 
 
 def cache_dir() -> Path:
-    root = os.environ.get("ECOMAC_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "ecomac")
-    return Path(root)
+    env = os.environ.get("ECOMAC_CACHE")
+    root = Path(env or os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"),
+                                    "ecomac"))
+    # the location or one of its parents being a file would fail much later, mid-run
+    p = root
+    while not os.path.lexists(p) and p.parent != p:
+        p = p.parent
+    if os.path.lexists(p) and not p.is_dir():
+        source = f"ECOMAC_CACHE={env}" if env else f"the cache folder {root}"
+        raise CacheError(f"{source}: {p} is a file, not a folder; point ECOMAC_CACHE at a folder")
+    return root
 
 
 def key(*parts) -> str:

@@ -12,12 +12,12 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 from . import cache
+from .proc import run_tool
 
 __all__ = ["SynthError", "run_yosys", "synthesize", "coarse_cells", "TARGETS", "GATES"]
 
@@ -51,8 +51,8 @@ def run_yosys(script: str, files: dict[str, str | bytes], outputs: list[str]) ->
                 f.write(content)
         with open(os.path.join(d, "script.ys"), "w") as f:
             f.write(script)
-        proc = subprocess.run(_yosys_cmd() + ["-q", "-l", "yosys.log", "-s", "script.ys"],
-                              cwd=d, capture_output=True, text=True)
+        # own process group, bounded by ECOMAC_TOOL_TIMEOUT, killed on Ctrl-C (synth.proc)
+        proc = run_tool(_yosys_cmd() + ["-q", "-l", "yosys.log", "-s", "script.ys"], what="yosys", cwd=d)
         if proc.returncode != 0:
             log = proc.stdout + proc.stderr
             try:
@@ -149,6 +149,10 @@ def synthesize(verilog_text: str, top: str, target: str = "generic", liberty: st
     lib_text = None
     if liberty is not None:
         lib_text = _read_liberty(liberty)
+        if target == "generic" and not re.search(r"\btiming\s*\(", lib_text):
+            # abc -liberty maps by cell delays; without them it fails with "Can't open ABC output file"
+            raise ValueError(f"liberty file {liberty} has no timing data (no timing() groups): "
+                             "ABC needs cell delays to map to it")
     k = cache.key("synth", FLOW_VERSION + ("" if target == "generic" else "-fpga" + FPGA_FLOW_VERSION),
                   target, top, verilog_text,
                   (LIBERTY_FLOW_VERSION + lib_text) if lib_text else "", netlist)
@@ -168,6 +172,8 @@ def synthesize(verilog_text: str, top: str, target: str = "generic", liberty: st
         except SynthError as e:
             if lib_text is not None and "liberty" in str(e).lower():
                 raise SynthError(f"liberty file {liberty} does not parse: {e}") from None
+            if lib_text is not None and "abc" in str(e).lower():
+                raise SynthError(f"liberty file {liberty}: ABC could not map to its cells ({e})") from None
             raise
         cells, mod = _cells_of(res["stat.json"], top)
         m = re.search(r"length=(\d+)", res["ltp.txt"])

@@ -23,7 +23,7 @@ def test_list_json_names_every_design_with_parameters(capsys):
     assert code == 0
     designs = {d["name"]: d for d in json.loads(out)}
     assert {"mfmac-pe", "mfmac-array", "int-mac"} <= designs.keys()
-    assert [p["name"] for p in designs["mfmac-pe"]["params"]] == ["exp_bits", "acc_bits"]
+    assert {"exp_bits", "acc_bits"} <= {p["name"] for p in designs["mfmac-pe"]["params"]}
     code, out, _ = run(capsys, "list")
     assert code == 0 and "mfmac-array" in out
 
@@ -35,7 +35,7 @@ def test_verilog_writes_module_and_datasheet(tmp_path, capsys):
     assert "module mfmac_pe" in out.read_text()
     sheet = json.loads((tmp_path / "pe.json").read_text())
     assert sheet["module"] == "mfmac_pe" and sheet["latency"] == 1
-    assert sheet["parameters"] == {"exp_bits": 2, "acc_bits": 12}
+    assert {"exp_bits": 2, "acc_bits": 12}.items() <= sheet["parameters"].items()
     ports = {p["name"]: p for p in sheet["ports"]}
     assert ports["x"] == {"name": "x", "direction": "in", "width": 3, "signed": False}
     assert ports["acc"] == {"name": "acc", "direction": "out", "width": 12, "signed": True}
