@@ -174,6 +174,8 @@ def train(model: nn.Module, dataset, *, datapath=None, errors=None, epochs: int 
     if init is not None:
         _load_init(model, init)
     model, mode = _prepare(model, datapath, errors, dict(mode_options))
+    if mode is not None:
+        mode.set_epochs(epochs)
     lr_used = pow2_lr(lr) if lr_pow2 else float(lr)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = (torch.optim.Adam(params, lr=lr_used) if optimizer == "adam"
@@ -224,11 +226,10 @@ def train(model: nn.Module, dataset, *, datapath=None, errors=None, epochs: int 
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{100.0 * correct / seen:.1f}%")
+            stats = mode.end_epoch() if mode is not None else {}
             test_acc = accuracy_pct(model, dataset.x_test, dataset.y_test)
             rec = {"epoch": epoch, "loss": loss_sum / seen, "train_accuracy_pct": 100.0 * correct / seen,
-                   "test_accuracy_pct": test_acc}
-            if mode is not None:
-                rec.update(mode.end_epoch())
+                   "test_accuracy_pct": test_acc, **stats}
             rec["seconds"] = time.perf_counter() - t0
             history["epochs"].append(rec)
             if bar is not None:
