@@ -55,8 +55,15 @@ _POT_PARAMS = (
 )
 
 
+_ACC_PARAM = Param("accumulator", "serial", "serial/tree2/tree4/tree8/tree16",
+                   "serial: one product per clock; treeC: C products per clock (C codes per operand "
+                   "element) in sign-split one-hot trees, one add (golden/pot_acc.py)",
+                   parse=lambda n, t: _parse_accumulator(n, t))
+
+
 @design("mfmac-pe", "PoT multiplication-free MAC: acc += (-1)^(sx^sw) 2^(ex+ew-2), no multiplier",
-        _POT_PARAMS, family="mfmac")
+        _POT_PARAMS + (_ACC_PARAM,),
+        family="mfmac", op_count=lambda p: _acc_chunk(p.get("accumulator", "serial")))
 class MfmacPe(wiring.Component):
     """One MF-MAC processing element.
 
@@ -65,16 +72,22 @@ class MfmacPe(wiring.Component):
     """
     latency = 1
 
-    def __init__(self, exp_bits: int = 3, acc_bits: int = 24):
+    def __init__(self, exp_bits: int = 3, acc_bits: int = 24, accumulator: str = "serial"):
         _check_pot(exp_bits, acc_bits)
         self.exp_bits, self.acc_bits = exp_bits, acc_bits
+        # treeC: C products per clock, x and w carry C codes (element j = step j of the chunk)
+        self.accumulator, self.chunk = accumulator, _acc_chunk(accumulator)
+        code = exp_bits + 1 if self.chunk == 1 else data.ArrayLayout(exp_bits + 1, self.chunk)
         super().__init__({
-            "x": In(exp_bits + 1), "w": In(exp_bits + 1),
+            "x": In(code), "w": In(code),
             "valid": In(1), "clear": In(1),
             "acc": Out(signed(acc_bits)),
         })
 
     def elaborate(self, platform):
+        if self.chunk > 1:
+            from .pot_acc import elaborate_tree
+            return elaborate_tree(self)
         m = Module()
         m.submodules.prod = prod = PotProduct(self.exp_bits)
         m.d.comb += [prod.x.eq(self.x), prod.w.eq(self.w)]
@@ -91,14 +104,24 @@ class MfmacPe(wiring.Component):
         return m
 
 
+def _acc_chunk(accumulator) -> int:
+    from golden.pot_acc import chunk
+    return chunk(accumulator)
+
+
+def _parse_accumulator(name, text):
+    from .pot_acc import parse_accumulator
+    return parse_accumulator(name, text)
+
+
 def _check_dim(name, value):
     return check_int(name, value, 1, 64)
 
 
 @design("mfmac-array", "rows x cols outer-product array of MF-MAC PEs: C += A[:,k] (x) B[k,:] per step",
         (Param("rows", 4, "1..64", "output tile rows"),
-         Param("cols", 4, "1..64", "output tile columns")) + _POT_PARAMS,
-        family="mfmac", op_count=lambda p: p["rows"] * p["cols"])
+         Param("cols", 4, "1..64", "output tile columns")) + _POT_PARAMS + (_ACC_PARAM,),
+        family="mfmac", op_count=lambda p: p["rows"] * p["cols"] * _acc_chunk(p.get("accumulator", "serial")))
 class MfmacArray(wiring.Component):
     """Output-stationary array: PE(i, j) accumulates sum_k A[i,k] * B[k,j].
 
@@ -107,17 +130,21 @@ class MfmacArray(wiring.Component):
     high; raise `clear` with the first step of a new tile. One cycle after the
     last step `c` holds C (element i*cols + j). Forward W.x, backward W^T.d and
     weight-gradient d.x^T products differ only in which operands are fed.
+    With accumulator=treeC each clock takes a chunk of C steps k0..k0+C-1: element
+    i*C + j of `a` is A[i, k0+j], element j*C + jj of `b` is B[k0+jj, j].
     """
     latency = 1
 
-    def __init__(self, rows: int = 4, cols: int = 4, exp_bits: int = 3, acc_bits: int = 24):
+    def __init__(self, rows: int = 4, cols: int = 4, exp_bits: int = 3, acc_bits: int = 24,
+                 accumulator: str = "serial"):
         _check_dim("rows", rows)
         _check_dim("cols", cols)
         _check_pot(exp_bits, acc_bits)
         self.rows, self.cols, self.exp_bits, self.acc_bits = rows, cols, exp_bits, acc_bits
+        self.accumulator, self.chunk = accumulator, _acc_chunk(accumulator)
         super().__init__({
-            "a": In(data.ArrayLayout(exp_bits + 1, rows)),
-            "b": In(data.ArrayLayout(exp_bits + 1, cols)),
+            "a": In(data.ArrayLayout(exp_bits + 1, rows * self.chunk)),
+            "b": In(data.ArrayLayout(exp_bits + 1, cols * self.chunk)),
             "valid": In(1), "clear": In(1),
             "c": Out(data.ArrayLayout(signed(acc_bits), rows * cols)),
         })
@@ -126,10 +153,12 @@ class MfmacArray(wiring.Component):
         m = Module()
         for i in range(self.rows):
             for j in range(self.cols):
-                pe = MfmacPe(self.exp_bits, self.acc_bits)
+                pe = MfmacPe(self.exp_bits, self.acc_bits, accumulator=self.accumulator)
                 m.submodules[f"pe_{i}_{j}"] = pe
+                c = self.chunk
                 m.d.comb += [
-                    pe.x.eq(self.a[i]), pe.w.eq(self.b[j]),
+                    pe.x.eq(Cat(*(self.a[i * c + jj] for jj in range(c)))),
+                    pe.w.eq(Cat(*(self.b[j * c + jj] for jj in range(c)))),
                     pe.valid.eq(self.valid), pe.clear.eq(self.clear),
                     self.c[i * self.cols + j].eq(pe.acc),
                 ]
