@@ -20,7 +20,8 @@ Spec strings (one parser, `parse`; every error is one line naming the spec)::
                                            characterized by exhaustive simulation one layer up,
                                            synth/characterize.py)
 
-acc_bits defaults to 24 (every ecomac PE's default) and is the two's-complement width at
+acc_bits defaults to 24 (every ecomac PE's default; the product's width where that is wider:
+mfmac exp_bits >= 4) and is the two's-complement width at
 which each output's accumulation wraps, exactly as the RTL's register does.
 
 Operand codes (integers the MAC sees; `quantize` makes them from floats, `values` reads
@@ -345,10 +346,7 @@ def parse(spec, *, table_loader=None) -> Datapath:
         if name not in params:
             raise _unknown(spec, name, params)
         if name == "alphabet":
-            try:
-                params[name] = asm.parse_alphabet(value.replace("/", ","))
-            except (ValueError, TypeError) as e:
-                raise ValueError(f"datapath {spec!r}: alphabet: {e} (members separated by '/', e.g. 1/3/5/7)") from None
+            params[name] = _alphabet(spec, value)
         elif name == "w_bits":
             params[name] = _int(spec, name, value, 4, 12)
             if params[name] not in (4, 8, 12):
@@ -361,8 +359,25 @@ def parse(spec, *, table_loader=None) -> Datapath:
             params[name] = _int(spec, name, value, 1, 5)
         elif name == "acc_bits":
             params[name] = _int(spec, name, value, 2, MAX_ACC_BITS)
-    _check_acc(spec, head, params)
+    _check_acc(spec, head, params, given="acc_bits" in dict(pairs))
     return Datapath(spec, head, params)
+
+
+def _alphabet(spec: str, value: str) -> tuple[int, ...]:
+    """'1/3/5/7' -> (1, 3, 5, 7): members separated by '/', validated by golden.asm."""
+    items = value.split("/")
+    if any(not t.strip() for t in items):
+        raise ValueError(f"datapath {spec!r}: alphabet {value!r} has an empty member "
+                         f"(odd integers in 1..15 separated by single '/', e.g. 1/3/5/7)")
+    try:
+        members = [int(t, 0) for t in items]
+    except ValueError:
+        raise ValueError(f"datapath {spec!r}: alphabet must be odd integers in 1..15 separated by '/' "
+                         f"(e.g. 1/3/5/7), got {value!r}") from None
+    try:
+        return asm.parse_alphabet(members)
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"datapath {spec!r}: {e}") from None
 
 
 def _min_acc_bits(kind: str, params: dict) -> int:
@@ -375,10 +390,14 @@ def _min_acc_bits(kind: str, params: dict) -> int:
     return approx_mac.product_bits(8)
 
 
-def _check_acc(spec: str, kind: str, params: dict) -> None:
+def _check_acc(spec: str, kind: str, params: dict, given: bool) -> None:
+    """acc_bits must hold one product; when not given it defaults to 24 or, for wider
+    products (mfmac exp_bits >= 4, wide asm), to the product's width."""
     if kind == "fp32":
         return
     need = _min_acc_bits(kind, params)
+    if not given:
+        params["acc_bits"] = max(DEFAULT_ACC_BITS, need)
     if params["acc_bits"] < need:
         raise ValueError(f"datapath {spec!r}: acc_bits must be at least {need} (one product's width), "
                          f"got {params['acc_bits']}")
@@ -392,6 +411,8 @@ def _parse_approx(spec: str, family: str, pairs) -> Datapath:
         raise ValueError(f"datapath {spec!r}: unknown multiplier family {family!r} "
                          f"(families: {', '.join(approx_mac.FAMILY_PARAMS)})")
     own = approx_mac.FAMILY_PARAMS[family]
+    known = {k for ps in approx_mac.FAMILY_PARAMS.values() for k in ps}
+    acc_given = False
     params = {"family": family, "acc_bits": DEFAULT_ACC_BITS}
     given = {}
     for name, value in pairs:
@@ -400,16 +421,22 @@ def _parse_approx(spec: str, family: str, pairs) -> Datapath:
                              f"the multiplier is the family named after 'approx:')")
         if name == "acc_bits":
             params["acc_bits"] = _int(spec, name, value, 2, MAX_ACC_BITS)
+            acc_given = True
         elif name in own:
             if name == "correction":
                 if value.lower() not in ("0", "1", "true", "false"):
                     raise ValueError(f"datapath {spec!r}: correction must be 0 or 1, got {value!r}")
                 given[name] = value.lower() in ("1", "true")
             else:
-                given[name] = _int(spec, name, value, 0, 16)
-        else:
+                try:
+                    given[name] = int(value, 0)
+                except ValueError:
+                    raise ValueError(f"datapath {spec!r}: {name} must be an integer, got {value!r}") from None
+        elif name in known:
             raise ValueError(f"datapath {spec!r}: {name} does not apply to multiplier {family} "
                              f"(its parameters: {', '.join(own + ('acc_bits',))})")
+        else:
+            raise _unknown(spec, name, own + ("acc_bits",))
     defaults = _family_defaults(family)
     full = {**defaults, **given}
     try:
@@ -417,7 +444,7 @@ def _parse_approx(spec: str, family: str, pairs) -> Datapath:
     except (ValueError, TypeError) as e:
         raise ValueError(f"datapath {spec!r}: {e}") from None
     params = {"family": family, **full, "acc_bits": params["acc_bits"]}
-    _check_acc(spec, "approx", params)
+    _check_acc(spec, "approx", params, acc_given)
     t = approx.table(family, bits=8, **full).astype(np.int64)
     return Datapath(spec, "approx", params, t)
 
@@ -431,14 +458,16 @@ def _parse_lut(spec: str, path: str, pairs, table_loader) -> Datapath:
     if not path:
         raise ValueError(f"datapath {spec!r}: needs a file after 'lut:' (a .bin/.npy table or a .v circuit)")
     params = {"file": path, "top": None, "acc_bits": DEFAULT_ACC_BITS}
+    acc_given = False
     for name, value in pairs:
         if name == "acc_bits":
             params["acc_bits"] = _int(spec, name, value, 2, MAX_ACC_BITS)
+            acc_given = True
         elif name == "top":
             params["top"] = value
         else:
             raise _unknown(spec, name, ("top", "acc_bits"))
-    _check_acc(spec, "lut", params)
+    _check_acc(spec, "lut", params, acc_given)
     p = Path(path)
     try:
         if p.suffix == ".v" or p.suffix == ".sv":
