@@ -28,6 +28,26 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message):
         raise UsageError(message)
 
+    def _parse_known_args(self, arg_strings, namespace, *rest):
+        # a single-valued option given twice is a mistake argparse would silently resolve
+        # last-wins (`--target ice40 --target ecp5`); repeatable options use action="append"
+        seen = {}
+        for arg in arg_strings:
+            if arg == "--":
+                break
+            if not arg.startswith("-"):
+                continue
+            found = self._parse_optional(arg)
+            action = found[0] if isinstance(found, tuple) else None
+            if action is None or isinstance(action, (argparse._AppendAction, argparse._CountAction,
+                                                     argparse._HelpAction, argparse._SubParsersAction)):
+                continue
+            if action in seen:
+                raise UsageError(f"option {'/'.join(action.option_strings)} given twice "
+                                 f"({seen[action]}, {arg.split('=', 1)[0]}); give it once")
+            seen[action] = arg.split("=", 1)[0]
+        return super()._parse_known_args(arg_strings, namespace, *rest)
+
 
 def command_modules():
     import ecomac
