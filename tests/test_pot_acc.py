@@ -110,3 +110,38 @@ def test_golden_rejects_bad_shapes():
         pot_acc.mac(np.zeros((3, 2)), np.zeros((3, 2)), accumulator="tree4")
     with pytest.raises(ValueError, match="accumulator must be one of"):
         pot_acc.chunk("parallel")
+
+
+# ---- energy ------------------------------------------------------------------------------
+def test_dot_energy_amortizes_over_k():
+    from synth.accumulators import dot_energy
+    r = dot_energy("tree2", 9)                  # 5 clocks, the last chunk padded
+    assert r["clocks"] == 5 and r["chunk"] == 2
+    assert r["pj_per_mac"] == pytest.approx(r["pj_per_clock"] * 5 / 9)
+    assert 0 < r["clock_pj_per_mac"] < r["pj_per_mac"]
+    with pytest.raises(ValueError, match="K must be a positive integer, got 0"):
+        dot_energy("tree2", 0)
+
+
+def test_tree_datapaths_in_the_network_model():
+    from synth import network as N
+    from synth.accumulators import spec
+    for acc in pot_acc.ACCUMULATORS:
+        dp = N.datapath(spec(acc))
+        assert dp.mac[0] == "mfmac-pe" and dp.mac[1].get("accumulator", "serial") == acc
+    dp = N.datapath("mfmac,accumulator=tree4")
+    rng = np.random.default_rng(0)
+    x = dp.operand(rng, (3, 5))
+    assert x.shape == (3, 5, 4)
+    word = dp.mac_stream(x, x)["x"]
+    assert np.array_equal((word >> 4) & 15, x[..., 1])
+
+
+def test_cli_accumulators_bad_k(capsys):
+    assert main(["energy", "accumulators", "--k", "0"]) == 2
+    assert capsys.readouterr().err.strip() == "ecomac: error: --k must be a positive integer, got 0"
+
+
+def test_cli_headline_rejects_unknown_accumulator(capsys):
+    assert main(["energy", "headline", "--accumulator", "tree3"]) == 2
+    assert "invalid choice: 'tree3'" in capsys.readouterr().err
