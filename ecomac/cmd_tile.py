@@ -168,9 +168,9 @@ def add_parser(sub) -> None:
     from synth.movement import BUS_MM
 
     from .cli import positive_int
-    p.add_argument("--bus-mm", type=float, default=None,
+    p.add_argument("--bus-mm", type=float, default=None, metavar="MM",
                    help=f"tile-vn bus length in mm (an assumption; default {BUS_MM:g} mm)")
-    p.add_argument("--min-sram-bytes", type=float, default=0.0,
+    p.add_argument("--min-sram-bytes", type=float, default=0.0, metavar="BYTES",
                    help="price weight arrays smaller than this like this size per bit (default 0: extrapolate)")
     p.add_argument("--acc-bits", type=int, default=24)
     p.add_argument("--mode", default="activity", help=f"energy model mode: {' or '.join(MODES)} (default activity)")
