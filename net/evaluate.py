@@ -40,7 +40,9 @@ ALL_FIXED = ("fp32", "int8", "mfmac", "asm,alphabet=1", "asm,alphabet=1/3", "asm
 
 def _bar(total, desc, progress):
     from tqdm import tqdm
-    return tqdm(total=total, desc=desc, disable=not progress, file=sys.stderr, leave=False, unit="img")
+    # a bar only on a terminal; logs get the one summary line per datapath instead
+    return tqdm(total=total, desc=desc, disable=not (progress and sys.stderr.isatty()), file=sys.stderr,
+                leave=False, unit="img")
 
 
 def accuracy(model: nn.Module, x, y, batch_size: int = 256, progress: bool = False, desc: str = "eval") -> float:
@@ -200,3 +202,53 @@ def evaluate(model: nn.Module, ds, specs=(), mapping: dict | None = None, *, met
         log(f"{label}: accuracy {acc:.2f}% ({fp32_acc - acc:+.2f} pp vs fp32), {e['energy_pj'] / 1e3:.1f} nJ "
             f"per inference, {secs:.1f} s")
     return rows
+
+
+# ---- experiments (`make experiments`): FP32 training over seeds, then post-training quantization -------------
+SUMMARY_KEYS = ("accuracy_pct", "drop_pp")
+
+
+def summarize(runs: list[list[dict]]) -> list[dict]:
+    """Rows of several seeds -> one row per datapath: accuracy/drop mean and sample std (ddof 1),
+    the energy fields (identical across seeds: the layer list does not change) and mean eval_s."""
+    out = []
+    for i, first in enumerate(runs[0]):
+        same = [rows[i] for rows in runs]
+        if any(r["datapath"] != first["datapath"] for r in same):
+            raise ValueError("summarize: the seeds' rows list different datapaths")
+        row = {k: first[k] for k in ROW_KEYS if k not in SUMMARY_KEYS}
+        for k in SUMMARY_KEYS:
+            v = np.array([r[k] for r in same], np.float64)
+            row[f"{k}_mean"] = float(v.mean())
+            row[f"{k}_std"] = float(v.std(ddof=1)) if len(v) > 1 else 0.0
+        row["eval_s_mean"] = float(np.mean([r["eval_s"] for r in same]))
+        out.append(row)
+    return out
+
+
+def experiment(arch: str, data: str, seeds, epochs: int, specs, *, progress: bool = True, log=None) -> dict:
+    """Train `arch` on `data` in FP32 once per seed (net.train.train; the data split is seed 0's for
+    every run, the seed sets the initialization, sample order and calibration batch), evaluate every
+    spec on each trained model (post-training quantization) and summarize over the seeds."""
+    from . import data as data_mod
+    from . import models
+    from .train import train
+    log = log or (lambda s: print(s, file=sys.stderr) if progress else None)
+    ds = data_mod.load(data, seed=0)
+    runs, trained = [], []
+    for seed in seeds:
+        torch.manual_seed(seed)
+        model = models.build(arch, ds.input_shape, ds.num_classes)
+        t0 = time.perf_counter()
+        model, hist = train(model, ds, epochs=epochs, seed=seed, progress=progress)
+        train_s = time.perf_counter() - t0
+        log(f"{arch} on {data}, seed {seed}: FP32 test accuracy {hist['test_accuracy_pct']:.2f}% "
+            f"after {epochs} epochs ({train_s:.0f} s)")
+        t0 = time.perf_counter()
+        rows = evaluate(model, ds, specs, seed=seed, progress=progress, log=log)
+        trained.append({"seed": seed, "train_s": train_s, "eval_s": time.perf_counter() - t0,
+                        "fp32_test_accuracy_pct": hist["test_accuracy_pct"]})
+        runs.append(rows)
+    return {"arch": arch, "data": data, "seeds": list(seeds), "epochs": epochs, "datapaths": list(specs),
+            "test_samples": int(len(ds.y_test)), "train_samples": int(len(ds.y_train)),
+            "runs": [{**t, "rows": r} for t, r in zip(trained, runs)], "summary": summarize(runs)}

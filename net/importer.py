@@ -276,3 +276,16 @@ def load(path, input_shape=None) -> Imported:
                              f"e.g. 1,1,28,28)")
         input_shape = (1, *per)
     return from_torch(model, input_shape, os.path.basename(path))
+
+
+def load_net_file(path, input_shape=None):
+    """(synth.network.Net, Imported or None) from a net file: FILE.json (the layer-list format),
+    FILE.onnx, or a PyTorch model file (.pt/.pth/...). For `ecomac energy net --net` and `net show`."""
+    from synth.network import load_net, parse_net
+    path = os.fspath(path)
+    if path.endswith(".json"):
+        if input_shape is not None:
+            raise ValueError("--input-shape applies to model files (.pt, .onnx), not to a JSON layer list")
+        return load_net(path), None
+    imp = load(path, input_shape)
+    return parse_net(imp.net, path), imp

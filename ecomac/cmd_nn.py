@@ -1,0 +1,286 @@
+"""`ecomac nn`: networks on ecomac arithmetic (train, eval, experiments). Logic lives in net/."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from .outputs import check_output_dir, check_output_file
+from .table import format_table
+
+__all__ = ["add_parser", "report_sections", "EXPERIMENTS"]
+
+# `make experiments`: (arch, data, FP32 epochs) — the shipped models on both shipped data sets
+EXPERIMENTS = (("mlp", "digits", 30), ("lenet", "digits", 30), ("mlp", "mnist", 15), ("lenet", "mnist", 8))
+EXPERIMENT_SEEDS = (0, 1, 2)
+EXPERIMENTS_CMD = "make experiments  (= ecomac nn experiments -o build/experiments)"
+
+
+def add_parser(sub) -> None:
+    pn = sub.add_parser("nn", help="networks on ecomac datapaths: train, evaluate accuracy beside energy")
+    ns = pn.add_subparsers(dest="nn_command", required=True, parser_class=type(pn))
+    _add_train_parser(ns)
+    _add_eval_parser(ns)
+    _add_experiments_parser(ns)
+
+
+# ==== nn train ======================================================================================
+# The train subparser and its option plumbing live in this block only (the training engineer adds
+# options here: keep them inside _add_train_parser / _train_kwargs).
+def _add_train_parser(ns) -> None:
+    from net.models import ARCHS
+    p = ns.add_parser("train", help="train a shipped model (FP32) on digits, mnist or FILE.npz")
+    p.add_argument("--arch", required=True, choices=ARCHS, help="mlp or lenet")
+    p.add_argument("--data", required=True, metavar="digits|mnist|FILE.npz")
+    p.add_argument("--epochs", type=_positive_int, default=10, help="default 10")
+    p.add_argument("--seed", type=int, default=0, help="initialization, sample order (default 0); the "
+                   "train/test split always uses seed 0")
+    p.add_argument("--json", action="store_true", help="{model, arch, data, epochs, seed, test_accuracy_pct, ...}")
+    p.add_argument("-o", "--output", required=True, metavar="MODEL.pt", help="checkpoint to write")
+    p.set_defaults(func=_cmd_train)
+
+
+def _train_kwargs(args) -> dict:
+    """Keyword arguments of net.train.train from the parsed options."""
+    return {"epochs": args.epochs, "seed": args.seed}
+# ==== end of nn train options ========================================================================
+
+
+def _positive_int(text: str) -> int:
+    from .cli import positive_int
+    return positive_int(text)
+
+
+def _cmd_train(args) -> int:
+    import torch
+
+    from net import data, models
+    from net.train import train
+    check_output_file(args.output, what="model file")
+    ds = data.load(args.data, seed=0)
+    kwargs = _train_kwargs(args)
+    torch.manual_seed(args.seed)
+    model = models.build(args.arch, ds.input_shape, ds.num_classes)
+    t0 = time.perf_counter()
+    model, hist = train(model, ds, progress=True, **kwargs)
+    secs = time.perf_counter() - t0
+    meta = {"data": args.data, "seed": args.seed, "epochs": args.epochs,
+            "test_accuracy_pct": hist["test_accuracy_pct"], "train_accuracy_pct": hist["train_accuracy_pct"],
+            "train_s": secs, "options": {k: v for k, v in kwargs.items() if isinstance(v, (int, float, str))}}
+    models.save(model, args.output, meta)
+    out = {"model": str(args.output), "arch": args.arch, **meta, "history": hist}
+    if args.json:
+        print(json.dumps(out, indent=2, default=_json_default))
+    else:
+        print(f"{args.arch} on {ds.name} ({len(ds.y_train)} train / {len(ds.y_test)} test samples), "
+              f"{args.epochs} epochs, seed {args.seed}: test accuracy {hist['test_accuracy_pct']:.2f}%, "
+              f"train {hist['train_accuracy_pct']:.2f}% ({secs:.1f} s) -> {args.output}")
+    return 0
+
+
+def _json_default(o):
+    import numpy as np
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, (set, tuple)):
+        return list(o)
+    return str(o)
+
+
+# ==== nn eval =======================================================================================
+def _add_eval_parser(ns) -> None:
+    p = ns.add_parser("eval", help="test accuracy beside energy per inference, per datapath")
+    p.add_argument("--model", required=True, metavar="MODEL.pt",
+                   help="checkpoint (nn train), whole torch.save'd nn.Module, or TorchScript (fp32 only)")
+    p.add_argument("--data", required=True, metavar="digits|mnist|FILE.npz")
+    p.add_argument("--datapath", action="append", metavar="SPEC",
+                   help="datapath spec (repeatable); 'all' = fp32, int8, mfmac, asm alphabets {1}, {1,3}, "
+                        "{1,3,5,7} and every approximate family's lowest-energy point within MRE 2%% and 5%%")
+    p.add_argument("--mapping", metavar="FILE.json", help="per-layer assignment {layer name: spec} as one more row")
+    p.add_argument("--calib-size", type=_positive_int, default=512,
+                   help="training samples for activation calibration (default 512)")
+    p.add_argument("--seed", type=int, default=0, help="calibration sample draw (default 0)")
+    p.add_argument("--batch-size", type=_positive_int, default=256, help="evaluation batch (default 256)")
+    p.add_argument("--json", action="store_true", help="one row per datapath")
+    p.add_argument("--plot", metavar="FILE.png", help="accuracy drop vs energy per inference")
+    p.set_defaults(func=_cmd_eval)
+
+
+def _all_specs(progress: bool = True) -> list[str]:
+    from net.evaluate import standard_specs
+
+    from . import approx_lib
+    rows = approx_lib.sweep(approx_lib.sweep_points(), workers=2, progress=progress)
+    return standard_specs(approx_lib.best_points(rows))
+
+
+def _expand_specs(given) -> list[str]:
+    out = []
+    for s in given or []:
+        for spec in (_all_specs() if s.strip() == "all" else [s.strip()]):
+            if spec not in out:
+                out.append(spec)
+    return out
+
+
+def _read_mapping(path: str) -> dict:
+    try:
+        text = Path(path).read_text()
+    except FileNotFoundError:
+        raise ValueError(f"mapping file {path} does not exist") from None
+    except (IsADirectoryError, UnicodeDecodeError):
+        raise ValueError(f"mapping file {path}: not a JSON text file") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"mapping file {path}: not valid JSON ({e.msg} at line {e.lineno})") from None
+
+
+_HEAD = ["datapath", "acc %", "drop pp", "MACs", "energy nJ", "arith nJ", "memory nJ", "vs fp32 %", "vs int8 %",
+         "time s"]
+
+
+def _table_row(r: dict) -> list:
+    return [r["datapath"], round(r["accuracy_pct"], 2), round(r["drop_pp"], 2), r["macs"],
+            round(r["energy_pj"] / 1e3, 2), round(r["arithmetic_pj"] / 1e3, 3), round(r["memory_pj"] / 1e3, 2),
+            round(r["saving_vs_fp32_pct"], 2), round(r["saving_vs_int8_pct"], 2), round(r["eval_s"], 1)]
+
+
+def _plot(rows: list[dict], path, title: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .plot import save_figure
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for r in rows:
+        ax.scatter(r["energy_pj"] / 1e3, r["drop_pp"], s=28)
+        ax.annotate(r["datapath"], (r["energy_pj"] / 1e3, r["drop_pp"]), fontsize=7, xytext=(4, 3),
+                    textcoords="offset points")
+    ax.axhline(0.0, color="0.6", lw=0.8)
+    ax.set_xscale("log")
+    ax.set_xlabel("energy per inference (nJ, arithmetic + memory; log scale)")
+    ax.set_ylabel("accuracy drop vs FP32 (percentage points)")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def _cmd_eval(args) -> int:
+    from net import data, evaluate, models
+    from .cli import UsageError
+    from .plot import check_plot_path
+    if not args.datapath and not args.mapping:
+        raise UsageError("give --datapath SPEC (repeatable, or 'all') and/or --mapping FILE.json")
+    if args.plot:
+        check_plot_path(args.plot)
+    from net.datapath import parse
+    for s in args.datapath or []:
+        if s.strip() != "all":
+            parse(s)                      # a bad spec is one line before the model or the sweep loads
+    model, meta = models.load(args.model)
+    ds = data.load(args.data, seed=0)
+    mapping = _read_mapping(args.mapping) if args.mapping else None
+    if mapping is not None:
+        mapping = evaluate.load_mapping(mapping, model, f"mapping file {args.mapping}")
+    evaluate.check_fit(model, ds, meta)
+    specs = _expand_specs(args.datapath)
+    rows = evaluate.evaluate(model, ds, specs, mapping, meta=meta, calib_size=args.calib_size, seed=args.seed,
+                             batch_size=args.batch_size, progress=True,
+                             mapping_label=f"mapping:{os.path.basename(args.mapping)}" if args.mapping else "mapping")
+    title = (f"{os.path.basename(args.model)} on {ds.name}: {len(ds.y_test)} test samples, post-training "
+             f"quantization (per-channel weights, {min(args.calib_size, len(ds.y_train))} calibration samples)")
+    if args.plot:
+        _plot(rows, args.plot, title)
+    if args.json:
+        print(json.dumps([{k: r[k] for k in evaluate.ROW_KEYS} for r in rows], indent=2))
+        return 0
+    from net.layers import uncovered_layers
+    print(format_table([_table_row(r) for r in rows], _HEAD, title=title))
+    float_layers = ", ".join(f"{n} ({t})" for n, t in uncovered_layers(model))
+    print(f"float32 throughout (no datapath covers them): {float_layers or 'none'}")
+    print("energy: one inference, batch 1, from synth.network.net_energy (as `ecomac energy net`); drop = FP32 "
+          "accuracy - accuracy")
+    if args.plot:
+        print(f"plot: {args.plot}")
+    return 0
+
+
+# ==== nn experiments ================================================================================
+def _add_experiments_parser(ns) -> None:
+    p = ns.add_parser("experiments", help="train the shipped models (FP32, 3 seeds) and evaluate --datapath all")
+    p.add_argument("-o", "--output", default="build/experiments", metavar="DIR",
+                   help="where nn_eval_ARCH_DATA.json go (default build/experiments)")
+    p.add_argument("--only", action="append", metavar="ARCH:DATA", help="run only these (e.g. lenet:mnist)")
+    p.add_argument("--json", action="store_true", help="the summaries")
+    p.set_defaults(func=_cmd_experiments)
+
+
+def _cmd_experiments(args) -> int:
+    from net.evaluate import experiment
+
+    from synth.cache import atomic_write
+    out = check_output_dir(args.output)
+    todo = list(EXPERIMENTS)
+    if args.only:
+        known = {f"{a}:{d}": (a, d, e) for a, d, e in EXPERIMENTS}
+        bad = [o for o in args.only if o not in known]
+        if bad:
+            raise ValueError(f"--only {bad[0]!r}: not an experiment (experiments: {', '.join(known)})")
+        todo = [known[o] for o in args.only]
+    specs = _expand_specs(["all"])
+    results = []
+    for arch, name, epochs in todo:
+        t0 = time.perf_counter()
+        res = experiment(arch, name, EXPERIMENT_SEEDS, epochs, specs)
+        res["wall_s"] = time.perf_counter() - t0
+        res["command"] = EXPERIMENTS_CMD
+        atomic_write(out / f"nn_eval_{arch}_{name}.json", json.dumps(res, indent=2, default=_json_default) + "\n")
+        print(f"{arch} on {name}: {len(specs)} datapaths x {len(EXPERIMENT_SEEDS)} seeds in "
+              f"{res['wall_s']:.0f} s -> {out / f'nn_eval_{arch}_{name}.json'}", file=sys.stderr)
+        results.append(res)
+    if args.json:
+        print(json.dumps([{k: r[k] for k in ("arch", "data", "epochs", "seeds", "wall_s", "summary")}
+                          for r in results], indent=2, default=_json_default))
+        return 0
+    for r in results:
+        print(experiment_table(r))
+        print()
+    return 0
+
+
+def experiment_table(res: dict) -> str:
+    fp32 = [x["fp32_test_accuracy_pct"] for x in res["runs"]]
+    rows = [[s["datapath"], f"{s['accuracy_pct_mean']:.2f} ± {s['accuracy_pct_std']:.2f}",
+             f"{s['drop_pp_mean']:+.2f} ± {s['drop_pp_std']:.2f}", s["macs"], round(s["energy_pj"] / 1e3, 2),
+             round(s["arithmetic_pj"] / 1e3, 3), round(s["memory_pj"] / 1e3, 2), round(s["saving_vs_fp32_pct"], 1),
+             round(s["saving_vs_int8_pct"], 1), round(s["eval_s_mean"], 1)] for s in res["summary"]]
+    title = (f"{res['arch']} on {res['data']} ({res['train_samples']} train / {res['test_samples']} test samples), "
+             f"FP32 {res['epochs']} epochs, seeds {', '.join(map(str, res['seeds']))} (mean ± std; FP32 "
+             f"{sum(fp32) / len(fp32):.2f}%); post-training quantization")
+    return format_table(rows, ["datapath", "accuracy %", "drop pp", "MACs", "energy nJ", "arith nJ", "memory nJ",
+                               "vs fp32 %", "vs int8 %", "eval s"], title=title)
+
+
+def report_sections(outdir) -> list[tuple[int, str, str]]:
+    exp = Path(outdir).parent / "experiments"
+    files = sorted(exp.glob("nn_eval_*.json")) if exp.is_dir() else []
+    if not files:
+        return [(60, "Networks: accuracy beside energy",
+                 f"No results yet: run `{EXPERIMENTS_CMD}` (trains the shipped models, ~10 min on 2 cores); "
+                 f"the report includes build/experiments/nn_eval_*.json when they exist.")]
+    parts = [f"Made by `{EXPERIMENTS_CMD}`. Per datapath: test accuracy (mean ± std over the seeds), drop vs "
+             "FP32, MACs and energy per inference (batch 1, synth.network.net_energy: arithmetic from the "
+             "datapath's synthesized MAC, memory traffic SRAM + DRAM in its operand format), savings. "
+             "Post-training quantization of FP32-trained models, per-channel weights, 512 calibration samples; "
+             "activations, pooling and flatten stay float32."]
+    for f in files:
+        try:
+            res = json.loads(f.read_text())
+            parts += ["", "```", experiment_table(res), "```",
+                      f"wall time {res.get('wall_s', float('nan')):.0f} s ({f.name})"]
+        except (OSError, ValueError, KeyError) as e:
+            parts += ["", f"{f.name}: unreadable ({type(e).__name__})"]
+    return [(60, "Networks: accuracy beside energy", "\n".join(parts))]
