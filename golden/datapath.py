@@ -5,7 +5,9 @@ Spec strings (one parser, `parse`; every error is one line naming the spec)::
 
     fp32                                   IEEE binary32 MAC (the float baseline)
     int8[,acc_bits=N]                      exact signed 8-bit MAC (int-mac bits=8)
-    mfmac[,exp_bits=E][,acc_bits=N]        ALS-POTQ MF-MAC on (1+E)-bit PoT codes (mfmac-pe)
+    mfmac[,exp_bits=E][,acc_bits=N][,accumulator=serial|tree2|tree4|tree8|tree16]
+                                           ALS-POTQ MF-MAC on (1+E)-bit PoT codes (mfmac-pe;
+                                           the accumulator tree changes the circuit, not the sum)
     asm[,alphabet=1/3/5/7][,w_bits=W][,x_bits=X][,lanes=L][,acc_bits=N]
                                            alphabet set multiplier row (asm-pe-row); the
                                            alphabet's members are separated by '/', so they
@@ -53,7 +55,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import approx, approx_mac, asm, pot
+from . import approx, approx_mac, asm, pot, pot_acc
 from .fixed import wrap
 
 __all__ = ["Datapath", "parse", "KINDS", "MAX_ACC_BITS", "load_table", "ALL_SPECS"]
@@ -67,7 +69,7 @@ ALL_SPECS = ("fp32", "int8", "mfmac", "asm", "approx:FAMILY[,NAME=VALUE...]", "l
 _KIND_PARAMS = {
     "fp32": {},
     "int8": {"acc_bits": DEFAULT_ACC_BITS},
-    "mfmac": {"exp_bits": 3, "acc_bits": DEFAULT_ACC_BITS},
+    "mfmac": {"exp_bits": 3, "acc_bits": DEFAULT_ACC_BITS, "accumulator": "serial"},
     "asm": {"alphabet": (1, 3, 5, 7), "w_bits": 8, "x_bits": 8, "lanes": 16, "acc_bits": DEFAULT_ACC_BITS},
     "approx": {"acc_bits": DEFAULT_ACC_BITS},          # + the family's own parameters
     "lut": {"top": None, "acc_bits": DEFAULT_ACC_BITS},
@@ -181,7 +183,8 @@ class Datapath:
         if self.kind == "int8":
             return "int-mac", {"bits": 8, "acc_bits": p["acc_bits"]}
         if self.kind == "mfmac":
-            return "mfmac-pe", {"exp_bits": p["exp_bits"], "acc_bits": p["acc_bits"]}
+            tree = {} if p["accumulator"] == "serial" else {"accumulator": p["accumulator"]}
+            return "mfmac-pe", {"exp_bits": p["exp_bits"], "acc_bits": p["acc_bits"], **tree}
         if self.kind == "asm":
             return "asm-pe-row", {k: p[k] for k in ("x_bits", "w_bits", "alphabet", "lanes", "acc_bits")}
         if self.kind == "approx":
@@ -357,6 +360,11 @@ def parse(spec, *, table_loader=None) -> Datapath:
             params[name] = _int(spec, name, value, 1, 64)
         elif name == "exp_bits":
             params[name] = _int(spec, name, value, 1, 5)
+        elif name == "accumulator":
+            try:
+                params[name] = pot_acc.check_accumulator(value)
+            except ValueError as e:
+                raise ValueError(f"datapath {spec!r}: {e}") from None
         elif name == "acc_bits":
             params[name] = _int(spec, name, value, 2, MAX_ACC_BITS)
     _check_acc(spec, head, params, given="acc_bits" in dict(pairs))

@@ -19,11 +19,17 @@ Inference = one matrix product per layer (forward); training = three, each with 
 forward's MAC count: forward Y = W X, backward-data dX = W^T dY, weight-gradient
 dW = dY X^T.
 
-Datapaths: fp32 (fp32-mac), int8 (int-mac bits=8), mfmac (mfmac-pe exp_bits=3), asm
-(asm-pe-row x_bits = w_bits = 8, alphabet {1,3,5,7}, 16 lanes sharing one pre-computer bank,
-24-bit accumulators) and `approx:FAMILY[,NAME=VALUE...]` (approx-mac bits=8, acc_bits=24 on
-the named unsigned multiplier family of rtl/approx.py with its own parameters, e.g.
-approx:mul-drum,k=6; the family's parameters not given take approx-mac's defaults).
+Datapaths: any spec of golden/datapath.py's grammar (the one parser; `parse_spec`), priced
+on the RTL unit `Datapath.mac_design` names: fp32 (fp32-mac), int8[,acc_bits=N] (int-mac
+bits=8), mfmac[,exp_bits=E][,acc_bits=N] (mfmac-pe), asm[,alphabet=1/3/5/7][,w_bits=W]
+[,x_bits=X][,lanes=L][,acc_bits=N] (asm-pe-row, `lanes` lanes sharing one pre-computer bank;
+default alphabet {1,3,5,7}, 8-bit x and w, 16 lanes), approx:FAMILY[,NAME=VALUE...]
+[,acc_bits=N] (approx-mac bits=8 on the named unsigned multiplier family of rtl/approx.py,
+e.g. approx:mul-drum,k=6; the family's parameters not given take approx-mac's defaults) and
+lut:FILE.v[,top=NAME] (approx-mac's sign-magnitude shell around the given unsigned 8x8
+multiplier circuit: the shell's mul-array is swapped for the circuit, both priced alone
+under uniform random operands in the same mode). A bare table (lut:FILE.bin/.npy) has no
+circuit and is refused here (emulation runs it). acc_bits defaults to 24.
 
 Arithmetic per MAC (activity or static mode of synth/energy.py): the datapath's fused MAC
 unit (accumulator register and clock included) per operation (asm-pe-row: per cycle / 16
@@ -59,14 +65,17 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
+from golden import datapath as golden_datapath
+
 from . import reference
 
-__all__ = ["Layer", "Net", "Datapath", "DATAPATHS", "datapath", "approx_datapath", "load_net", "parse_net",
+__all__ = ["Layer", "Net", "Datapath", "DATAPATHS", "datapath", "parse_spec", "load_net", "parse_net",
            "mac_energy",
            "net_energy", "reduction", "PAPER_ALS_POTQ_REDUCTION"]
 
@@ -193,6 +202,24 @@ def load_net(path) -> Net:
 
 
 # ---- datapaths --------------------------------------------------------------------------
+# A datapath is golden.datapath's (one parser, one set of parameters); here each parsed
+# datapath gets its energy recipe: the fused MAC design to price, its multiplier part alone,
+# and the operand streams that drive them.
+APPROX_PREFIX = "approx:"
+DATAPATH_SPECS = golden_datapath.ALL_SPECS
+
+
+def parse_spec(spec) -> golden_datapath.Datapath:
+    """A datapath spec -> golden.datapath.Datapath (a `lut:FILE.v` circuit is characterized by
+    synth.characterize into its table); one-line ValueError otherwise."""
+    return golden_datapath.parse(spec, table_loader=_verilog_table)
+
+
+def _verilog_table(path: str, top: str | None):
+    from .characterize import characterize_verilog
+    return characterize_verilog([path], top=top)["table"]
+
+
 def _int_mul_verilog(bits: int):
     """The multiply of int-mac alone: the same signed `*` Yosys maps inside int-mac."""
     return (f"module int_mul(input signed [{bits - 1}:0] x, input signed [{bits - 1}:0] w,\n"
@@ -235,7 +262,7 @@ def _gaussian_pot(exp_bits):
 
 @dataclass(frozen=True)
 class Datapath:
-    """How to get one MAC's energy: a fused MAC design and its multiplier part alone.
+    """The energy recipe of one datapath: a fused MAC design and its multiplier part alone.
 
     mac: (registered design, params), ports x, w (+ valid, clear); op_count MACs per cycle.
     multiply: () -> (verilog_text, top) of the multiplier part, or (design, params).
@@ -248,6 +275,9 @@ class Datapath:
     mac_stream: (x, w) -> the MAC design's port stream (default {"x": x, "w": w}).
     multiply_parts: () -> [(verilog_text, top, weight, (x, w) -> stream)]: the multiply share
       as a weighted sum of units (default: `multiply` once, fed mul_ports from x and w).
+    swap_multiplier: () -> (old_text, old_top, new_text, new_top): the MAC is `mac` with its
+      unsigned multiplier `old` replaced by the circuit `new` (lut:FILE.v): both the MAC and
+      the multiply share change by E(new) - E(old), each under uniform random operands.
     """
     name: str
     description: str
@@ -260,49 +290,51 @@ class Datapath:
     uniform: Callable | None = None
     mac_stream: Callable | None = None
     multiply_parts: Callable | None = None
+    swap_multiplier: Callable | None = None
 
 
-# ---- asm: asm-pe-row, 16 lanes sharing one pre-computer bank --------------------------------
+# ---- asm: asm-pe-row, `lanes` lanes sharing one pre-computer bank --------------------------
 ASM_ALPHABET = (1, 3, 5, 7)
 ASM_LANES = 16
 ASM_PARAMS = {"x_bits": 8, "w_bits": 8, "alphabet": ASM_ALPHABET, "lanes": ASM_LANES, "acc_bits": 24}
 
 
-def _asm_weights(rng, shape):
+def _asm_weights(rng, shape, p=ASM_PARAMS):
     """N(0, 1) weights for every lane, quantized onto the alphabet's set (golden.asm.quantize,
     one power-of-two scale per tensor): signed integers, shape + (lanes,)."""
     from golden.asm import quantize
-    q, _ = quantize(rng.standard_normal((*shape, ASM_LANES)), ASM_ALPHABET, ASM_PARAMS["w_bits"])
+    q, _ = quantize(rng.standard_normal((*shape, p["lanes"])), p["alphabet"], p["w_bits"])
     return q.astype(np.int64)
 
 
-def _asm_uniform(rng, shape):
-    """x uniform over int8, each lane's weight uniform over the representable signed weights."""
+def _asm_uniform(rng, shape, p=ASM_PARAMS):
+    """x uniform over its x_bits, each lane's weight uniform over the representable signed weights."""
     from golden.asm import representable
-    reps = representable(ASM_ALPHABET, ASM_PARAMS["w_bits"])
+    reps = representable(p["alphabet"], p["w_bits"])
     signed_w = np.concatenate([-reps[:0:-1], reps])
-    x = rng.integers(-128, 128, shape)
-    return x, signed_w[rng.integers(0, signed_w.size, (*shape, ASM_LANES))]
+    half = 1 << (p["x_bits"] - 1)
+    x = rng.integers(-half, half, shape)
+    return x, signed_w[rng.integers(0, signed_w.size, (*shape, p["lanes"]))]
 
 
-def _asm_encode(w):
+def _asm_encode(w, p=ASM_PARAMS):
     from golden.asm import encode
-    return encode(w, ASM_ALPHABET, ASM_PARAMS["w_bits"]).astype(np.int64)
+    return encode(w, p["alphabet"], p["w_bits"]).astype(np.int64)
 
 
-def _asm_mac_stream(x, w):
-    """x broadcast to the row; w = the 16 lanes' encoded words concatenated (16 x 11 = 176 bits:
-    Python ints), lane i at bits i * encoded_bits."""
+def _asm_mac_stream(x, w, p=ASM_PARAMS):
+    """x broadcast to the row; w = the lanes' encoded words concatenated (16 x 11 = 176 bits
+    at the defaults: Python ints), lane i at bits i * encoded_bits."""
     from golden.asm import encoded_bits
-    eb = encoded_bits(ASM_ALPHABET, ASM_PARAMS["w_bits"])
-    enc = _asm_encode(w)
+    eb = encoded_bits(p["alphabet"], p["w_bits"])
+    enc = _asm_encode(w, p)
     word = np.zeros(x.shape, dtype=object)
-    for i in range(ASM_LANES):
+    for i in range(p["lanes"]):
         word = word + (enc[..., i].astype(object) << (i * eb))
     return {"x": x, "w": word}
 
 
-def _asm_multiply_parts():
+def _asm_multiply_parts(p=ASM_PARAMS):
     """Multiply share of one MAC: one select-shift-add lane (AsmLane, fed the bank's multiples
     of x and lane 0's encoded weight) + 1/lanes of the pre-computer bank (AsmPrecomputeBank,
     fed x). Everything else in asm-pe-row (the sign-folding accumulator adder, registers,
@@ -310,26 +342,22 @@ def _asm_multiply_parts():
     from amaranth.back import verilog
 
     from rtl.asm import AsmLane, AsmPrecomputeBank, bank_width
-    xb, wb = ASM_PARAMS["x_bits"], ASM_PARAMS["w_bits"]
-    bank_v = verilog.convert(AsmPrecomputeBank(xb, ASM_ALPHABET), name="asm_bank", emit_src=False)
-    lane_v = verilog.convert(AsmLane(xb, wb, ASM_ALPHABET), name="asm_lane", emit_src=False)
+    xb, wb, alphabet = p["x_bits"], p["w_bits"], tuple(p["alphabet"])
+    bank_v = verilog.convert(AsmPrecomputeBank(xb, alphabet), name="asm_bank", emit_src=False)
+    lane_v = verilog.convert(AsmLane(xb, wb, alphabet), name="asm_lane", emit_src=False)
     bw = bank_width(xb)
 
     def lane_stream(x, w):
         x = x.reshape(-1).astype(object)
         bank = np.zeros(x.shape, dtype=object)
-        for i, a in enumerate(ASM_ALPHABET):       # bank element i = a_i * x, bw-bit two's complement
+        for i, a in enumerate(alphabet):           # bank element i = a_i * x, bw-bit two's complement
             bank = bank + (((a * x) % (1 << bw)) << (i * bw))
-        return {"bank": bank, "w": _asm_encode(w[..., 0]).reshape(-1)}
+        return {"bank": bank, "w": _asm_encode(w[..., 0], p).reshape(-1)}
     return [(lane_v, "asm_lane", 1.0, lane_stream),
-            (bank_v, "asm_bank", 1.0 / ASM_LANES, lambda x, w: {"x": x.reshape(-1)})]
+            (bank_v, "asm_bank", 1.0 / p["lanes"], lambda x, w: {"x": x.reshape(-1)})]
 
 
-# ---- approx:<family>[,name=value...]: approx-mac, int8 operands --------------------------
-APPROX_PREFIX = "approx:"
-APPROX_FIXED = {"bits": 8, "acc_bits": 24}
-
-
+# ---- approx:<family>[,name=value...] and lut:FILE.v: approx-mac, int8 operands --------------
 def _approx_signed_mul_verilog(params: dict):
     """The multiply part of approx-mac alone: magnitudes, the family multiplier, conditional negate."""
     from amaranth.back import verilog
@@ -339,69 +367,84 @@ def _approx_signed_mul_verilog(params: dict):
     return verilog.convert(unit, name="approx_signed_mul", emit_src=False), "approx_signed_mul"
 
 
-def approx_datapath(spec: str) -> Datapath:
-    """`approx:FAMILY[,NAME=VALUE...]` -> the approx-mac datapath; one-line ValueError otherwise."""
-    from rtl.registry import get_design, parse_params
-    body = spec[len(APPROX_PREFIX):]
-    family, *items = [t.strip() for t in body.split(",")]
-    try:
-        if not family:
-            raise ValueError("needs a multiplier family after 'approx:'")
-        from golden.approx_mac import FAMILY_PARAMS, family_params
-        if family not in FAMILY_PARAMS:
-            raise ValueError(f"unknown multiplier family {family!r} (families: {', '.join(FAMILY_PARAMS)})")
-        d = get_design("approx-mac")
-        for it in items:
-            name, sep, _ = it.partition("=")
-            if not sep or not name.strip():
-                raise ValueError(f"expected NAME=VALUE after the family, got {it!r}")
-            name = name.strip()
-            if name in ("multiplier", *APPROX_FIXED):
-                raise ValueError(f"{name} is fixed by the datapath (int8 operands: multiplier from the "
-                                 f"family name, bits=8, acc_bits=24)")
-        given = parse_params(d, items)
-        for name in given:
-            if name not in family_params(family, given):
-                takes = ", ".join(FAMILY_PARAMS[family]) or "none"
-                raise ValueError(f"{name} does not apply to multiplier {family} (its parameters: {takes})")
-        params = d.full_params({"multiplier": family, **given, **APPROX_FIXED})
-        unit = d.build(params)                   # the family's own range checks
-        unit._MustUse__silence = True            # built only to validate
-    except (ValueError, TypeError) as e:
-        raise ValueError(f"datapath {spec!r}: {e}") from None
-    own = {k: params[k] for k in FAMILY_PARAMS[family]}
-    label = ",".join([family] + [f"{k}={int(v) if isinstance(v, bool) else v}" for k, v in own.items()])
-    return Datapath(spec, f"signed 8-bit MAC on the {label} approximate multiplier (approx-mac, sign-magnitude, "
-                          "24-bit acc)", 8, ("approx-mac", params), lambda: _approx_signed_mul_verilog(params),
-                    _gaussian_int(8))
+def _lut_circuit(dp) -> tuple[str, str]:
+    """(verilog text, top) of a lut:FILE.v datapath's unsigned 8x8 multiplier circuit."""
+    import re
+    path, top = Path(dp.params["file"]), dp.params["top"]
+    text = path.read_text()
+    if top is None:
+        names = re.findall(r"^\s*module\s+([A-Za-z_][A-Za-z0-9_$]*)", text, re.M)
+        if len(names) != 1:
+            raise ValueError(f"datapath {dp.spec!r}: {path} defines {len(names)} modules "
+                             f"({', '.join(names) or 'none'}); name the multiplier with top=NAME")
+        top = names[0]
+    return text, top
 
 
-DATAPATHS: dict[str, Datapath] = {
-    "fp32": Datapath("fp32", "IEEE binary32 MAC (fp32-mac; multiply = fp32-mul)", 32,
-                     ("fp32-mac", {}), ("fp32-mul", {}), _gaussian_fp32, ("a", "b")),
-    "int8": Datapath("int8", "exact signed 8-bit MAC, 24-bit accumulator (int-mac bits=8)", 8,
-                     ("int-mac", {"bits": 8, "acc_bits": 24}), lambda: _int_mul_verilog(8),
-                     _gaussian_int(8)),
-    "mfmac": Datapath("mfmac", "ALS-POTQ MF-MAC on 4-bit PoT codes (mfmac-pe exp_bits=3, 24-bit acc)", 4,
-                      ("mfmac-pe", {"exp_bits": 3, "acc_bits": 24}), lambda: _pot_product_verilog(3),
-                      _gaussian_pot(3)),
-    "asm": Datapath("asm", "ASM row, alphabet {1,3,5,7}: 16 lanes share one pre-computer bank (asm-pe-row "
-                           "x_bits=w_bits=8, 24-bit acc)", 8,
-                    ("asm-pe-row", ASM_PARAMS), None, _gaussian_int(8), weight=_asm_weights,
-                    uniform=_asm_uniform, mac_stream=_asm_mac_stream, multiply_parts=_asm_multiply_parts),
-}
+def _mul_array_verilog():
+    return _design_verilog("mul-array", {"bits": 8})
+
+
+def _recipe(dp: golden_datapath.Datapath) -> Datapath:
+    """The energy recipe of a parsed datapath."""
+    p = dp.params
+    if dp.kind == "fp32":
+        return Datapath(dp.spec, "IEEE binary32 MAC (fp32-mac; multiply = fp32-mul)", 32,
+                        ("fp32-mac", {}), ("fp32-mul", {}), _gaussian_fp32, ("a", "b"))
+    acc = p["acc_bits"]
+    if dp.kind == "int8":
+        return Datapath(dp.spec, f"exact signed 8-bit MAC, {acc}-bit accumulator (int-mac bits=8)", 8,
+                        dp.mac_design, lambda: _int_mul_verilog(8), _gaussian_int(8))
+    if dp.kind == "mfmac":
+        e = p["exp_bits"]
+        if p["accumulator"] != "serial":
+            from .accumulators import mfmac_datapaths, spec
+            if (e, acc) != (3, 24):
+                raise ValueError(f"datapath {dp.spec!r}: the energy model prices accumulator={p['accumulator']} "
+                                 f"at exp_bits=3, acc_bits=24 only")
+            return mfmac_datapaths(Datapath, _pot_product_verilog, _gaussian_pot)[spec(p["accumulator"])]
+        return Datapath(dp.spec, f"ALS-POTQ MF-MAC on {1 + e}-bit PoT codes (mfmac-pe exp_bits={e}, {acc}-bit acc)",
+                        1 + e, dp.mac_design, lambda: _pot_product_verilog(e), _gaussian_pot(e))
+    if dp.kind == "asm":
+        ap = dict(dp.mac_design[1])
+        alph = "{" + ",".join(map(str, ap["alphabet"])) + "}"
+        return Datapath(dp.spec, f"ASM row, alphabet {alph}: {ap['lanes']} lanes share one pre-computer bank "
+                                 f"(asm-pe-row x_bits={ap['x_bits']}, w_bits={ap['w_bits']}, {acc}-bit acc)",
+                        max(ap["x_bits"], ap["w_bits"]), dp.mac_design, None, _gaussian_int(ap["x_bits"]),
+                        weight=partial(_asm_weights, p=ap), uniform=partial(_asm_uniform, p=ap),
+                        mac_stream=partial(_asm_mac_stream, p=ap), multiply_parts=partial(_asm_multiply_parts, p=ap))
+    if dp.kind == "approx":
+        mp = dp.mac_design[1]
+        label = ",".join([p["family"]] + [f"{k}={int(v) if isinstance(v, bool) else v}"
+                                          for k, v in dp.family_params.items()])
+        return Datapath(dp.spec, f"signed 8-bit MAC on the {label} approximate multiplier (approx-mac, "
+                                 f"sign-magnitude, {acc}-bit acc)", 8, dp.mac_design,
+                        lambda: _approx_signed_mul_verilog(mp), _gaussian_int(8))
+    # lut
+    if Path(p["file"]).suffix not in (".v", ".sv"):
+        raise ValueError(f"datapath {dp.spec!r}: a bare table has no circuit to price; energy needs the "
+                         f"multiplier as Verilog (lut:FILE.v) - emulation runs tables as they are")
+    shell = {"multiplier": "mul-array", "bits": 8, "acc_bits": acc}
+
+    def swap():
+        return (*_mul_array_verilog(), *_lut_circuit(dp))
+    return Datapath(dp.spec, f"signed 8-bit MAC around the {p['file']} multiplier (approx-mac's sign-magnitude "
+                             f"shell, {acc}-bit acc)", 8, ("approx-mac", shell),
+                    lambda: _approx_signed_mul_verilog(shell), _gaussian_int(8), swap_multiplier=swap)
+
+
+# recipes registered by name besides the specs golden.datapath parses (experiments, tests)
+DATAPATHS: dict[str, Datapath] = {}
 OPERANDS = ("gaussian", "uniform")
 STREAM_LANES, STREAM_CYCLES = 256, 33
 
 
-def datapath(spec: str) -> Datapath:
-    """A datapath by name (DATAPATHS) or by an `approx:FAMILY[,NAME=VALUE...]` spec."""
-    if isinstance(spec, str) and spec.startswith(APPROX_PREFIX):
-        return approx_datapath(spec)
-    if spec not in DATAPATHS:
-        raise ValueError(f"unknown datapath {spec!r} (datapaths: {', '.join(DATAPATHS)}, "
-                         f"{APPROX_PREFIX}FAMILY[,NAME=VALUE...])")
-    return DATAPATHS[spec]
+def datapath(spec) -> Datapath:
+    """The energy recipe of a datapath spec (golden.datapath grammar) or of a name
+    registered in DATAPATHS; one-line ValueError otherwise."""
+    if isinstance(spec, str) and spec.strip() in DATAPATHS:
+        return DATAPATHS[spec.strip()]
+    return _recipe(parse_spec(spec))
 
 
 def mac_energy(datapath_spec: str, mode: str = "activity", operands: str = "gaussian") -> dict:
@@ -443,13 +486,23 @@ def mac_energy(datapath_spec: str, mode: str = "activity", operands: str = "gaus
     mul = [(weight, netlist_energy(text, top, mode=mode, stream=None if xs is None else feed(xs, ws)))
            for text, top, weight, feed in parts]
     mul_pj = math.fsum(wt * e["energy_pj"] for wt, e in mul)
+    mac_pj, mac_tr = mac_e["energy_pj"], mac_e["transistors"]
+    mul_tr = math.fsum(wt * e["transistors"] for wt, e in mul)
+    extra = {}
+    if dp.swap_multiplier is not None:      # lut:FILE.v: the circuit in place of the shell's multiplier
+        old_text, old_top, new_text, new_top = dp.swap_multiplier()
+        old = netlist_energy(old_text, old_top, mode=mode)
+        new = netlist_energy(new_text, new_top, mode=mode)
+        d_pj, d_tr = new["energy_pj"] - old["energy_pj"], new["transistors"] - old["transistors"]
+        mac_pj, mul_pj, mac_tr, mul_tr = mac_pj + d_pj, mul_pj + d_pj, mac_tr + d_tr, mul_tr + d_tr
+        extra = {"multiplier_circuit": new_top, "circuit_pj": new["energy_pj"]}
     return {"datapath": datapath_spec, "mode": mode, "operands": operands if mode == "activity" else None,
             "mac_design": dp.mac[0], "mac_params": full,
-            "mac_pj": mac_e["energy_pj"], "multiply_pj": mul_pj,
-            "accumulate_pj": mac_e["energy_pj"] - mul_pj,
-            "mac_transistors": mac_e["transistors"],
-            "multiply_transistors": math.fsum(wt * e["transistors"] for wt, e in mul),
-            "operand_bits": dp.operand_bits}
+            "mac_pj": mac_pj, "multiply_pj": mul_pj,
+            "accumulate_pj": mac_pj - mul_pj,
+            "mac_transistors": mac_tr,
+            "multiply_transistors": mul_tr,
+            "operand_bits": dp.operand_bits, **extra}
 
 
 def _memory(layer: Layer, bits: int, mem: dict) -> tuple[float, float]:
@@ -463,8 +516,8 @@ def _memory(layer: Layer, bits: int, mem: dict) -> tuple[float, float]:
 
 def net_energy(net: Net, datapath: str, training: bool = False, mode: str = "activity",
                operands: str = "gaussian") -> dict:
-    """Energy of one inference (or one training step) of `net` on `datapath` (a name of
-    DATAPATHS or an `approx:FAMILY[,NAME=VALUE...]` spec)."""
+    """Energy of one inference (or one training step) of `net` on `datapath` (a spec of
+    golden.datapath's grammar, or a name registered in DATAPATHS)."""
     per = mac_energy(datapath, mode, operands)
     products = 3 if training else 1
     rows = []

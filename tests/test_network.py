@@ -152,4 +152,4 @@ def test_missing_net_file_and_bad_datapath(tmp_path, capsys):
     assert main(["energy", "net", "--net", str(tmp_path / "no.json"), "--datapath", "int8"]) == 2
     assert "net file" in capsys.readouterr().err
     assert main(["energy", "net", "--net", str(BLOCK), "--datapath", "fp64"]) == 2
-    assert "invalid choice: 'fp64'" in capsys.readouterr().err
+    assert "argument --datapath: unknown datapath 'fp64' (datapaths: fp32, int8" in capsys.readouterr().err
