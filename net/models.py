@@ -20,6 +20,7 @@ from __future__ import annotations
 import io
 import os
 import pickle
+import warnings
 import zipfile
 
 import torch
@@ -193,7 +194,9 @@ def load(path) -> tuple[nn.Module, dict]:
         raise ValueError(f"model file {path} does not exist")
     if _is_torchscript(path):
         try:
-            model = torch.jit.load(path, map_location="cpu")
+            with warnings.catch_warnings():         # torch.jit.load's deprecation notice is not the user's
+                warnings.simplefilter("ignore", DeprecationWarning)
+                model = torch.jit.load(path, map_location="cpu")
         except Exception as e:      # torch raises RuntimeError subclasses of many kinds
             raise ValueError(f"model {path}: unreadable TorchScript ({str(e).splitlines()[0][:120]})") from None
         return model.eval(), {"format": "torchscript"}
