@@ -11,6 +11,11 @@ def test_mfmac_pe(exp_bits, acc_bits):
     run_sim("mfmac-pe", {"exp_bits": exp_bits, "acc_bits": acc_bits}, "cocotb_tests.tb_mac")
 
 
+@pytest.mark.parametrize("exp_bits,acc_bits", [(3, 24), (1, 4), (5, 64)])
+def test_mfmac_pe_pipelined(exp_bits, acc_bits):
+    run_sim("mfmac-pe", {"exp_bits": exp_bits, "acc_bits": acc_bits, "pipeline": True}, "cocotb_tests.tb_mac")
+
+
 @pytest.mark.parametrize("bits,acc_bits", [(8, 24), (4, 8), (12, 32)])
 def test_int_mac(bits, acc_bits):
     run_sim("int-mac", {"bits": bits, "acc_bits": acc_bits}, "cocotb_tests.tb_mac")
