@@ -10,14 +10,10 @@ from golden.datapath import parse as _golden_parse
 __all__ = ["parse", "Datapath"]
 
 
-def _verilog_table(path: str, top: str | None):
-    from synth.characterize import characterize_verilog
-    return characterize_verilog([path], top=top)["table"]
-
-
 @lru_cache(maxsize=64)
 def _parse_cached(spec: str) -> Datapath:
-    return _golden_parse(spec, table_loader=_verilog_table)
+    from synth.network import parse_spec      # the energy model's resolution of lut:FILE.v, shared
+    return parse_spec(spec)
 
 
 def parse(spec) -> Datapath:

@@ -216,7 +216,11 @@ def parse_spec(spec) -> golden_datapath.Datapath:
 
 
 def _verilog_table(path: str, top: str | None):
-    from .characterize import characterize_verilog
+    try:
+        from .characterize import characterize_verilog
+    except ImportError:
+        raise ValueError("characterizing a Verilog multiplier needs synth/characterize.py, which this "
+                         "checkout lacks") from None
     return characterize_verilog([path], top=top)["table"]
 
 
