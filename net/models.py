@@ -174,6 +174,14 @@ def _from_checkpoint(ckpt: dict, path: str):
     return model.eval(), meta
 
 
+def _is_torch_file(path: str) -> bool:
+    """torch.save's zip archive, or its legacy pickle format (protocol 2+ starts with 0x80)."""
+    if zipfile.is_zipfile(path):
+        return True
+    with open(path, "rb") as f:
+        return f.read(1) == b"\x80"
+
+
 def _is_torchscript(path: str) -> bool:
     try:
         with zipfile.ZipFile(path) as z:
@@ -200,13 +208,18 @@ def load(path) -> tuple[nn.Module, dict]:
         except Exception as e:      # torch raises RuntimeError subclasses of many kinds
             raise ValueError(f"model {path}: unreadable TorchScript ({str(e).splitlines()[0][:120]})") from None
         return model.eval(), {"format": "torchscript"}
+    not_model = ValueError(f"model {path}: not a model file (expected a checkpoint from `ecomac nn train`, "
+                           f"a whole torch.save'd nn.Module, or TorchScript)")
+    if not _is_torch_file(path):
+        raise not_model
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        obj = None      # not plain tensors: a whole pickled Module (or not a model at all)
+    except pickle.UnpicklingError as e:
+        if "Unsupported global" not in str(e):
+            raise not_model from None
+        obj = None      # it names classes: a whole pickled Module (or some other pickled object)
     except Exception:
-        raise ValueError(f"model {path}: not a model file (expected a checkpoint from `ecomac nn train`, "
-                         f"a whole torch.save'd nn.Module, or TorchScript)") from None
+        raise not_model from None
     if obj is None:
         try:
             obj = torch.load(path, map_location="cpu", weights_only=False)
