@@ -149,10 +149,6 @@ def synthesize(verilog_text: str, top: str, target: str = "generic", liberty: st
     lib_text = None
     if liberty is not None:
         lib_text = _read_liberty(liberty)
-        if target == "generic" and not re.search(r"\btiming\s*\(", lib_text):
-            # abc -liberty maps by cell delays; without them it fails with "Can't open ABC output file"
-            raise ValueError(f"liberty file {liberty} has no timing data (no timing() groups): "
-                             "ABC needs cell delays to map to it")
     k = cache.key("synth", FLOW_VERSION + ("" if target == "generic" else "-fpga" + FPGA_FLOW_VERSION),
                   target, top, verilog_text,
                   (LIBERTY_FLOW_VERSION + lib_text) if lib_text else "", netlist)
@@ -173,6 +169,10 @@ def synthesize(verilog_text: str, top: str, target: str = "generic", liberty: st
             if lib_text is not None and "liberty" in str(e).lower():
                 raise SynthError(f"liberty file {liberty} does not parse: {e}") from None
             if lib_text is not None and "abc" in str(e).lower():
+                # abc -liberty maps by cell delays; without them it fails with "Can't open ABC output file"
+                if not re.search(r"\btiming\s*\(", lib_text):
+                    raise SynthError(f"liberty file {liberty} has no timing data (no timing() groups): "
+                                     "ABC needs cell delays to map to it") from None
                 raise SynthError(f"liberty file {liberty}: ABC could not map to its cells ({e})") from None
             raise
         cells, mod = _cells_of(res["stat.json"], top)
