@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 from synth import energy as E
@@ -46,7 +47,10 @@ def add_parser(sub) -> None:
     p.set_defaults(func=_cmd_op)
 
     p = es.add_parser("net", help="energy of a network's linear/conv layers on a datapath")
-    p.add_argument("--net", required=True, metavar="FILE.json", help="layer list (see README)")
+    p.add_argument("--net", required=True, metavar="FILE.json|FILE.pt|FILE.onnx",
+                   help="layer list (see README), or a PyTorch / ONNX model (imported: `ecomac net show`)")
+    p.add_argument("--input-shape", metavar="N,C,H,W",
+                   help="model files: input shape, batch first (default: what the file records)")
     p.add_argument("--datapath", required=True, type=_datapath_arg, metavar="DATAPATH",
                    help=f"a datapath spec: {' | '.join(N.DATAPATH_SPECS)} (e.g. mfmac,exp_bits=2; "
                         "asm,alphabet=1/3; approx:mul-drum,k=6; lut:mul.v; grammar: golden/datapath.py)")
@@ -224,7 +228,11 @@ def _fmt_pj(v: float) -> str:
 def _cmd_net(args) -> int:
     if args.plot:
         check_plot_path(args.plot)                 # before the work, not after
-    net = N.load_net(args.net)
+    from net.importer import load_net_file, parse_input_shape
+    net, imp = load_net_file(args.net, parse_input_shape(args.input_shape) if args.input_shape else None)
+    if imp is not None and imp.unsupported:         # listed, never dropped silently
+        print("note: MACs of unsupported operators not counted: "
+              + ", ".join(f"{n} {op}" for n, op in imp.unsupported), file=sys.stderr)
     with Heartbeat(f"energy of {net.name} on {args.datapath} (synthesizes its MAC once; cached afterwards)"):
         res = N.net_energy(net, args.datapath, training=args.training, mode=args.mode, operands=args.operands)
     if args.plot:

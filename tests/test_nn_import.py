@@ -117,3 +117,19 @@ def test_net_show_json_lists_layers_with_macs(tmp_path, capsys):
     assert main(["net", "show", str(tmp_path / "l.pt"), "--input-shape", "1,1,4,4"]) == 2
     out, err = capsys.readouterr()
     assert out == "" and err.startswith("ecomac: error: model l.pt: does not run on input shape 1,1,4,4")
+
+
+def test_energy_net_accepts_model_files(tmp_path, capsys):
+    m = models.build("mlp", (1, 8, 8), 10)
+    models.save(m, tmp_path / "m.pt")
+    onnx_path = _onnx(m, (1, 1, 8, 8), tmp_path / "m.onnx")
+    (tmp_path / "m.json").write_text(json.dumps(importer.from_torch(m, (1, 1, 8, 8)).net))
+    got = []
+    for f in (tmp_path / "m.json", tmp_path / "m.pt", onnx_path):
+        assert main(["energy", "net", "--net", str(f), "--datapath", "int8", "--json"]) == 0
+        got.append(json.loads(capsys.readouterr().out))
+    assert got[0]["macs"] == 64 * 128 + 128 * 64 + 64 * 10
+    assert got[1]["energy_pj"] == got[0]["energy_pj"] == got[2]["energy_pj"]
+    assert main(["energy", "net", "--net", str(tmp_path / "m.json"), "--input-shape", "1,4",
+                 "--datapath", "int8"]) == 2
+    assert "--input-shape applies to model files" in capsys.readouterr().err
