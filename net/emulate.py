@@ -42,8 +42,6 @@ def load_operand(path, what: str) -> np.ndarray:
     except (ValueError, OSError, EOFError) as e:
         first = (str(e).splitlines() or [type(e).__name__])[0]
         raise ValueError(f"{what} {path}: not a readable .npy array ({first})") from None
-    if not isinstance(a, np.ndarray):
-        raise ValueError(f"{what} {path}: must hold one array (.npy), not an archive")
     return a
 
 
