@@ -43,8 +43,21 @@ def add_parser(sub) -> None:
     p.add_argument("--stream", metavar="FILE.npz",
                    help="activity mode: operand stream, one integer array per input port "
                         "(1-D: cycles, 2-D: lanes x cycles)")
+    p.add_argument("--liberty", metavar="FILE",
+                   help="also the energy from this cell library (.lib/.lib.gz): its power tables on "
+                        "the mapped netlist's toggles, in pJ at its node")
+    p.add_argument("--clock-mhz", type=float, default=None, metavar="F",
+                   help="clock for the library's leakage per cycle (default 100 MHz)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_op)
+
+    p = es.add_parser("liberty-correlation",
+                      help="Spearman rank correlation: calibrated model vs a cell library's energy, "
+                           "every default design and the approximate-multiplier sweep")
+    p.add_argument("--liberty", required=True, metavar="FILE", help="cell library (.lib or .lib.gz)")
+    _mode_arg(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_liberty_correlation)
 
     p = es.add_parser("net", help="energy of a network's linear/conv layers on a datapath")
     p.add_argument("--net", required=True, metavar="FILE.json|FILE.pt|FILE.onnx",
@@ -194,24 +207,59 @@ def _cmd_op(args) -> int:
     from .cli import design_params
     d, params = design_params(args)
     stream = _load_stream(args.stream) if args.stream else None
-    if stream is not None and args.mode != "activity":
+    if stream is not None and args.mode not in E.STREAM_MODES:
         raise ValueError("--stream needs --mode activity or --mode timed")
     if stream is not None:
         _check_stream(d, params, stream, args.stream)
+    if args.clock_mhz is not None and not args.liberty:
+        raise ValueError("--clock-mhz applies with --liberty only")
     with Heartbeat(f"energy of {d.name}: synthesizing and simulating (cached afterwards)"):
         res = E.design_energy(d.name, params, mode=args.mode, stream=stream)
+        if args.liberty:
+            res["liberty"] = E.design_liberty_energy(d.name, params, args.liberty, args.clock_mhz)
     res["operands"] = _operands_text(res, args.stream)
     if args.json:
         print(json.dumps(res, indent=2))
         return 0
     _print_energy(res, f"{d.name} {res['params']}")
+    if args.liberty:
+        lib = res["liberty"]
+        print(f"cell library {Path(args.liberty).name} (zero-delay toggles of the mapped netlist, "
+              f"{lib['slew_ns']} ns input slew, {lib['voltage']} V, leakage at {lib['clock_mhz']:g} MHz)")
+        for k in ("energy_pj", "internal_pj", "switching_pj", "input_pin_pj", "clock_pj", "leakage_pj"):
+            v = lib[k] if k == "energy_pj" else lib[k] / lib["ops_per_cycle"]
+            print(f"  {k:18} {v:.4g}" + ("  (pJ per operation)" if k == "energy_pj" else ""))
+        print(f"  {'cells_total':18} {lib['cells_total']}")
     return 0
+
+
+def _cmd_liberty_correlation(args) -> int:
+    from .approx_lib import sweep_points
+    from rtl.registry import all_designs
+    points = [(d.name, {}) for d in all_designs() if d.default] + sweep_points()
+    with Heartbeat(f"liberty correlation: mapping {len(points)} designs to {Path(args.liberty).name} "
+                   "(cached afterwards)"):
+        res = E.liberty_correlation(points, args.liberty, args.mode)
+    if args.json:
+        print(json.dumps(res, indent=2))
+        return 0
+    print(_liberty_table(res, Path(args.liberty).name))
+    return 0
+
+
+def _liberty_table(res: dict, lib_name: str) -> str:
+    rows = sorted(res["points"], key=lambda r: r["model_pj"])
+    body = [[_dname(r), f"{r['model_pj']:.4g}", f"{r['liberty_pj']:.4g}", f"{r['liberty_pj'] / r['model_pj']:.3g}"]
+            for r in rows]
+    return format_table(body, ["design", f"model pJ ({res['mode']}, 45 nm)", f"{lib_name} pJ", "ratio"],
+                        title=f"{len(rows)} designs: Spearman rank correlation {res['spearman']:.3f}")
 
 
 def _print_energy(res: dict, title: str) -> None:
     print(f"{title} ({res['mode']} mode)")
     keys = ["energy_pj", "energy_per_cycle_pj", "ops_per_cycle", "transistors", "cells_total",
-            "flip_flops", "depth", "toggles_per_cycle", "cycles", "lanes", "stream", "operands"]
+            "flip_flops", "depth", "toggles_per_cycle", "zero_delay_toggles_per_cycle", "glitch_share",
+            "cycles", "lanes", "stream", "operands"]
     for k in keys:
         if k in res:
             v = res[k]

@@ -296,3 +296,36 @@ def calibration_table(mode: str = "activity", designs_available=None) -> list[di
                      **({"glitch_share": r["glitch_share"]} if mode == "timed" else {})})
     return rows
 
+
+
+# ---- energy from a real cell library (synth/liberty.py) --------------------------------------
+def design_liberty_energy(design: str, params: dict | None, liberty: str, clock_mhz: float | None = None) -> dict:
+    """Energy per operation (pJ at the library's node) of a registered design mapped to `liberty`."""
+    from .liberty import DEFAULT_CLOCK_MHZ, liberty_energy
+    text, top, ops, full = _design_verilog(design, params)
+    out = liberty_energy(text, top, liberty, ops_per_cycle=ops,
+                         clock_mhz=DEFAULT_CLOCK_MHZ if clock_mhz is None else clock_mhz)
+    out.update(design=design, params=full)
+    return out
+
+
+def liberty_correlation(points, liberty: str, mode: str = "activity", progress=None) -> dict:
+    """Spearman rank correlation between the calibrated model (`mode`) and the library's energy
+    per operation over `points` [(design, params)] (duplicates dropped); with every point."""
+    from .liberty import spearman
+    _check_mode(mode)
+    seen, rows = set(), []
+    for i, (name, params) in enumerate(points):
+        key = (name, tuple(sorted((params or {}).items())))
+        if key in seen:
+            continue
+        seen.add(key)
+        if progress:
+            progress(f"[{i + 1}/{len(points)}] {name} {params or ''}")
+        lib = design_liberty_energy(name, params, liberty)
+        model = design_energy(name, params, mode=mode)
+        rows.append({"design": name, "params": lib["params"], "model_pj": model["energy_pj"],
+                     "liberty_pj": lib["energy_pj"], "liberty_parts": {k: lib[k] / lib["ops_per_cycle"] for k in (
+                         "internal_pj", "switching_pj", "input_pin_pj", "clock_pj", "leakage_pj")}})
+    return {"mode": mode, "liberty": liberty, "points": rows,
+            "spearman": spearman([r["model_pj"] for r in rows], [r["liberty_pj"] for r in rows])}

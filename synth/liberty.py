@@ -10,6 +10,7 @@ switched load capacitance outside the cell. It is a report, not an input to the 
 """
 from __future__ import annotations
 
+import json
 import re
 
 __all__ = ["parse_cells", "sequential_cells", "units", "energy_summary"]
@@ -96,3 +97,508 @@ def energy_summary(text: str, cells: dict[str, int]) -> dict:
             "internal_pj_all_toggle": sum(r["count"] * r["internal_pj"] for r in have) if have else None,
             "leakage_total": sum(r["count"] * r["leakage"] for r in leak) if leak else None,
             "cells_without_power_tables": sorted(r["cell"] for r in rows if r["internal_pj"] is None)}
+
+
+# ==== energy from the library: functions, power tables, a bit-parallel mapped-netlist simulator ====
+import hashlib as _hashlib
+
+import numpy as _np
+
+_ONES = _np.uint64(0xFFFF_FFFF_FFFF_FFFF)
+_TEMPLATE = re.compile(r'\b(?:power_lut_template|lu_table_template)\s*\(\s*"?([\w.]+)"?\s*\)\s*\{([^}]*)\}', re.S)
+_IPOWER = re.compile(r'\binternal_power\s*\(\s*\)\s*\{')
+_TABLE = re.compile(r'\b(rise_power|fall_power)\s*\(\s*"?([\w.]*)"?\s*\)\s*\{([^}]*)\}', re.S)
+_FF = re.compile(r'\bff\s*\(\s*"?(\w+)"?\s*,\s*"?(\w+)"?\s*\)\s*\{([^}]*)\}', re.S)
+_STR = r'\s*:\s*"([^"]*)"'
+
+# sky130's own defaults: the slew at which the tables are read, and the stated clock
+NOMINAL_SLEW_NS = 0.05
+DEFAULT_CLOCK_MHZ = 100.0
+
+
+def _floats(text: str) -> list[float]:
+    return [float(x) for x in _NUM.findall(text)]
+
+
+def _index(block: str, name: str):
+    m = re.search(rf'\b{name}\s*\(\s*"([^"]*)"\s*\)', block)
+    return _floats(m.group(1)) if m else None
+
+
+def _lookup(table: dict, slew: float, load: float) -> float:
+    """Bilinear interpolation (clamped at the table's edges) at (input slew, output load)."""
+    vals = table["values"]
+    i1, i2 = table["index_1"], table["index_2"]
+    if i2 is None or vals.ndim == 1:
+        v = vals.ravel()
+        return float(_np.interp(slew, i1, v[: len(i1)])) if i1 is not None and len(i1) == v.size else float(v.mean())
+    rows = _np.array([_np.interp(load, i2, vals[r]) for r in range(vals.shape[0])])
+    return float(_np.interp(slew, i1, rows))
+
+
+def _power_tables(pblock: str, templates: dict) -> list[dict]:
+    """Every internal_power group of a pin: {related, rise, fall} tables."""
+    marks = list(_IPOWER.finditer(pblock))
+    out = []
+    for i, m in enumerate(marks):
+        body = pblock[m.end(): marks[i + 1].start() if i + 1 < len(marks) else len(pblock)]
+        rel = re.search(r'\brelated_pin' + _STR, body)
+        group = {"related": rel.group(1) if rel else None}
+        for t in _TABLE.finditer(body):
+            kind, tmpl, tb = t.groups()
+            base = templates.get(tmpl, {})
+            vals = _np.array(_floats(re.search(r'\bvalues\s*\((.*?)\)\s*;', tb, re.S).group(1))) \
+                if re.search(r'\bvalues\s*\(', tb) else _np.zeros(1)
+            i1 = _index(tb, "index_1") or base.get("index_1")
+            i2 = _index(tb, "index_2") or base.get("index_2")
+            if i1 is not None and i2 is not None and vals.size == len(i1) * len(i2):
+                vals = vals.reshape(len(i1), len(i2))
+            else:
+                i2 = None
+            group[kind.split("_")[0]] = {"values": vals, "index_1": i1, "index_2": i2}
+        out.append(group)
+    return out
+
+
+_LIBS: dict[str, dict] = {}
+
+
+def library(text: str) -> dict:
+    """Units, nominal voltage, templates and the cell blocks of a library (cells parsed on
+    demand by `lib_cell`). Kept once per library text (in-process cache)."""
+    key = _hashlib.sha256(text.encode()).hexdigest()
+    if key in _LIBS:
+        return _LIBS[key]
+    head = _CELL.split(text, maxsplit=1)[0]
+    templates = {m.group(1): {"index_1": _index(m.group(2), "index_1"), "index_2": _index(m.group(2), "index_2")}
+                 for m in _TEMPLATE.finditer(head)}
+    nom = re.search(r'\bnom_voltage\s*:\s*(' + _NUM.pattern + ')', head)
+    lib = {"units": units(text), "nom_voltage": float(nom.group(1)) if nom else None, "templates": templates,
+           "blocks": dict(_blocks(text, _CELL)), "cells": {}}
+    _LIBS[key] = lib
+    return lib
+
+
+def lib_cell(lib: dict, name: str) -> dict | None:
+    """One cell: pins (direction, capacitance, function, clock flag, internal power tables),
+    its ff group (or None), leakage and whether it is a latch; None if the library lacks it."""
+    if name in lib["cells"]:
+        return lib["cells"][name]
+    block = lib["blocks"].get(name)
+    if block is None:
+        return None
+    pins = {}
+    for pname, pblock in _blocks(block, _PIN):
+        d = re.search(r'\bdirection\s*:\s*"?(\w+)"?', pblock)
+        f = re.search(r'\bfunction' + _STR, pblock)
+        clk = re.search(r'\bclock\s*:\s*"?(\w+)"?', pblock)
+        pins[pname] = {"direction": d.group(1) if d else None, "capacitance": _attr(pblock, "capacitance") or 0.0,
+                       "function": f.group(1) if f else None, "clock": bool(clk and clk.group(1) == "true"),
+                       "power": _power_tables(pblock, lib["templates"])}
+    ff = _FF.search(block)
+    ffd = None
+    if ff:
+        body = ff.group(3)
+        ns, co = re.search(r'\bnext_state' + _STR, body), re.search(r'\bclocked_on' + _STR, body)
+        ffd = {"iq": ff.group(1), "iqn": ff.group(2), "next_state": ns.group(1) if ns else None,
+               "clocked_on": co.group(1) if co else None,
+               "async": bool(re.search(r'\b(clear|preset)\s*:', body))}
+    cell = {"pins": pins, "ff": ffd, "leakage": _attr(_PIN.split(block, maxsplit=1)[0], "cell_leakage_power") or 0.0,
+            "latch": bool(re.search(r'\blatch\s*\(', block))}
+    lib["cells"][name] = cell
+    return cell
+
+
+# ---- Liberty boolean functions ------------------------------------------------------------
+def _tokens(expr: str):
+    i = 0
+    while i < len(expr):
+        c = expr[i]
+        if c.isspace():
+            i += 1
+            continue
+        m = re.match(r'[A-Za-z_][\w\[\]]*|[01]|[!\'&*|+^()]', expr[i:])
+        if not m:
+            raise ValueError(f"liberty function {expr!r}: cannot read {expr[i:]!r}")
+        yield m.group(0)
+        i += len(m.group(0))
+
+
+def parse_function(expr: str):
+    """A Liberty function ("(A1&A2) | !B", "A B'", "A^B") -> nested tuples:
+    ("or"|"xor"|"and", [args]), ("not", arg), ("pin", name), ("const", 0|1).
+    Precedence, lowest first: | (or +), ^, & (or * or juxtaposition), then ! prefix and ' postfix."""
+    toks = list(_tokens(expr))
+    pos = 0
+
+    def peek():
+        return toks[pos] if pos < len(toks) else None
+
+    def take():
+        nonlocal pos
+        pos += 1
+        return toks[pos - 1]
+
+    def p_or():
+        args = [p_xor()]
+        while peek() in ("|", "+"):
+            take()
+            args.append(p_xor())
+        return args[0] if len(args) == 1 else ("or", args)
+
+    def p_xor():
+        args = [p_and()]
+        while peek() == "^":
+            take()
+            args.append(p_and())
+        return args[0] if len(args) == 1 else ("xor", args)
+
+    def p_and():
+        args = [p_unary()]
+        while peek() is not None and peek() not in ("|", "+", "^", ")"):
+            if peek() in ("&", "*"):
+                take()
+            args.append(p_unary())
+        return args[0] if len(args) == 1 else ("and", args)
+
+    def p_unary():
+        t = take() if peek() is not None else None
+        if t is None:
+            raise ValueError(f"liberty function {expr!r} ends early")
+        if t == "!":
+            node = ("not", p_unary())
+        elif t == "(":
+            node = p_or()
+            if take() != ")" if peek() is not None else True:
+                raise ValueError(f"liberty function {expr!r}: unbalanced parentheses")
+        elif t in ("0", "1"):
+            node = ("const", int(t))
+        elif re.match(r'[A-Za-z_]', t):
+            node = ("pin", t)
+        else:
+            raise ValueError(f"liberty function {expr!r}: unexpected {t!r}")
+        while peek() == "'":
+            take()
+            node = ("not", node)
+        return node
+
+    tree = p_or()
+    if pos != len(toks):
+        raise ValueError(f"liberty function {expr!r}: unexpected {toks[pos]!r}")
+    return tree
+
+
+def eval_function(tree, env: dict):
+    """Evaluate a parsed function on packed uint64 arrays (env: pin -> array)."""
+    op = tree[0]
+    if op == "pin":
+        return env[tree[1]]
+    if op == "const":
+        return _ONES if tree[1] else _np.uint64(0)
+    if op == "not":
+        return ~eval_function(tree[1], env)
+    vals = [eval_function(a, env) for a in tree[1]]
+    out = vals[0]
+    for v in vals[1:]:
+        out = (out & v) if op == "and" else (out | v) if op == "or" else (out ^ v)
+    return out
+
+
+def function_pins(tree) -> set[str]:
+    if tree[0] == "pin":
+        return {tree[1]}
+    if tree[0] == "const":
+        return set()
+    if tree[0] == "not":
+        return function_pins(tree[1])
+    return set().union(*(function_pins(a) for a in tree[1]))
+
+
+# ---- the mapped netlist ------------------------------------------------------------------
+LIB_ENERGY_VERSION = "1"      # bump when the energy below changes: cached results stop matching
+_CONTROL_DEFAULTS = {"valid": 1, "clear": 0, "rst": 0}
+COMB_LANES, COMB_CYCLES = 256, 65         # combinational: 256 x 64 = 16,384 random transitions
+SEQ_LANES, SEQ_CYCLES = 1024, 33          # clocked: synth.energy's default streams
+
+
+def mapped_netlist(verilog_text: str, top: str, liberty: str) -> dict:
+    """Yosys JSON netlist of `top` mapped to the library (dfflibmap + abc -liberty, the flow
+    of `ecomac synth --liberty`); cached by the Verilog, top and library text."""
+    from . import cache
+    from .yosys import LIBERTY_FLOW_VERSION, _generic_script, _read_liberty, run_yosys
+    lib_text = _read_liberty(liberty)
+    k = cache.key("libnet", LIBERTY_FLOW_VERSION, top, verilog_text, lib_text)
+    hit = cache.load("libnet", k)
+    if hit is not None:
+        return hit
+    script = _generic_script(top, "cells.lib", sequential_cells(lib_text)) + "write_json netlist.json\n"
+    res = run_yosys(script, {"design.v": verilog_text, "cells.lib": lib_text}, ["netlist.json"])
+    net = json.loads(res["netlist.json"])
+    cache.store("libnet", k, net)
+    return net
+
+
+class MappedNetlist:
+    """A netlist of library cells, evaluated bit-parallel (lanes in the bits of uint64 words)
+    from the cells' Liberty functions; flip-flops from their ff groups (next_state on the
+    rising clock). Net rows: 0 = constant 0, 1 = constant 1, then one per netlist bit."""
+
+    def __init__(self, netlist: dict, top: str, lib: dict):
+        mods = netlist.get("modules", {})
+        mod = mods.get(top) or next(m for m in mods.values()
+                                     if str(m.get("attributes", {}).get("top", "0")).strip("0"))
+        rows: dict = {"0": 0, "1": 1, "x": 0, "z": 0}
+
+        def row(bit):
+            if bit not in rows:
+                rows[bit] = len(rows) - 2
+            return rows[bit]
+        self.inputs, self.outputs = {}, {}
+        for name, p in mod.get("ports", {}).items():
+            (self.inputs if p["direction"] == "input" else self.outputs)[name] = [row(b) for b in p["bits"]]
+        self.cells = []                   # (type, lib cell, {pin: row})
+        self.cell_types: dict[str, int] = {}
+        for cname, c in mod.get("cells", {}).items():
+            lc = lib_cell(lib, c["type"])
+            if lc is None:
+                raise ValueError(f"cell {cname} has type {c['type']}, which the library does not define")
+            if lc["latch"] or (lc["ff"] and (lc["ff"]["async"] or not lc["ff"]["next_state"])):
+                raise ValueError(f"cell type {c['type']} (latch, or flip-flop with asynchronous "
+                                 "clear/preset) is not simulated")
+            self.cells.append((c["type"], lc, {p: row(b[0]) for p, b in c["connections"].items() if b}))
+            self.cell_types[c["type"]] = self.cell_types.get(c["type"], 0) + 1
+        self.n_rows = len(rows) - 2
+        self.lib = lib
+        self._plan()
+
+    def _plan(self):
+        funcs = {}
+        comb, ffs = [], []
+        for i, (t, lc, pins) in enumerate(self.cells):
+            if t not in funcs:
+                outs = {}
+                for pn, pd in lc["pins"].items():
+                    if pd["direction"] == "output" and pd["function"]:
+                        outs[pn] = parse_function(pd["function"])
+                funcs[t] = outs
+            (ffs if lc["ff"] else comb).append(i)
+        self.funcs = funcs
+        clock_rows = set()
+        self.ff = []                      # (cell index, next_state tree, {pin: row}, q rows, qn rows)
+        src = {0, 1}
+        for rs in self.inputs.values():
+            src.update(rs)
+        for i in ffs:
+            t, lc, pins = self.cells[i]
+            f = lc["ff"]
+            clock_rows.add(pins.get(f["clocked_on"]))
+            q = [pins[p] for p, tr in funcs[t].items() if tr == ("pin", f["iq"]) and p in pins]
+            qn = [pins[p] for p, tr in funcs[t].items() if tr == ("not", ("pin", f["iq"])) or tr == ("pin", f["iqn"])
+                  if p in pins]
+            self.ff.append((i, parse_function(f["next_state"]), pins, q, qn))
+            src.update(q)
+            src.update(qn)
+        self.clock_ports = [n for n, b in self.inputs.items() if len(b) == 1 and b[0] in clock_rows]
+        # flip-flops grouped by type: next-state pins, Q and Q_N rows (-1 where unconnected)
+        by_type: dict = {}
+        for i, tree, pins, q, qn in self.ff:
+            by_type.setdefault(self.cells[i][0], []).append((tree, pins, q, qn))
+        self.ff_groups = []
+        for t, members in by_type.items():
+            tree = members[0][0]
+            need = function_pins(tree)
+            rows_p = {p: _np.array([m[1].get(p, 0) for m in members], _np.intp) for p in need}
+            q = _np.array([m[2][0] if m[2] else -1 for m in members], _np.intp)
+            qn = _np.array([m[3][0] if m[3] else -1 for m in members], _np.intp)
+            self.ff_groups.append((tree, rows_p, q, qn))
+        self.flip_flops = len(self.ff)
+        driver = {}
+        for i in comb:
+            t, lc, pins = self.cells[i]
+            for pn in self.funcs[t]:
+                if pn in pins:
+                    driver[pins[pn]] = i
+        level = {r: 0 for r in src}
+        cell_level = {}
+        order = list(comb)
+        # relax levels until stable (netlists are DAGs; bounded by the number of cells)
+        ins = {i: [self.cells[i][2][p] for p in set().union(*(function_pins(tr) for tr in self.funcs[self.cells[i][0]].values()))
+                   if p in self.cells[i][2]] for i in comb}
+        pending = set(comb)
+        for _ in range(len(comb) + 1):
+            progressed = False
+            for i in list(pending):
+                if all(r in level or r not in driver for r in ins[i]):
+                    lv = 1 + max((level.get(r, 0) for r in ins[i]), default=0)
+                    cell_level[i] = lv
+                    t, _, pins = self.cells[i]
+                    for pn in self.funcs[t]:
+                        if pn in pins:
+                            level[pins[pn]] = lv
+                    pending.discard(i)
+                    progressed = True
+            if not pending or not progressed:
+                break
+        if pending:
+            raise ValueError("combinational loop in the mapped netlist")
+        groups: dict = {}
+        for i in order:
+            groups.setdefault((cell_level[i], self.cells[i][0]), []).append(i)
+        self.groups = []
+        for (lv, t), members in sorted(groups.items()):
+            pins = {p: _np.array([self.cells[i][2].get(p, 0) for i in members], _np.intp)
+                    for p in set().union(*(function_pins(tr) for tr in self.funcs[t].values()))}
+            outs = {p: _np.array([self.cells[i][2].get(p, -1) for i in members], _np.intp) for p in self.funcs[t]}
+            self.groups.append((t, pins, outs))
+        self.depth = max(cell_level.values(), default=0)
+
+    def run_lanes(self, cycle_words, cycles: int, lanes: int) -> dict:
+        """cycle_words(t) -> {port: (width, words)}; returns toggles per net row (summed over
+        cycles-1 transitions of every lane) and the outputs per cycle."""
+        W = -(-lanes // 64)
+        mask = _np.full(W, _ONES, _np.uint64)
+        if lanes % 64:
+            mask[-1] = _np.uint64((1 << (lanes % 64)) - 1)
+        V = _np.zeros((self.n_rows, W), _np.uint64)
+        state = [_np.zeros((len(q), W), _np.uint64) for _, _, q, _ in self.ff_groups]
+        toggles = _np.zeros(self.n_rows, _np.int64)
+        prev = None
+        outs = {n: _np.zeros((len(b), cycles, W), _np.uint64) for n, b in self.outputs.items()}
+        for t in range(cycles):
+            for name, w in cycle_words(t).items():
+                V[self.inputs[name]] = w
+            for (tree, rows_p, q, qn), st in zip(self.ff_groups, state):
+                V[q[q >= 0]] = st[q >= 0]
+                V[qn[qn >= 0]] = ~st[qn >= 0]
+            V[0], V[1] = 0, _ONES
+            for typ, pins, orows in self.groups:
+                env = {p: V[r] for p, r in pins.items()}
+                for p, r in orows.items():
+                    ok = r >= 0
+                    val = eval_function(self.funcs[typ][p], env)
+                    val = _np.broadcast_to(val, (len(r), W)) if _np.ndim(val) < 2 else val
+                    V[r[ok]] = val[ok]
+            if prev is not None:
+                toggles += _np.bitwise_count((V ^ prev) & mask).sum(axis=1, dtype=_np.int64)
+            prev = V.copy()
+            for n, b in self.outputs.items():
+                outs[n][:, t] = V[b]
+            state = [_np.broadcast_to(eval_function(tree, {p: V[r] for p, r in rows_p.items()}), (len(q), W)).copy()
+                     for tree, rows_p, q, qn in self.ff_groups]
+        return {"toggles": toggles, "transitions": cycles - 1, "outputs": outs}
+
+
+# ---- energy ------------------------------------------------------------------------------
+def _table_energy(tables: list[dict], slew: float, load: float | None) -> float:
+    """Mean over the internal_power groups of (rise + fall) / 2 at (slew, load): the energy
+    of one transition when it is not known which related pin caused it."""
+    vals = []
+    for g in tables:
+        parts = [_lookup(g[k], slew, load if load is not None else 0.0) for k in ("rise", "fall") if k in g]
+        if parts:
+            vals.append(sum(parts) / len(parts))
+    return sum(vals) / len(vals) if vals else 0.0
+
+
+def _check_units(u: dict, nom) -> None:
+    want = {"voltage_unit": "1V", "capacitive_load_unit": "1pf", "leakage_power_unit": "1nW", "time_unit": "1ns"}
+    for k, v in want.items():
+        if u.get(k, "").lower() != v.lower():
+            raise ValueError(f"liberty energy needs {k} {v} (sky130's units), the library says {u.get(k)!r}")
+    if nom is None:
+        raise ValueError("liberty energy needs the library's nom_voltage")
+
+
+def netlist_energy_lib(g: MappedNetlist, toggles_per_cycle, clock_mhz: float = DEFAULT_CLOCK_MHZ,
+                       slew_ns: float = NOMINAL_SLEW_NS) -> dict:
+    """pJ per cycle from per-row toggle rates: output-pin internal energy at the net's load
+    + 1/2 C V^2 of that load + input-pin internal energy of the fan-out + clock pins + leakage."""
+    lib = g.lib
+    _check_units(lib["units"], lib["nom_voltage"])
+    V = lib["nom_voltage"]
+    load = _np.zeros(g.n_rows)
+    in_energy = _np.zeros(g.n_rows)
+    clock_pj = 0.0
+    for t, lc, pins in g.cells:
+        for pn, row in pins.items():
+            pd = lc["pins"].get(pn)
+            if pd is None or pd["direction"] != "input":
+                continue
+            if pd["clock"]:
+                # both clock edges every cycle: the pin's own internal energy + C V^2 of its input
+                clock_pj += 2 * _table_energy(pd["power"], slew_ns, None) + pd["capacitance"] * V * V
+                continue
+            load[row] += pd["capacitance"]
+            in_energy[row] += _table_energy(pd["power"], slew_ns, None)
+    out_energy = _np.zeros(g.n_rows)
+    driven = _np.zeros(g.n_rows, bool)
+    for t, lc, pins in g.cells:
+        for pn, pd in lc["pins"].items():
+            if pd["direction"] == "output" and pn in pins:
+                r = pins[pn]
+                out_energy[r] += _table_energy(pd["power"], slew_ns, load[r]) + 0.5 * load[r] * V * V
+                driven[r] = True
+    tog = _np.asarray(toggles_per_cycle, float)
+    internal = float(tog[driven] @ (out_energy[driven] - 0.5 * load[driven] * V * V))
+    switching = float(tog[driven] @ (0.5 * load[driven] * V * V))
+    inputs = float(tog @ in_energy)
+    leak_nw = sum(lc["leakage"] for _, lc, _ in g.cells)
+    leakage = leak_nw * (1e3 / clock_mhz) * 1e-6          # nW x ns = 1e-6 pJ
+    return {"internal_pj": internal, "switching_pj": switching, "input_pin_pj": inputs, "clock_pj": clock_pj,
+            "leakage_pj": leakage, "energy_per_cycle_pj": internal + switching + inputs + clock_pj + leakage,
+            "clock_mhz": clock_mhz, "slew_ns": slew_ns, "voltage": V, "leakage_nw": leak_nw}
+
+
+def liberty_energy(verilog_text: str, top: str, liberty: str, *, ops_per_cycle: float = 1,
+                   clock_mhz: float = DEFAULT_CLOCK_MHZ, seed: int = 2014) -> dict:
+    """Energy per operation of `top` mapped to the library `liberty`, in pJ at its node:
+    uniform random data (valid=1, clear=0, rst=0 on clocked designs), zero-delay toggles of the
+    mapped netlist, priced by netlist_energy_lib; cached."""
+    from . import cache
+    from .yosys import _read_liberty
+    if not clock_mhz or clock_mhz <= 0:
+        raise ValueError(f"clock must be > 0 MHz, got {clock_mhz}")
+    lib_text = _read_liberty(liberty)
+    k = cache.key("libenergy", LIB_ENERGY_VERSION, top, verilog_text, lib_text, clock_mhz, seed)
+    hit = cache.load("libenergy", k)
+    if hit is None:
+        net = mapped_netlist(verilog_text, top, liberty)
+        g = MappedNetlist(net, top, library(lib_text))
+        rng = _np.random.default_rng(seed)
+        lanes, cycles = (SEQ_LANES, SEQ_CYCLES) if g.flip_flops else (COMB_LANES, COMB_CYCLES)
+        W = -(-lanes // 64)
+        data = [n for n in g.inputs if n not in g.clock_ports]
+
+        def words(t):
+            w = {}
+            for n in data:
+                if n in _CONTROL_DEFAULTS and len(g.inputs[n]) == 1 and g.flip_flops:
+                    w[n] = _np.full((1, W), _ONES if _CONTROL_DEFAULTS[n] else 0, _np.uint64)
+                else:
+                    w[n] = rng.integers(0, 2**64, size=(len(g.inputs[n]), W), dtype=_np.uint64)
+            return w
+        res = g.run_lanes(words, cycles, lanes)
+        tog = res["toggles"] / (res["transitions"] * lanes)
+        hit = {**netlist_energy_lib(g, tog, clock_mhz), "cells_total": sum(g.cell_types.values()),
+               "flip_flops": g.flip_flops, "toggles_per_cycle": float(tog.sum()), "lanes": lanes, "cycles": cycles}
+        cache.store("libenergy", k, hit)
+    out = dict(hit)
+    out.update(ops_per_cycle=ops_per_cycle, energy_pj=hit["energy_per_cycle_pj"] / ops_per_cycle)
+    return out
+
+
+def spearman(a, b) -> float:
+    """Spearman rank correlation (ties get their average rank)."""
+    def ranks(x):
+        x = _np.asarray(x, float)
+        order = _np.argsort(x, kind="stable")
+        r = _np.empty(len(x))
+        r[order] = _np.arange(len(x), dtype=float)
+        for v in _np.unique(x):
+            m = x == v
+            r[m] = r[m].mean()
+        return r
+    ra, rb = ranks(a), ranks(b)
+    if len(ra) < 2 or ra.std() == 0 or rb.std() == 0:
+        raise ValueError("spearman needs at least two points that are not all tied")
+    return float(_np.corrcoef(ra, rb)[0, 1])
