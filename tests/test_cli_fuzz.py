@@ -46,7 +46,12 @@ HEAVY = {
     ("energy", "calibration"): "synth.energy.calibration_table",
     ("energy", "headline"): "ecomac.cmd_energy.headline",
     ("synth",): "ecomac.designs.synth_defaults",        # synth --all
+    ("energy", "accumulators"): "synth.accumulators.accumulator_table",
+    ("fpga",): "synth.fpga.fpga_many",                   # fpga --all
+    ("fpga", "one design"): "synth.fpga.place_and_route",  # nextpnr: tens of seconds per design
 }
+# A new command whose valid run takes more than a few seconds adds its work function here
+# (module.attribute as the command looks it up); the fuzzer then checks everything up to it.
 # designs cheap enough to generate, synthesize and simulate in a fuzz run
 SMALL_DESIGNS = ("int-mac", "mfmac-pe", "mul-array", "mul-drum", "asm-mul")
 PARAM_NAMES = ("bits", "acc_bits", "exp_bits", "k", "x_bits", "w_bits", "alphabet", "rows", "nope")
