@@ -76,13 +76,25 @@ class _LayerStats:
         return pct, self.overflows
 
 
+_VALUE_TABLES = {}
+
+
+def _vals(dp, codes) -> np.ndarray:
+    """dp.values(codes) by a lookup in the table of every code's value (one gather)."""
+    e = dp.params["exp_bits"]
+    t = _VALUE_TABLES.get(e)
+    if t is None:
+        t = _VALUE_TABLES[e] = dp.values(np.arange(1 << (e + 1)))
+    return t[codes]
+
+
 def _mm(dp, A, B, stats: _LayerStats | None) -> np.ndarray:
     """kernels.matmul with wrap accounting: when a row of |A| sums times max|B| could pass
     the accumulator's range, the unwrapped sums are compared and differing outputs counted."""
     Y = kernels.matmul(dp, A, B)
     if stats is not None:
         lim = 1 << (dp.acc_bits - 1)
-        bound = np.abs(dp.values(A)).sum(axis=1).max(initial=0) * np.abs(dp.values(B)).max(initial=0)
+        bound = np.abs(_vals(dp, A)).sum(axis=1).max(initial=0) * np.abs(_vals(dp, B)).max(initial=0)
         if bound >= lim:
             wide = parse(f"mfmac,exp_bits={dp.params['exp_bits']},acc_bits={_NO_WRAP_BITS}")
             stats.overflows += int((kernels.matmul(wide, A, B) != Y).sum())
@@ -115,7 +127,7 @@ class _PotCore:
         if self.wbc:
             wf = _np(w).astype(np.float64)
             axes = tuple(range(1, wf.ndim))
-            delta = wf.mean(axis=axes) - (self.dp.values(q) * s).mean(axis=axes)
+            delta = wf.mean(axis=axes) - (_vals(self.dp, q) * s).mean(axis=axes)
         return q, s, delta
 
     def quantize_err(self, g):
@@ -124,7 +136,7 @@ class _PotCore:
         q, s = self.dp_err.quantize(gn, "x")
         nz = gn != 0
         self.stats.err_nonzero += int(nz.sum())
-        self.stats.err_underflow += int((nz & (self.dp_err.values(q) == 0)).sum())
+        self.stats.err_underflow += int((nz & (_vals(self.dp_err, q) == 0)).sum())
         return q, s
 
     def backward_codes(self, q):
@@ -140,7 +152,7 @@ class _PotLinearFn(torch.autograd.Function):
         wq, sw, delta = core.quantize_w(w)
         yi = _mm(core.dp, xq, wq.T, core.stats)
         y = yi * (sx * sw)
-        xd = core.dp.values(xq) * sx
+        xd = _vals(core.dp, xq) * sx
         if delta is not None:
             y = y + xd.sum(axis=1, keepdims=True) * delta[None, :]
         out = _f(y)
@@ -157,17 +169,18 @@ class _PotLinearFn(torch.autograd.Function):
         core = ctx.core
         xq, sx, wq, sw, delta, has_b = ctx.saved
         if core.dp_err is None:      # float errors: STE through the weight/activation quantizers
-            wd = core.dp.values(wq) * sw + (delta[:, None] if delta is not None else 0.0)
-            xd = core.dp.values(xq) * sx
+            wd = _vals(core.dp, wq) * sw + (delta[:, None] if delta is not None else 0.0)
+            xd = _vals(core.dp, xq) * sx
             g = _np(gy).astype(np.float64)
             dx, dw, db = g @ wd, g.T @ xd, g.sum(axis=0)
         else:
             eq, se = core.quantize_err(gy)
             dpe = core.dp_err
             wqe, xqe = core.backward_codes(wq), core.backward_codes(xq)
-            dxi = _mm(dpe, eq, wqe, core.stats)
+            # the first layer's input needs no error: its backward-data product is skipped
+            dxi = _mm(dpe, eq, wqe, core.stats) if ctx.needs_input_grad[0] else np.zeros(xq.shape, np.int64)
             dwi = _mm(dpe, eq.T, xqe, core.stats)
-            ed = dpe.values(eq) * se
+            ed = _vals(dpe, eq) * se
             dx = dxi * (se * sw)
             if delta is not None:
                 dx = dx + (ed @ delta)[:, None]
@@ -235,7 +248,7 @@ class _PotConvFn(torch.autograd.Function):
         wo = kernels.conv_out_size(x.shape[3], w.shape[3], stride, padding)
         yi = yi_mat.reshape(n, ho, wo, -1).transpose(0, 3, 1, 2)
         y = yi * (sx * sw)
-        xd = core.dp.values(xq) * sx
+        xd = _vals(core.dp, xq) * sx
         if delta is not None:
             box = F.conv2d(torch.from_numpy(xd.sum(axis=1, keepdims=True)),
                            torch.ones(1, 1, w.shape[2], w.shape[3], dtype=torch.float64),
@@ -256,22 +269,24 @@ class _PotConvFn(torch.autograd.Function):
         xq, sx, wq, sw, delta, has_b, xshape = ctx.saved
         kh, kw = wq.shape[2], wq.shape[3]
         if core.dp_err is None:
-            wd = core.dp.values(wq) * sw
+            wd = _vals(core.dp, wq) * sw
             if delta is not None:
                 wd = wd + delta[:, None, None, None]
-            xd = torch.from_numpy(core.dp.values(xq) * sx)
+            xd = torch.from_numpy(_vals(core.dp, xq) * sx)
             g = gy.detach().double()
             wt = torch.from_numpy(wd)
-            dx = torch.nn.grad.conv2d_input(xshape, wt, g, stride=stride, padding=padding).numpy()
+            dx = (torch.nn.grad.conv2d_input(xshape, wt, g, stride=stride, padding=padding).numpy()
+                  if ctx.needs_input_grad[0] else np.zeros(xshape))
             dw = torch.nn.grad.conv2d_weight(xd, wt.shape, g, stride=stride, padding=padding).numpy()
             db = g.sum(dim=(0, 2, 3)).numpy()
         else:
             eq, se = core.quantize_err(gy)
             dpe = core.dp_err
             wqe, xqe = core.backward_codes(wq), core.backward_codes(xq)
-            dxi = conv_backward_data(dpe, eq, wqe, stride, padding, xshape[2:], core.stats)
+            dxi = (conv_backward_data(dpe, eq, wqe, stride, padding, xshape[2:], core.stats)
+                   if ctx.needs_input_grad[0] else np.zeros(xshape, np.int64))
             dwi = conv_weight_grad(dpe, eq, xqe, kh, kw, stride, padding, core.stats)
-            ed = dpe.values(eq) * se
+            ed = _vals(dpe, eq) * se
             dx = dxi * (se * sw)
             if delta is not None:
                 s = torch.from_numpy(np.einsum("nchw,c->nhw", ed, delta)[:, None])

@@ -148,14 +148,15 @@ class _QatMatmulFn(torch.autograd.Function):
         core = ctx.core
         xq, sx, wq, sw = ctx.saved
         g = _np(gy).astype(np.float64)
+        need_x = ctx.needs_input_grad[0]
         if core.grad == "table":
             Da, Dw = core.tables
-            dx = table_grad_x(Da, xq, wq, g) * sw
+            dx = table_grad_x(Da, xq, wq, g) * sw if need_x else None
             dw = table_grad_w(Dw, xq, wq, g) * sx
         else:
-            dx = g @ (core.dp.values(wq, "w") * sw).T
+            dx = g @ (core.dp.values(wq, "w") * sw).T if need_x else None
             dw = (core.dp.values(xq, "x") * sx).T @ g
-        return _f(dx), _f(dw), None
+        return (_f(dx) if need_x else None), _f(dw), None
 
 
 def _anneal(w, core):

@@ -321,3 +321,162 @@ def _bar(total, desc, progress):
         return None
     from tqdm import tqdm
     return tqdm(total=total, desc=desc, file=sys.stderr, leave=True, dynamic_ncols=True, mininterval=0.5)
+
+
+# ==== training energy ===============================================================================
+def training_energy(model: nn.Module, input_shape, datapath=None, errors=None, batch_size: int = 64,
+                    steps_per_epoch: int | None = None) -> dict:
+    """Energy of one training step (batch `batch_size`) from synth.network.net_energy: the forward
+    product on `datapath`, the backward-data and weight-gradient products on the error datapath
+    (ALS-POTQ: `errors`, default the same mfmac; every other mode trains with float32 errors), each
+    with its memory traffic. {energy_per_step_pj, energy_per_epoch_pj (with steps_per_epoch),
+    forward_pj, backward_pj, macs_per_step}."""
+    from synth.network import net_energy, parse_net
+
+    from .datapath import parse
+    from .importer import from_torch
+    plain = to_float(model)
+    imp = from_torch(plain, (batch_size, *tuple(input_shape)), "model")
+    net = parse_net(imp.net, "model")
+    fwd_spec = "fp32" if datapath is None else parse(datapath).canonical
+    if datapath is None or parse(datapath).kind == "fp32":
+        err_spec = "fp32"
+    elif parse(datapath).kind == "mfmac":
+        from .potq import _error_datapath
+        de = _error_datapath(parse(datapath), errors)
+        err_spec = "fp32" if de is None else de.canonical
+    else:
+        err_spec = "fp32"
+    if err_spec == fwd_spec:
+        e = net_energy(net, fwd_spec, training=True)
+        fwd = e["energy_pj"] / 3.0
+        total = e["energy_pj"]
+        macs = e["macs"]
+    else:
+        f = net_energy(net, fwd_spec)
+        b = net_energy(net, err_spec)
+        fwd, total, macs = f["energy_pj"], f["energy_pj"] + 2.0 * b["energy_pj"], f["macs"] + 2 * b["macs"]
+    out = {"forward_datapath": fwd_spec, "error_datapath": err_spec, "energy_per_step_pj": total,
+           "forward_pj": fwd, "backward_pj": total - fwd, "macs_per_step": macs, "batch": batch_size}
+    if steps_per_epoch is not None:
+        out["energy_per_epoch_pj"] = total * steps_per_epoch
+    return out
+
+
+# ==== experiments (make experiments) ================================================================
+# (label, mode, datapath, options): mode "train" from scratch, "ptq" = the FP32 model of the same seed
+# on the datapath without training, "finetune" = FP32 model + ft_epochs on the datapath.
+APPROX_A = "approx:mul-drum,k=4"
+APPROX_B = "approx:mul-mitchell,frac_bits=3"
+EXPERIMENT_CONFIGS = (
+    ("FP32", "train", None, {}),
+    ("int8 QAT", "train", "int8", {}),
+    ("ALS-POTQ (PoT errors)", "train", "mfmac", {}),
+    ("ALS-POTQ without WBC", "train", "mfmac", {"wbc": False}),
+    ("ALS-POTQ without PRC", "train", "mfmac", {"prc": False}),
+    ("PoT PTQ only", "ptq", "mfmac", {}),
+    ("ASM {1} 8-bit", "train", "asm,alphabet=1", {}),
+    ("ASM {1,3} 8-bit", "train", "asm,alphabet=1/3", {}),
+    ("ASM {1,3,5,7} 8-bit", "train", "asm,alphabet=1/3/5/7", {}),
+    (f"{APPROX_A} PTQ", "ptq", APPROX_A, {}),
+    (f"{APPROX_A} fine-tune STE", "finetune", APPROX_A, {"grad": "ste"}),
+    (f"{APPROX_A} fine-tune table grad", "finetune", APPROX_A, {"grad": "table"}),
+    (f"{APPROX_B} PTQ", "ptq", APPROX_B, {}),
+    (f"{APPROX_B} fine-tune STE", "finetune", APPROX_B, {"grad": "ste"}),
+    (f"{APPROX_B} fine-tune table grad", "finetune", APPROX_B, {"grad": "table"}),
+)
+EXTRA_4BIT = (
+    ("ASM {1} 4-bit", "train", "asm,alphabet=1,w_bits=4", {}),
+    ("ASM {1,3} 4-bit", "train", "asm,alphabet=1/3,w_bits=4", {}),
+    ("ASM {1,3,5,7} 4-bit", "train", "asm,alphabet=1/3/5/7,w_bits=4", {}),
+)
+
+
+def _ptq_model(fp32_model, datapath):
+    from .datapath import parse
+    dp = parse(datapath)
+    if dp.kind == "mfmac":
+        from .potq import ptq
+        return ptq(fp32_model, dp)
+    from .qat import ptq
+    return ptq(fp32_model, dp)
+
+
+def summarize_runs(runs: dict, configs) -> list[dict]:
+    """Per config: accuracy mean/std over the seeds run, drop vs the same seed's FP32."""
+    rows = []
+    for label, mode, spec, opts in configs:
+        acc, drop, secs = [], [], []
+        for seed_runs in runs.values():
+            r = seed_runs.get(label)
+            if r is None:
+                continue
+            acc.append(r["test_accuracy_pct"])
+            drop.append(seed_runs["FP32"]["test_accuracy_pct"] - r["test_accuracy_pct"])
+            secs.append(r["seconds"])
+        if not acc:
+            continue
+        first = next(s[label] for s in runs.values() if label in s)
+        rows.append({"label": label, "mode": mode, "datapath": spec or "fp32", "options": opts,
+                     "seeds": len(acc), "accuracy_pct_mean": float(np.mean(acc)),
+                     "accuracy_pct_std": float(np.std(acc)), "drop_pp_mean": float(np.mean(drop)),
+                     "drop_pp_std": float(np.std(drop)), "seconds_mean": float(np.mean(secs)),
+                     **{k: first[k] for k in ("energy_per_step_pj", "energy_per_epoch_pj") if k in first}})
+    return rows
+
+
+def experiment(arch: str, data: str, *, seeds=(0, 1, 2), epochs: int = 15, ft_epochs: int = 2,
+               lr: float = 2.0 ** -8, ft_lr: float = 2.0 ** -10, batch_size: int = 64, configs=EXPERIMENT_CONFIGS,
+               train_limit: int | None = None, on_seed=None, progress: bool = False, log=None) -> dict:
+    """Train/evaluate every config for every seed: {arch, data, ..., runs: {seed: {label: result}},
+    summary}. on_seed(result) is called after each seed (to write partial results)."""
+    from . import data as data_mod
+    from . import models
+    ds = data_mod.load(data, seed=0)
+    if train_limit is not None and train_limit < len(ds.y_train):
+        ds = type(ds)(ds.name, ds.x_train[:train_limit], ds.y_train[:train_limit], ds.x_test, ds.y_test,
+                      ds.num_classes, ds.input_shape)
+    log = log or (lambda s: print(s, file=sys.stderr, flush=True))
+    res = {"arch": arch, "data": data, "train_samples": len(ds.y_train), "test_samples": len(ds.y_test),
+           "epochs": epochs, "ft_epochs": ft_epochs, "lr": lr, "ft_lr": ft_lr, "batch_size": batch_size,
+           "optimizer": "adam", "seeds": [], "runs": {}}
+    energy_cache = {}
+    steps = (len(ds.y_train) + batch_size - 1) // batch_size
+    for seed in seeds:
+        seed_runs = {}
+        fp32_model = None
+        for label, mode, spec, opts in configs:
+            t0 = time.perf_counter()
+            torch.manual_seed(seed)
+            model = models.build(arch, ds.input_shape, ds.num_classes)
+            hist = None
+            if mode == "train":
+                model, hist = train(model, ds, datapath=spec, epochs=epochs, seed=seed, lr=lr,
+                                    batch_size=batch_size, progress=progress, **opts)
+                if spec is None:
+                    fp32_model = to_float(model)
+                acc = hist["test_accuracy_pct"]
+                tr = hist["train_accuracy_pct"]
+            elif mode == "ptq":
+                m = _ptq_model(fp32_model, spec)
+                acc = accuracy_pct(m, ds.x_test, ds.y_test)
+                tr = accuracy_pct(m, ds.x_train, ds.y_train)
+            else:
+                model, hist = train(model, ds, datapath=spec, epochs=ft_epochs, seed=seed, lr=ft_lr,
+                                    batch_size=batch_size, init=fp32_model.state_dict(), progress=progress, **opts)
+                acc, tr = hist["test_accuracy_pct"], hist["train_accuracy_pct"]
+            r = {"test_accuracy_pct": acc, "train_accuracy_pct": tr, "seconds": time.perf_counter() - t0}
+            if hist is not None:
+                r["history"] = hist["epochs"]
+                key = (spec, opts.get("errors"))
+                if key not in energy_cache:
+                    energy_cache[key] = training_energy(model, ds.input_shape, spec, None, batch_size, steps)
+                r.update({k: energy_cache[key][k] for k in ("energy_per_step_pj", "energy_per_epoch_pj")})
+            seed_runs[label] = r
+            log(f"{arch}/{data} seed {seed}: {label}: test {acc:.2f}% ({r['seconds']:.1f} s)")
+        res["runs"][str(seed)] = seed_runs
+        res["seeds"].append(seed)
+        res["summary"] = summarize_runs(res["runs"], configs)
+        if on_seed is not None:
+            on_seed(res)
+    return res
