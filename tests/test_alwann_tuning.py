@@ -6,18 +6,19 @@ import pytest
 from net import tuning
 from net.datapath import parse
 
-# a few weight codes per multiplier: the extremes, zero, small and mid magnitudes of both signs
-W_CODES = (-128, -77, -1, 0, 2, 127)
+# a few weight codes per multiplier: near the extremes, small and mid magnitudes of both signs
+W_CODES = (-126, -77, -1, 2, 64, 126)
 
 
 def _brute_map(table, weights_of_a, w_codes):
-    """{w: w'} by the definition: w' = argmin_w2 sum_a g(a) |a*w - M(a, w2)|, ties to the
-    closest code, then the lower one. M is the sign-magnitude product on the unsigned table."""
+    """{w: w'} by the definition: w' = argmin over w2 in -127..127 of sum_a g(a) |a*w - M(a, w2)|,
+    ties to the closest code, then the lower one. M is the sign-magnitude product on the unsigned
+    table."""
     T = table.tolist()
     out = {}
     for w in w_codes:
         best = None
-        for w2 in range(-128, 128):
+        for w2 in range(-127, 128):
             cost = 0
             for a in range(-128, 128):
                 g = weights_of_a[a + 128]
@@ -72,6 +73,28 @@ def test_histogram_tuning_equals_brute_force_over_signed_activations(random_lut)
 
 def test_exact_multiplier_keeps_every_weight():
     assert np.array_equal(tuning.tune_map("approx:mul-array"), tuning.CODES)
+
+
+@pytest.mark.parametrize("spec", ["approx:mul-trunc,k=9,correction=1", "approx:mul-mitchell,frac_bits=3"])
+def test_fixed_codes_stay_and_tuned_float_weights_requantize_exactly(spec):
+    """0 and +-127 stay (this trunc moves 127 and mitchell -127 when free); the tuned float weights
+    quantize per channel back to exactly the tuned codes with the same scales."""
+    dp = parse(spec)
+    tmap = tuning.tune_map(dp)
+    for c in tuning.FIXED:
+        assert tmap[c + 128] == c
+    free = tuning.tuning_cost(dp)[[1, 255]][:, tuning.CANDIDATES + 128].argmin(axis=1) + tuning.CANDIDATES[0]
+    assert tuple(free) != (-127, 127)          # the unconstrained optimum would move an anchor
+    assert tmap.min() >= -128 and np.all(np.abs(tmap[1:]) <= 127)
+    rng = np.random.default_rng(2)
+    w = rng.normal(size=(6, 3, 5, 5)) * rng.uniform(0.1, 3, size=(6, 1, 1, 1))
+    w[2] = 0.0                                 # an all-zero channel
+    tuned = tuning.tuned_float_weights(dp, w, "uniform")
+    codes, scale = dp.quantize(w, "w", axis=0)
+    codes2, scale2 = dp.quantize(tuned.astype(np.float64), "w", axis=0)
+    assert np.array_equal(codes2, tmap[codes + 128])
+    assert np.any(codes2 != codes)
+    assert np.allclose(scale2, scale, rtol=1e-6)
 
 
 def test_tuned_code_never_costs_more_and_is_applied_as_a_gather():
