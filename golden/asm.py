@@ -55,6 +55,7 @@ from .fixed import accumulate
 __all__ = ["parse_alphabet", "check_w_bits", "check_x_bits", "quartet_values", "representable",
            "is_representable", "project", "quantize", "dequantize", "index_bits", "quartet_field_bits",
            "encoded_bits", "product_bits", "encode", "decode", "product", "mac", "bank_plan",
+           "compact_index_bits", "compact_bits", "compact_encode", "compact_decode", "compact_to_control",
            "BankStep", "ALPHABETS"]
 
 # The four alphabet sets of the issue's measurements.
@@ -304,6 +305,60 @@ def decode(enc, alphabet, w_bits: int) -> np.ndarray:
                          f"a*2^s that is not in alphabet {_fmt(a)} or exceeds 15")
     sign = (e >> ((wb // 4) * F)) & 1
     return np.where(sign == 1, -mag, mag)
+
+
+# ---- compact weight storage (HADES: alphabet sets encode weights in fewer bits) --------------
+# A stored weight can be its index into the representable set instead of the lanes' control
+# word: sign + ceil(log2 #magnitudes) bits (8-bit weights: {1} 25 magnitudes -> 6 bits,
+# {1,3} 64 -> 7, {1,3,5,7} 144 -> 9, against 11 control bits for {1,3,5,7}). A small decoder
+# next to the lanes turns it back into the control word.
+#
+#   compact word = sign << I | idx,  I = compact_index_bits, idx = rank of |w| among the
+#   representable magnitudes (sorted, 0 first), sign = 1 for a negative weight.
+# compact_to_control defines the decoder on EVERY word: idx >= #magnitudes decodes as
+# magnitude 0, and a zero magnitude gives the canonical word of weight 0 (sign 0).
+
+def compact_index_bits(alphabet, w_bits: int) -> int:
+    """ceil(log2 #representable magnitudes) (0 included)."""
+    return (representable(alphabet, w_bits).size - 1).bit_length()
+
+
+def compact_bits(alphabet, w_bits: int) -> int:
+    """Stored bits per weight in the compact (index) format: sign + index."""
+    return compact_index_bits(alphabet, w_bits) + 1
+
+
+def compact_encode(w_int, alphabet, w_bits: int) -> np.ndarray:
+    """Signed representable weights -> compact words (ValueError naming an unrepresentable one)."""
+    a, wb = _setup(alphabet, w_bits)
+    encode(w_int, a, wb)                                  # the same range/representability errors
+    w = np.asarray(w_int, np.int64)
+    reps = representable(a, wb)
+    idx = np.searchsorted(reps, np.abs(w))
+    return ((w < 0).astype(np.int64) << compact_index_bits(a, wb)) | idx
+
+
+def compact_decode(words, alphabet, w_bits: int) -> np.ndarray:
+    """Compact words -> signed weights (every word in range is defined, see compact_to_control)."""
+    a, wb = _setup(alphabet, w_bits)
+    c = np.asarray(words)
+    if c.dtype.kind not in "iub":
+        raise TypeError(f"compact weights must be integers, not {c.dtype}")
+    c = c.astype(np.int64)
+    nb, ib = compact_bits(a, wb), compact_index_bits(a, wb)
+    bad = (c < 0) | (c >> nb != 0)
+    if np.any(bad):
+        raise ValueError(f"compact weight {int(c.ravel()[np.argmax(bad.ravel())])} is outside 0..{(1 << nb) - 1} "
+                         f"({nb} bits for alphabet {_fmt(a)}, w_bits={wb})")
+    reps = representable(a, wb)
+    idx = c & ((1 << ib) - 1)
+    mag = np.where(idx < reps.size, reps[np.minimum(idx, reps.size - 1)], 0)
+    return np.where((c >> ib) & 1 == 1, -mag, mag)
+
+
+def compact_to_control(words, alphabet, w_bits: int) -> np.ndarray:
+    """The decoder's definition: compact words -> the lanes' control words (canonical encode)."""
+    return encode(compact_decode(words, alphabet, w_bits), alphabet, w_bits)
 
 
 def _check_x(x, x_bits: int) -> np.ndarray:

@@ -18,7 +18,10 @@ Per datapath, port words are:
   int   : x and w two's complement (x_bits, w_bits)
   mfmac : x and w PoT codes of exp_bits + 1 bits (golden/pot.py)
   asm   : x two's complement (x_bits); w the encoded word of golden/asm.py
-          (encoded_bits(alphabet, w_bits) bits), the weight being sign-magnitude
+          (encoded_bits(alphabet, w_bits) bits), the weight being sign-magnitude;
+          with weight_storage="index" the compact word instead (golden.asm.compact_encode:
+          sign + index into the representable magnitudes, compact_bits bits), decoded to
+          the control word next to the lanes (rtl.asm.AsmWeightDecoder, one per lane)
 """
 from __future__ import annotations
 
@@ -34,6 +37,7 @@ __all__ = ["KINDS", "DATAPATHS", "TileSpec", "spec", "encode_weights", "encode_i
 
 KINDS = ("vn", "near", "in")
 DATAPATHS = ("int", "mfmac", "asm")
+WEIGHT_STORAGES = ("control", "index")
 MAX_LANES = 64
 MAX_DEPTH = 4096
 
@@ -60,6 +64,7 @@ class TileSpec:
     alphabet: tuple[int, ...]
     acc_bits: int
     bus_bits: int             # tile-vn only (0 otherwise)
+    weight_storage: str = "control"   # asm: "control" words or compact "index" words in memory
 
     @property
     def x_signed(self) -> bool:
@@ -69,6 +74,8 @@ class TileSpec:
     def w_width(self) -> int:
         """Stored bits per weight (the memory cell width per lane)."""
         if self.datapath == "asm":
+            if self.weight_storage == "index":
+                return asm.compact_bits(self.alphabet, self.w_bits)
             return asm.encoded_bits(self.alphabet, self.w_bits)
         return self.w_bits
 
@@ -100,7 +107,7 @@ class TileSpec:
 
 def spec(kind: str, lanes: int = 4, depth: int = 8, datapath: str = "int", x_bits: int = 0,
          w_bits: int = 0, exp_bits: int = 3, alphabet="1,3,5,7", acc_bits: int = 24,
-         bus_bits: int = 64) -> TileSpec:
+         bus_bits: int = 64, weight_storage: str = "control") -> TileSpec:
     """Validate tile parameters (one-line errors) and resolve the automatic widths.
 
     x_bits / w_bits = 0 picks the datapath's natural width: 8 for int and asm,
@@ -150,7 +157,12 @@ def spec(kind: str, lanes: int = 4, depth: int = 8, datapath: str = "int", x_bit
             raise ValueError(f"acc_bits must be >= {need} (x_bits + w_bits) for datapath asm, got {acc_bits}")
     if datapath != "mfmac":
         exp_bits = 0
-    return TileSpec(kind, lanes, depth, datapath, x_bits, w_bits, exp_bits, alpha, acc_bits, bus_bits)
+    if weight_storage not in WEIGHT_STORAGES:
+        raise ValueError(f"weight_storage must be one of {', '.join(WEIGHT_STORAGES)}, got {weight_storage!r}")
+    if weight_storage == "index" and datapath != "asm":
+        raise ValueError(f"weight_storage=index applies to datapath asm only, got datapath {datapath}")
+    return TileSpec(kind, lanes, depth, datapath, x_bits, w_bits, exp_bits, alpha, acc_bits, bus_bits,
+                    weight_storage)
 
 
 def _as_int_array(a, what):
@@ -196,6 +208,8 @@ def encode_weights(s: TileSpec, W) -> np.ndarray:
         return to_unsigned(W, s.w_bits)
     if s.datapath == "mfmac":
         return _pot_codes(W, s.exp_bits, "weight")
+    if s.weight_storage == "index":
+        return asm.compact_encode(W, s.alphabet, s.w_bits)
     return asm.encode(W, s.alphabet, s.w_bits)
 
 
@@ -218,6 +232,8 @@ def products(s: TileSpec, wcodes, xcodes) -> np.ndarray:
         return to_signed(x, s.x_bits) * to_signed(w, s.w_bits)
     if s.datapath == "mfmac":
         return pot.product(x, w, s.exp_bits)
+    if s.weight_storage == "index":
+        return to_signed(x, s.x_bits) * asm.compact_decode(w, s.alphabet, s.w_bits)
     return to_signed(x, s.x_bits) * asm.decode(w, s.alphabet, s.w_bits)
 
 

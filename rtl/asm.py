@@ -226,3 +226,33 @@ class AsmPeRow(wiring.Component):
                 m.d.sync += acc.eq(0)
             m.d.comb += self.acc[i].eq(acc)
         return m
+
+
+# ---- compact weight storage: the decoder next to the lanes (golden.asm.compact_to_control) ----
+class AsmWeightDecoder(wiring.Component):
+    """Compact stored weight (sign + index into the representable magnitudes) -> the lane's
+    control word (golden/asm.py's encoded word). A ROM over the index (out-of-range indices
+    give magnitude 0) and the sign passed through unless the magnitude is 0 (canonical 0)."""
+
+    def __init__(self, w_bits: int = 8, alphabet=(1, 3, 5, 7)):
+        from golden.asm import compact_bits, compact_index_bits
+        self.w_bits = check_w_bits(w_bits)
+        self.alphabet = parse_alphabet(alphabet)
+        self.index_bits = compact_index_bits(self.alphabet, self.w_bits)
+        super().__init__({"c": In(compact_bits(self.alphabet, self.w_bits)),
+                          "w": Out(encoded_bits(self.alphabet, self.w_bits))})
+
+    def elaborate(self, platform):
+        from golden.asm import compact_to_control, representable
+        m = Module()
+        ib, n = self.index_bits, representable(self.alphabet, self.w_bits).size
+        top = len(self.w) - 1                      # the control word's sign bit
+        words = compact_to_control(list(range(1 << ib)), self.alphabet, self.w_bits)  # positive: sign 0
+        mag = Signal(top)
+        with m.Switch(self.c[:ib]):
+            for i in range(1, n):
+                with m.Case(i):
+                    m.d.comb += mag.eq(int(words[i]))
+        nonzero = (self.c[:ib] != 0) & (self.c[:ib] < n)
+        m.d.comb += self.w.eq(mag | ((self.c[ib] & nonzero) << top))
+        return m

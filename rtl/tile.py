@@ -27,7 +27,7 @@ from amaranth.utils import ceil_log2
 from golden import pot as gpot
 from golden.tile import DATAPATHS, TileSpec, spec
 
-from .asm import AsmLane, AsmPeRow, AsmPrecomputeBank, bank_width
+from .asm import AsmLane, AsmPeRow, AsmPrecomputeBank, AsmWeightDecoder, bank_width
 from .intmac import IntMac
 from .params import Param, parse_int_list
 from .pot import MfmacPe
@@ -65,6 +65,21 @@ def _row_signature(s: "TileSpec", **extra) -> dict:
             "acc": Out(data.ArrayLayout(signed(s.acc_bits), s.lanes))}
 
 
+def _asm_control_words(m: Module, s: TileSpec, w) -> list:
+    """Each lane's asm control word: the stored word itself, or (weight_storage=index) the
+    compact word through one AsmWeightDecoder per lane. Every lane reads its weight in the
+    same cycle, so a decoder shared by the row would have to serialize the lanes."""
+    if s.weight_storage != "index":
+        return [w[l] for l in range(s.lanes)]
+    out = []
+    for l in range(s.lanes):
+        dec = AsmWeightDecoder(s.w_bits, s.alphabet)
+        m.submodules[f"wdec{l}"] = dec
+        m.d.comb += dec.c.eq(w[l])
+        out.append(dec.w)
+    return out
+
+
 class PeRow(wiring.Component):
     """`lanes` PEs of the datapath sharing a broadcast x (the compute of tile-vn and tile-near).
 
@@ -83,7 +98,7 @@ class PeRow(wiring.Component):
         s = self.s
         if s.datapath == "asm":
             m.submodules.pes = row = AsmPeRow(s.x_bits, s.w_bits, s.alphabet, s.lanes, s.acc_bits)
-            m.d.comb += [row.x.eq(self.x), row.w.eq(self.w), row.valid.eq(self.valid),
+            m.d.comb += [row.x.eq(self.x), row.w.eq(Cat(*_asm_control_words(m, s, self.w))), row.valid.eq(self.valid),
                          row.clear.eq(self.clear), self.acc.eq(row.acc)]
             return m
         for l in range(s.lanes):
@@ -193,10 +208,11 @@ class InMemoryRow(wiring.Component):
         with m.If(self.bank_we):
             m.d.sync += bank.eq(pre.m)
         terms = []
+        controls = _asm_control_words(m, s, self.w)
         for l in range(s.lanes):
             lane = AsmLane(s.x_bits, s.w_bits, s.alphabet)
             m.submodules[f"lane{l}"] = lane
-            m.d.comb += [lane.bank.eq(bank), lane.w.eq(self.w[l])]
+            m.d.comb += [lane.bank.eq(bank), lane.w.eq(controls[l])]
             mag = Signal(signed(s.acc_bits), name=f"mag{l}")
             term = Signal(s.acc_bits, name=f"term{l}")
             m.d.comb += [mag.eq(lane.mag), term.eq(mag ^ lane.sign.replicate(s.acc_bits))]
@@ -242,6 +258,8 @@ def _common_params(extra=()):
               parse=parse_int_list),
         Param("acc_bits", 24, "product width..64", "two's-complement accumulator width (wraps)",
               follows=_acc_bits_default, follows_doc="max(24, the datapath's product width)"),
+        Param("weight_storage", "control", "control, index", "asm only: stored weight word: the lanes' "
+              "control word, or the compact index into the representable set (decoded per lane)", parse=_text),
     ) + tuple(extra)
 
 
@@ -263,9 +281,9 @@ class _Tile(wiring.Component):
     latency = 3      # cycles from accepting a vector's last element to its y_valid
 
     def __init__(self, lanes=4, depth=8, datapath="int", x_bits=0, w_bits=0, exp_bits=3,
-                 alphabet=(1, 3, 5, 7), acc_bits=24, **extra):
+                 alphabet=(1, 3, 5, 7), acc_bits=24, weight_storage="control", **extra):
         self.s = spec(self.kind, lanes, depth, datapath, x_bits, w_bits, exp_bits, alphabet,
-                      acc_bits, **extra)
+                      acc_bits, weight_storage=weight_storage, **extra)
         s = self.s
         sig = {
             "wl_en": In(1), "wl_addr": In(max(1, ceil_log2(s.depth))),
@@ -290,7 +308,10 @@ class _Tile(wiring.Component):
                "throughput": self._throughput(),
                "weight_word": {"int": f"two's complement, {s.w_bits} bits",
                                "mfmac": f"PoT code, sign + {s.exp_bits}-bit exponent field (golden/pot.py)",
-                               "asm": f"encoded sign-magnitude weight, {s.w_width} bits (golden/asm.py)"}[s.datapath],
+                               "asm": (f"compact weight: sign + index into the representable magnitudes, "
+                                       f"{s.w_width} bits, decoded per lane (golden/asm.py compact_encode)"
+                                       if s.weight_storage == "index" else
+                                       f"encoded sign-magnitude weight, {s.w_width} bits (golden/asm.py)")}[s.datapath],
                "x_word": ("two's complement" if s.x_signed else "PoT code") + f", {s.x_bits} bits"}
         if s.datapath == "asm":
             out["resolved"]["alphabet"] = list(s.alphabet)
@@ -353,8 +374,8 @@ class _LocalTile(_Tile):
     """tile-near and tile-in: the row read happens in the accept cycle (always ready)."""
 
     def __init__(self, lanes=4, depth=8, datapath="int", x_bits=0, w_bits=0, exp_bits=3,
-                 alphabet=(1, 3, 5, 7), acc_bits=24):
-        super().__init__(lanes, depth, datapath, x_bits, w_bits, exp_bits, alphabet, acc_bits)
+                 alphabet=(1, 3, 5, 7), acc_bits=24, weight_storage="control"):
+        super().__init__(lanes, depth, datapath, x_bits, w_bits, exp_bits, alphabet, acc_bits, weight_storage)
 
     def _throughput(self):
         return "one x element per cycle; the last element of a vector waits for a free output slot"
@@ -376,9 +397,9 @@ class TileVn(_Tile):
     kind = "vn"
 
     def __init__(self, lanes=4, depth=8, datapath="int", x_bits=0, w_bits=0, exp_bits=3,
-                 alphabet=(1, 3, 5, 7), acc_bits=24, bus_bits=64):
+                 alphabet=(1, 3, 5, 7), acc_bits=24, weight_storage="control", bus_bits=64):
         super().__init__(lanes, depth, datapath, x_bits, w_bits, exp_bits, alphabet, acc_bits,
-                         bus_bits=bus_bits)
+                         weight_storage, bus_bits=bus_bits)
 
     def _throughput(self):
         return f"one x element per {self.s.beats + 2} cycles (beats + 2)"

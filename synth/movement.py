@@ -30,7 +30,9 @@ Energy per access (all 45 nm, pJ):
   * arithmetic: synth.energy.netlist_energy (activity mode, calibrated on the 8x8 array
     multiplier = 0.2 pJ) of the tile's compute row at the tile's lane count: tile-vn
     and tile-near use PeRow (the PEs of the datapath), tile-in the InMemoryRow; a
-    random stream of representable weights and activations, one element per cycle.
+    random stream of representable weights and activations, one element per cycle. With
+    weight_storage=index (asm) the memory holds compact words (fewer bits per access) and the
+    compute row includes one weight decoder per lane (priced in the same netlist).
     The weight memory itself is not synthesized (it would be depth x lanes x bits
     flip-flops): the SRAM model above stands for it.
 Not counted (equal for the three tiles, or a one-time cost): streaming x in and y out,
@@ -154,7 +156,10 @@ def _random_words(s: gtile.TileSpec, r, shape, what: str) -> np.ndarray:
     if s.datapath == "int":
         return r.integers(-(1 << (s.w_bits - 1)), 1 << (s.w_bits - 1), shape)
     reps = gasm.representable(s.alphabet, s.w_bits)
-    return gasm.encode(reps[r.integers(0, reps.size, shape)] * r.choice([-1, 1], shape), s.alphabet, s.w_bits)
+    w = reps[r.integers(0, reps.size, shape)] * r.choice([-1, 1], shape)
+    if s.weight_storage == "index":          # the compact words the memory holds (decoded per lane)
+        return gasm.compact_encode(w, s.alphabet, s.w_bits)
+    return gasm.encode(w, s.alphabet, s.w_bits)
 
 
 STREAM_LANES, STREAM_CYCLES, STREAM_SEED = 64, 33, 6

@@ -141,3 +141,30 @@ def test_arithmetic_of_a_pe_row_is_its_pes():
     pe = design_energy("int-mac", {"bits": 8, "acc_bits": 24}, mode="static")
     assert a["pj_per_mac"] == pytest.approx(pe["energy_pj"], rel=0.02)
     assert a["mvm_pj"] == pytest.approx(a["pj_per_step"] * 4)
+
+
+# ---- compact ASM weight storage (weight_storage=index) -------------------------------------
+def test_index_storage_widths_and_products():
+    import numpy as np
+    from golden import asm as gasm
+    from golden import tile as gt
+    for alpha, bits in (((1,), 6), ((1, 3), 7), ((1, 3, 5, 7), 9)):
+        s = gt.spec("near", 4, 6, "asm", alphabet=alpha, weight_storage="index")
+        c = gt.spec("near", 4, 6, "asm", alphabet=alpha)
+        assert s.w_width == bits and c.w_width == gasm.encoded_bits(alpha, 8)
+        rng = np.random.default_rng(1)
+        reps = gasm.representable(alpha, 8)
+        W = reps[rng.integers(0, reps.size, (4, 6))] * rng.choice([-1, 1], (4, 6))
+        X = rng.integers(-128, 128, (3, 6))
+        y = gt.mvm(s, gt.encode_weights(s, W), gt.encode_inputs(s, X))
+        assert np.array_equal(y, gt.mvm(c, gt.encode_weights(c, W), gt.encode_inputs(c, X)))
+        assert np.array_equal(y, X @ W.T)
+
+
+def test_index_storage_errors():
+    import pytest as _pytest
+    from golden import tile as gt
+    with _pytest.raises(ValueError, match="weight_storage must be one of control, index, got 'rom'"):
+        gt.spec("near", datapath="asm", weight_storage="rom")
+    with _pytest.raises(ValueError, match="weight_storage=index applies to datapath asm only, got datapath int"):
+        gt.spec("near", datapath="int", weight_storage="index")
