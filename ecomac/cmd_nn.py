@@ -1,6 +1,7 @@
 """`ecomac nn`: networks on ecomac arithmetic (train, eval, experiments). Logic lives in net/."""
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
@@ -37,14 +38,79 @@ def _add_train_parser(ns) -> None:
     p.add_argument("--epochs", type=_positive_int, default=10, help="default 10")
     p.add_argument("--seed", type=int, default=0, help="initialization, sample order (default 0); the "
                    "train/test split always uses seed 0")
-    p.add_argument("--json", action="store_true", help="{model, arch, data, epochs, seed, test_accuracy_pct, ...}")
+    p.add_argument("--json", action="store_true", help="{model, arch, data, epochs, seed, test_accuracy_pct, "
+                   "train_accuracy_pct, history, energy_per_step_pj, ...}")
     p.add_argument("-o", "--output", required=True, metavar="MODEL.pt", help="checkpoint to write")
+    # training on the arithmetic (net/train.py, net/potq.py, net/qat.py; docs/training.md)
+    p.add_argument("--datapath", metavar="SPEC", help="train on this datapath: mfmac[,exp_bits=E] (ALS-POTQ), "
+                   "int8, asm[,alphabet=1/3][,w_bits=4|8] (alphabet-aware), approx:FAMILY[,...] / lut:FILE "
+                   "(approximate-aware; use --init to fine-tune); default fp32")
+    p.add_argument("--errors", metavar="SPEC", help="ALS-POTQ error datapath: mfmac[,exp_bits=E] (default: the "
+                   "--datapath) or fp32")
+    p.add_argument("--init", metavar="MODEL.pt", help="start from this checkpoint (fine-tuning)")
+    p.add_argument("--wbc", action=argparse.BooleanOptionalAction, default=None,
+                   help="ALS-POTQ Weight Bias Correction (default on)")
+    p.add_argument("--prc", action=argparse.BooleanOptionalAction, default=None,
+                   help="ALS-POTQ Parameterized Ratio Clipping (default on)")
+    p.add_argument("--grad", choices=("ste", "table"), help="approx/lut backward: straight-through (ste, default) "
+                   "or the table's finite-difference gradient (table)")
+    p.add_argument("--anneal", action="store_true", help="asm: anneal the alphabet projection over the epochs")
+    p.add_argument("--lr", type=float, default=2.0 ** -8, help="learning rate (default 2^-8)")
+    p.add_argument("--lr-pow2", action="store_true", help="round the learning rate to a power of two (a shift)")
+    p.add_argument("--optimizer", choices=("adam", "sgd"), default="adam", help="adam (default) or sgd (momentum 0.9)")
+    p.add_argument("--batch-size", type=_positive_int, default=64, help="default 64")
+    p.add_argument("--plot", metavar="FILE.png", help="training curve (loss, train/test accuracy per epoch)")
     p.set_defaults(func=_cmd_train)
 
 
 def _train_kwargs(args) -> dict:
-    """Keyword arguments of net.train.train from the parsed options."""
-    return {"epochs": args.epochs, "seed": args.seed}
+    """Keyword arguments of net.train.train from the parsed options (mode options only when given)."""
+    kw = {"epochs": args.epochs, "seed": args.seed, "datapath": args.datapath, "errors": args.errors,
+          "lr": args.lr, "lr_pow2": args.lr_pow2, "optimizer": args.optimizer, "batch_size": args.batch_size}
+    for name in ("wbc", "prc", "grad"):
+        if getattr(args, name) is not None:
+            kw[name] = getattr(args, name)
+    if args.anneal:
+        kw["anneal"] = True
+    return kw
+
+
+def _check_train_args(args, kwargs) -> None:
+    """Every training option validated before data or models load (one line each)."""
+    import math
+
+    from net.train import make_mode, validate_options
+    from .plot import check_plot_path
+    if not math.isfinite(args.lr):
+        raise ValueError(f"--lr must be a finite number > 0, got {args.lr}")
+    validate_options(**{k: kwargs[k] for k in ("epochs", "seed", "lr", "batch_size", "optimizer", "lr_pow2")})
+    make_mode(kwargs["datapath"], kwargs["errors"],
+              **{k: v for k, v in kwargs.items() if k in ("wbc", "prc", "grad", "anneal")})
+    if args.init is not None and not os.path.isfile(args.init):
+        raise ValueError(f"--init {args.init}: no such checkpoint file")
+    if args.plot:
+        check_plot_path(args.plot)
+
+
+def _plot_training(hist: dict, path, title: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .plot import save_figure
+    ep = [e["epoch"] for e in hist["epochs"]]
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
+    a1.plot(ep, [e["loss"] for e in hist["epochs"]], marker="o")
+    a1.set_xlabel("epoch")
+    a1.set_ylabel("training loss (cross-entropy)")
+    a2.plot(ep, [e["train_accuracy_pct"] for e in hist["epochs"]], marker="o", label="train (running)")
+    a2.plot(ep, [e["test_accuracy_pct"] for e in hist["epochs"]], marker="s", label="test")
+    a2.set_xlabel("epoch")
+    a2.set_ylabel("accuracy %")
+    a2.legend()
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    save_figure(fig, path)
 # ==== end of nn train options ========================================================================
 
 
@@ -58,25 +124,40 @@ def _cmd_train(args) -> int:
 
     from net import data, models
     from net.train import train
+    from net.train import to_float, training_energy
     check_output_file(args.output, what="model file")
-    ds = data.load(args.data, seed=0)
     kwargs = _train_kwargs(args)
+    _check_train_args(args, kwargs)
+    ds = data.load(args.data, seed=0)
     torch.manual_seed(args.seed)
     model = models.build(args.arch, ds.input_shape, ds.num_classes)
+    opts = {k: v for k, v in kwargs.items() if isinstance(v, (int, float, str))}
+    if args.init is not None:
+        kwargs["init"] = args.init
     t0 = time.perf_counter()
-    model, hist = train(model, ds, progress=True, **kwargs)
+    model, hist = train(model, ds, progress=True, checkpoint=lambda m: models.save(
+        m, args.output, {"data": args.data, "seed": args.seed, "diverged": True, "options": opts}), **kwargs)
     secs = time.perf_counter() - t0
+    energy = training_energy(model, ds.input_shape, args.datapath, args.errors, args.batch_size,
+                             hist["steps_per_epoch"])
     meta = {"data": args.data, "seed": args.seed, "epochs": args.epochs,
             "test_accuracy_pct": hist["test_accuracy_pct"], "train_accuracy_pct": hist["train_accuracy_pct"],
-            "train_s": secs, "options": {k: v for k, v in kwargs.items() if isinstance(v, (int, float, str))}}
-    models.save(model, args.output, meta)
-    out = {"model": str(args.output), "arch": args.arch, **meta, "history": hist}
+            "train_s": secs, "options": opts}
+    models.save(to_float(model), args.output, meta)
+    if args.plot:
+        _plot_training(hist, args.plot, f"{args.arch} on {ds.name}, datapath {args.datapath or 'fp32'}, seed {args.seed}")
+    out = {"model": str(args.output), "arch": args.arch, **meta, "history": hist,
+           "energy_per_step_pj": energy["energy_per_step_pj"], "energy_per_epoch_pj": energy["energy_per_epoch_pj"],
+           "energy": energy}
     if args.json:
         print(json.dumps(out, indent=2, default=_json_default))
     else:
         print(f"{args.arch} on {ds.name} ({len(ds.y_train)} train / {len(ds.y_test)} test samples), "
               f"{args.epochs} epochs, seed {args.seed}: test accuracy {hist['test_accuracy_pct']:.2f}%, "
               f"train {hist['train_accuracy_pct']:.2f}% ({secs:.1f} s) -> {args.output}")
+        print(f"datapath {args.datapath or 'fp32'}: training energy {energy['energy_per_step_pj'] / 1e6:.3f} uJ per "
+              f"step (batch {args.batch_size}; errors on {energy['error_datapath']}), "
+              f"{energy['energy_per_epoch_pj'] / 1e6:.2f} uJ per epoch" + (f"; curve: {args.plot}" if args.plot else ""))
     return 0
 
 

@@ -130,26 +130,38 @@ class _NonFiniteWatch:
             h.remove()
 
 
+def make_mode(datapath=None, errors=None, **mode_options):
+    """The training mode object for `datapath` (None for fp32), every option validated (one-line
+    ValueError): net.potq.PotqMode for mfmac, net.qat.QatMode for int8/asm/approx/lut."""
+    if datapath is not None:
+        from .datapath import parse
+        dp = parse(datapath)
+        if dp.kind != "fp32":
+            if dp.kind == "mfmac":
+                from .potq import PotqMode as cls
+                allowed = ("wbc", "prc", "prc_min")
+            else:
+                from .qat import QatMode as cls
+                allowed = ("grad", "anneal")
+            bad = sorted(set(mode_options) - set(allowed))
+            if bad:
+                raise ValueError(f"option {bad[0]} does not apply to datapath {dp.spec} "
+                                 f"({dp.kind} training takes: {', '.join(allowed)})")
+            return cls(dp, errors=errors, **mode_options)
+    if errors is not None and str(errors).strip() != "fp32":
+        raise ValueError("errors= needs a datapath (the error datapath of ALS-POTQ: --datapath mfmac)")
+    if mode_options:
+        raise ValueError(f"option(s) {', '.join(sorted(mode_options))} need a datapath "
+                         f"(fp32 training takes none)")
+    return None
+
+
 def _prepare(model, datapath, errors, mode_options):
-    """(model to train, mode object or None) for the datapath; the mode converts the model's
-    Linear/Conv2d layers to its own training layers."""
-    if datapath is None:
-        if errors is not None:
-            raise ValueError("errors= needs a datapath (the error datapath of ALS-POTQ: --datapath mfmac)")
-        if mode_options:
-            raise ValueError(f"option(s) {', '.join(sorted(mode_options))} need a datapath "
-                             f"(fp32 training takes none)")
+    """(model to train, mode object or None); the mode converts the model's Linear/Conv2d layers to
+    its own training layers."""
+    mode = make_mode(datapath, errors, **mode_options)
+    if mode is None:
         return model, None
-    from .datapath import parse
-    dp = parse(datapath)
-    if dp.kind == "fp32":
-        return _prepare(model, None, errors, mode_options)
-    if dp.kind == "mfmac":
-        from . import potq
-        mode = potq.PotqMode(dp, errors=errors, **mode_options)
-    else:
-        from . import qat
-        mode = qat.QatMode(dp, errors=errors, **mode_options)
     return mode.convert(model), mode
 
 
@@ -159,8 +171,8 @@ def train(model: nn.Module, dataset, *, datapath=None, errors=None, epochs: int 
     """Train `model` on `dataset` (net.data.Dataset) on `datapath` (see the module doc).
 
     init: a state_dict (or a path to a checkpoint of net.models.save) loaded before training
-    (fine-tuning starts from it). checkpoint: a path where the last good float state is saved if
-    the run diverges. mode_options go to the mode (net.potq / net.qat): e.g. wbc=, prc=, grad=.
+    (fine-tuning starts from it). checkpoint: where the last good float state goes if the run
+    diverges (a path for net.models.save, or a callable given the plain float model). mode_options go to the mode (net.potq / net.qat): e.g. wbc=, prc=, grad=.
 
     Returns (trained model, history) with history = {"epochs": [{epoch, loss,
     train_accuracy_pct, test_accuracy_pct, seconds, ...mode statistics}], "test_accuracy_pct",
@@ -300,20 +312,14 @@ def _diverged(model, good_state, checkpoint, watch, step, epoch, what, bad_param
                            f"layer {layer} ({where}){kept}")
 
 
-def _save_state(model, path) -> None:
-    import os
-    import tempfile
-    path = os.fspath(path)
-    d = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-", suffix=".pt")
-    os.close(fd)
-    try:
-        torch.save({"state_dict": to_float(model).state_dict()}, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+def _save_state(model, checkpoint) -> None:
+    """checkpoint: a callable given the plain float model, or a path for net.models.save."""
+    plain = to_float(model)
+    if callable(checkpoint):
+        checkpoint(plain)
+        return
+    from .models import save
+    save(plain, checkpoint, {"diverged": True})
 
 
 def _bar(total, desc, progress):
