@@ -149,9 +149,8 @@ def _dname(r) -> str:
 
 def _load_stream(path: str) -> dict:
     import numpy as np
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"stream file {path} does not exist")
+    from .outputs import check_input_file
+    p = check_input_file(path, "stream file")       # a folder is named as one, not as missing
     try:
         with np.load(p, allow_pickle=False) as z:
             return {k: z[k] for k in z.files}
@@ -277,6 +276,9 @@ def _cmd_net(args) -> int:
     if args.plot:
         check_plot_path(args.plot)                 # before the work, not after
     from net.importer import load_net_file, parse_input_shape
+
+    from .outputs import check_input_file
+    check_input_file(args.net, "net file")          # a folder is named as one, not as missing
     net, imp = load_net_file(args.net, parse_input_shape(args.input_shape) if args.input_shape else None)
     if imp is not None and imp.unsupported:         # listed, never dropped silently
         print("note: MACs of unsupported operators not counted: "
@@ -400,9 +402,8 @@ def _accumulator_table(rows: list[dict], mode: str) -> str:
 
 
 def _read_verilog(path: str) -> str:
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"Verilog file {path} does not exist")
+    from .outputs import check_input_file
+    p = check_input_file(path, "Verilog file")       # a folder is named as one, not as missing
     try:
         return p.read_text()
     except UnicodeDecodeError:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["OutputError", "check_output_file", "check_output_dir", "check_distinct"]
+__all__ = ["OutputError", "check_output_file", "check_output_dir", "check_distinct", "check_input_file"]
 
 
 class OutputError(ValueError):
@@ -98,3 +98,16 @@ def check_distinct(*paths) -> None:
         if k in seen:
             raise OutputError(f"output {p} would be written twice (also as {seen[k]}); choose another name")
         seen[k] = p
+
+
+def check_input_file(path, what: str = "input file") -> Path:
+    """`path` is an existing regular file: a missing path and a folder get their own one line
+    (a folder is not reported as missing)."""
+    p = Path(path)
+    if p.is_dir():
+        raise IsADirectoryError(f"{what} {path} is a folder, not a file")
+    if not p.is_file():
+        if os.path.lexists(p):
+            raise FileNotFoundError(f"{what} {path} is not a regular file")
+        raise FileNotFoundError(f"{what} {path} does not exist")
+    return p

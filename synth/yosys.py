@@ -210,6 +210,8 @@ def synthesize(verilog_text: str, top: str, target: str = "generic", liberty: st
 def _read_liberty(path: str) -> str:
     import gzip
     p = Path(path)
+    if p.is_dir():
+        raise IsADirectoryError(f"liberty file {path} is a folder, not a file")
     if not p.is_file():
         raise FileNotFoundError(f"liberty file {path} does not exist")
     raw = p.read_bytes()

@@ -385,3 +385,17 @@ def test_yosys_runs_under_the_tool_timeout(tmp_path, capsys, monkeypatch):
     v.write_text(f"// {tempfile.mktemp()}\nmodule m(input a, output y); assign y = ~a; endmodule\n")
     msg = one_line_error(*run(capsys, "netlist", "stats", "--verilog", v, "--top", "m")[::2])
     assert "yosys did not finish within 0.01 s and was stopped" in msg
+
+
+@pytest.mark.parametrize("argv,what", [
+    (["energy", "op", "int-mac", "--stream", "{d}"], "stream file"),
+    (["netlist", "stats", "--verilog", "{d}", "--top", "m"], "Verilog file"),
+    (["netlist", "energy", "--verilog", "{d}", "--top", "m"], "Verilog file"),
+    (["synth", "int-mac", "--liberty", "{d}"], "liberty file"),
+    (["energy", "net", "--net", "{d}", "--datapath", "int8"], "net file"),
+])
+def test_an_input_that_is_a_folder_is_named_as_one(tmp_path, capsys, argv, what):
+    d = tmp_path / "in.json"
+    d.mkdir()
+    msg = one_line_error(*run(capsys, *[a.replace("{d}", str(d)) for a in argv])[::2])
+    assert msg == f"{what} {d} is a folder, not a file"
