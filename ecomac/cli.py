@@ -140,9 +140,12 @@ def _check_liberty_target(args) -> None:
 def _cmd_synth(args) -> int:
     _need_design(args)
     _check_liberty_target(args)
+    if args.output is not None and not args.all:
+        raise UsageError("-o applies to --all; one design's results go to stdout (--json for JSON)")
     if args.all:
         if args.param:
             raise UsageError("--param applies to one design, not to --all")
+        args.output = args.output or "build/synth"
         check_output_dir(args.output)
         rows = designs.synth_defaults(args.output, target=args.target, liberty=args.liberty)
         print(designs.summary_table(rows))
@@ -188,7 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("synth", help="Yosys statistics: cells, transistors (or FPGA resources)")
     add_design_args(p, optional=True)
     p.add_argument("--all", action="store_true", help="every default design; JSON per design into -o")
-    p.add_argument("-o", "--output", default="build/synth", metavar="DIR", help="with --all: JSON per design")
+    p.add_argument("-o", "--output", default=None, metavar="DIR",
+                   help="with --all: JSON per design (default build/synth)")
     p.add_argument("--target", default="generic", choices=TARGETS)
     p.add_argument("--liberty", metavar="FILE", help="map to this cell library (area in um^2)")
     p.add_argument("--json", action="store_true")
