@@ -7,13 +7,14 @@ STAMP  := $(VENV)/.ecomac-installed
 BUILD  := build
 PYTEST_JOBS ?= auto
 
-.PHONY: all env iverilog verilog sim synth test report bench clean
+.PHONY: all env iverilog verilog sim synth test report bench experiments clean
 
 all: report
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e ".[test]"
 	touch $(STAMP)
 
@@ -42,6 +43,10 @@ test: env iverilog
 
 report: verilog env
 	$(BIN)/ecomac report -o $(BUILD)/report
+
+# trains the shipped models (FP32, 3 seeds) and evaluates every datapath: build/experiments/nn_eval_*.json
+experiments: env
+	$(BIN)/ecomac nn experiments -o $(BUILD)/experiments
 
 bench: env iverilog
 	$(BIN)/python -m ecomac.bench -o $(BUILD)/bench
