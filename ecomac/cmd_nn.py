@@ -14,7 +14,7 @@ from .table import format_table
 __all__ = ["add_parser", "report_sections", "EXPERIMENTS"]
 
 # `make experiments`: (arch, data, FP32 epochs) — the shipped models on both shipped data sets
-EXPERIMENTS = (("mlp", "digits", 30), ("lenet", "digits", 30), ("mlp", "mnist", 15), ("lenet", "mnist", 8))
+EXPERIMENTS = (("mlp", "digits", 30), ("lenet", "digits", 20), ("mlp", "mnist", 10), ("lenet", "mnist", 5))
 EXPERIMENT_SEEDS = (0, 1, 2)
 EXPERIMENTS_CMD = "make experiments  (= ecomac nn experiments -o build/experiments)"
 

@@ -240,7 +240,7 @@ def experiment(arch: str, data: str, seeds, epochs: int, specs, *, progress: boo
         torch.manual_seed(seed)
         model = models.build(arch, ds.input_shape, ds.num_classes)
         t0 = time.perf_counter()
-        model, hist = train(model, ds, epochs=epochs, seed=seed, progress=progress)
+        model, hist = train(model, ds, epochs=epochs, seed=seed, progress=progress and sys.stderr.isatty())
         train_s = time.perf_counter() - t0
         log(f"{arch} on {data}, seed {seed}: FP32 test accuracy {hist['test_accuracy_pct']:.2f}% "
             f"after {epochs} epochs ({train_s:.0f} s)")
