@@ -57,10 +57,27 @@ def _one(job):
     return row
 
 
+STORAGE_ALPHABETS = ((1,), (1, 3), (1, 3, 5, 7))
+
+
+def storage_label(alphabet, storage: str) -> str:
+    """The datapath label of an ASM storage row, e.g. asm{1,3}/index."""
+    return "asm{" + ",".join(map(str, alphabet)) + "}/" + storage
+
+
+def _datapath_params(dp: str) -> dict:
+    """DATAPATH_PARAMS, or an ASM storage row `asm{...}/control|index` (8-bit x and w)."""
+    if dp in DATAPATH_PARAMS:
+        return DATAPATH_PARAMS[dp]
+    alpha, storage = dp[len("asm{"):].split("}/")
+    return {"datapath": "asm", "x_bits": 8, "w_bits": 8, "alphabet": tuple(int(a) for a in alpha.split(",")),
+            "weight_storage": storage}
+
+
 def _compute(job):
     kind, dp, lanes, depth, bus_bits, acc_bits, mode, bus_mm, min_sram = job
     from synth.movement import MovementModel, mvm_energy
-    s = gtile.spec(kind, lanes, depth, acc_bits=acc_bits, bus_bits=bus_bits, **DATAPATH_PARAMS[dp])
+    s = gtile.spec(kind, lanes, depth, acc_bits=acc_bits, bus_bits=bus_bits, **_datapath_params(dp))
     e = mvm_energy(s, mode, MovementModel(bus_mm=bus_mm, min_sram_bytes=min_sram))
     return {"tile": KIND_NAMES[kind], "datapath": dp, "lanes": lanes, "depth": depth,
             "stored_weight_bits": s.w_width, "bus_bits": s.bus_bits or None,
@@ -109,6 +126,58 @@ def tile_table(lanes: int = 64, depth: int = 256, bus_bits: int = 64, acc_bits: 
     for r in rows:
         r["saving_pct"] = 100.0 * (1.0 - r["total_pj"] / base)
     return rows
+
+
+def storage_table(lanes: int = 64, depth: int = 256, bus_bits: int = 64, acc_bits: int = 24,
+                  mode: str = "activity", workers: int = 2) -> list[dict]:
+    """ASM tiles with the alphabets {1}, {1,3}, {1,3,5,7}, weights stored as control words or
+    compact indices, next to the int tiles; saving_pct against tile-vn/int, vs_int_pct against
+    the same tile kind with int."""
+    from synth.energy import MODES
+
+    from .pool import check_workers, worker_pool
+    from .table import Progress
+    from synth.movement import BUS_MM
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    gtile.spec("vn", lanes, depth, bus_bits=bus_bits, acc_bits=acc_bits)      # validate before any work
+    check_workers(workers)
+    dps = ["int"] + [storage_label(a, st) for a in STORAGE_ALPHABETS for st in gtile.WEIGHT_STORAGES]
+    jobs = [(k, dp, lanes, depth, bus_bits, acc_bits, mode, BUS_MM, 0.0) for dp in dps for k in ("vn", "near", "in")]
+    rows = []
+    with Progress(len(jobs), "tile storage") as prog:
+        if workers > 1:
+            with worker_pool(workers) as pool:
+                for row in pool.map(_one, jobs):
+                    rows.append(row)
+                    prog.step(note=f"{row['tile']}/{row['datapath']}")
+        else:
+            for j in jobs:
+                rows.append(_one(j))
+                prog.step(note=f"{KIND_NAMES[j[0]]}/{j[1]}")
+    base = next(r for r in rows if r["tile"] == "tile-vn" and r["datapath"] == "int")["total_pj"]
+    ints = {r["tile"]: r["total_pj"] for r in rows if r["datapath"] == "int"}
+    for r in rows:
+        r["saving_pct"] = 100.0 * (1.0 - r["total_pj"] / base)
+        r["vs_int_pct"] = 100.0 * (1.0 - r["total_pj"] / ints[r["tile"]])
+    return rows
+
+
+def _storage_body(rows) -> str:
+    body = [[r["tile"], r["datapath"], r["stored_weight_bits"], round(r["arithmetic_pj"] / 1e3, 2),
+             round(r["movement_pj"] / 1e3, 2), round(r["total_pj"] / 1e3, 2), f"{r['vs_int_pct']:+.1f}%",
+             f"{r['saving_pct']:+.1f}%"] for r in sorted(rows, key=lambda r: (r["tile"], r["datapath"] != "int"))]
+    return format_table(body, ["tile", "weights", "stored bits", "arith nJ", "movement nJ", "total nJ",
+                               "vs same tile int", "vs tile-vn/int"])
+
+
+def _cmd_storage(args) -> int:
+    rows = storage_table(args.lanes, args.depth, args.bus_bits, args.acc_bits, args.mode, workers=args.workers)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(_storage_body(rows))
+    return 0
 
 
 def _fmt_rows(rows):
@@ -178,6 +247,17 @@ def add_parser(sub) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_energy)
 
+    p = ts.add_parser("storage", help="ASM tiles ({1}, {1,3}, {1,3,5,7}) with control-word or compact-index "
+                                      "weight storage, next to the int tiles")
+    p.add_argument("--lanes", type=int, default=64, help="lanes (rows of W), default 64")
+    p.add_argument("--depth", type=int, default=256, help="K (columns of W), default 256")
+    p.add_argument("--bus-bits", type=int, default=64, help="tile-vn bus width, default 64")
+    p.add_argument("--acc-bits", type=int, default=24)
+    p.add_argument("--mode", default="activity", help=f"energy model mode: {' or '.join(MODES)} (default activity)")
+    p.add_argument("--workers", type=positive_int, default=2, help="worker processes (default 2)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_storage)
+
 
 def _half_saving_mm(rows) -> float:
     """Bus length at which tile-near/int is 50% below tile-vn/int (vn total = 2 x near total)."""
@@ -242,4 +322,16 @@ def report_sections(outdir) -> list[tuple[int, str, str]]:
         "",
         "![tile energy](tiles.png)",
     ])
-    return [(60, "Compute tiles: von Neumann vs near- vs in-memory (energy per MVM)", body)]
+    st = storage_table()
+    atomic_write(outdir / "tiles_storage.json", json.dumps(st, indent=2) + "\n")
+    storage = "\n".join([
+        "HADES: an alphabet set lets a weight be stored in fewer bits. `weight_storage=index` stores sign + "
+        "the index into the alphabet's representable magnitudes (8-bit weights: {1} 25 magnitudes -> 6 bits, "
+        "{1,3} 64 -> 7, {1,3,5,7} 144 -> 9) instead of the lanes' control word (7, 9, 11 bits); one "
+        "`AsmWeightDecoder` per lane (a ROM, proven on every word) turns it back into the control word, "
+        "priced inside the synthesized compute row. Every lane reads its weight in the same cycle, so a "
+        "decoder shared by the row would serialize the lanes; decoding once at weight load is the control "
+        "format itself. Same MVM as above (64 lanes x K = 256):",
+        "", "```", _storage_body(st), "```"])
+    return [(60, "Compute tiles: von Neumann vs near- vs in-memory (energy per MVM)", body),
+            (61, "ASM tiles with compact weight storage", storage)]

@@ -10,8 +10,6 @@ whatever a variant spends once per output (the clear, a final combine) is amorti
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from golden import pot, pot_acc
