@@ -49,7 +49,7 @@ from golden import pot
 from . import kernels
 from .datapath import parse
 
-__all__ = ["PotqMode", "PotLinear", "PotConv2d", "recode", "ptq", "products_of_step"]
+__all__ = ["PotqMode", "PotLinear", "PotConv2d", "recode", "ptq", "record", "conv_backward_data", "conv_weight_grad"]
 
 _NO_WRAP_BITS = 62
 
@@ -463,8 +463,7 @@ def ptq(model: nn.Module, datapath="mfmac", wbc: bool = False) -> nn.Module:
     return PotqMode(datapath, wbc=wbc, prc=False).convert(model)
 
 
-def products_of_step(layer) -> dict:
-    """Enable recording on a PoT layer: its next forward/backward keeps the codes and the
-    integer accumulations of the three products in layer.core.last (proof tests)."""
-    layer.core.record = True
-    return layer.core.last
+def record(layer, on: bool = True) -> None:
+    """Keep the codes and integer accumulations of a PoT layer's three products of every step in
+    layer.core.last (proof tests; off by default)."""
+    layer.core.record = on
