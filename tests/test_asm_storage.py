@@ -42,3 +42,21 @@ def test_decoder_rtl_exhaustive(alphabet, w_bits):
     sim.add_testbench(tb)
     sim.run()
     assert np.array_equal(np.array(got), gold)
+
+
+def test_storage_rows_parse():
+    from ecomac.cmd_tile import _datapath_params, storage_label
+    assert storage_label((1, 3), "index") == "asm{1,3}/index"
+    assert _datapath_params("asm{1,3}/index") == {"datapath": "asm", "x_bits": 8, "w_bits": 8, "alphabet": (1, 3),
+                                                  "weight_storage": "index"}
+
+
+def test_index_storage_prices_decoders_and_narrower_reads():
+    from golden import tile as gt
+    from synth.movement import arithmetic, movement
+    c = gt.spec("near", 2, 16, "asm", alphabet=(1, 3))
+    i = gt.spec("near", 2, 16, "asm", alphabet=(1, 3), weight_storage="index")
+    ac, ai = arithmetic(c), arithmetic(i)
+    assert ai["transistors"] > ac["transistors"]                  # the two decoders
+    assert movement(i)["total_pj"] < movement(c)["total_pj"]      # 7-bit instead of 9-bit words
+    assert i.row_bits == 2 * 7 and c.row_bits == 2 * 9
