@@ -1,5 +1,5 @@
 """The RTL closes the loop on a real layer: a small conv net is trained on the digits of
-sklearn.load_digits (fixed seed, a few hundred milliseconds), its second convolution (8 -> 8
+sklearn.load_digits (500 images, 40 full-batch steps, fixed seed: about a second), its second convolution (8 -> 8
 channels, 3x3, padding 1: K = 72) is quantized by each datapath's own quantizers (activations
 = the first layer's real outputs on real digits), and one 4 x 4 output tile (4 output
 positions x 4 output channels) of net.kernels.conv2d is run through the datapath's RTL
@@ -30,14 +30,16 @@ def _trained_layer():
     import torch
     from sklearn.datasets import load_digits
     torch.manual_seed(0)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)                         # tiny work: threads only add contention
     d = load_digits()
-    x = torch.tensor(d.images / 16.0, dtype=torch.float32)[:, None]
-    y = torch.tensor(d.target)
+    x = torch.tensor(d.images[:500] / 16.0, dtype=torch.float32)[:, None]
+    y = torch.tensor(d.target[:500])
     conv1, conv2 = torch.nn.Conv2d(1, 8, 3, padding=1), torch.nn.Conv2d(8, 8, 3, padding=1)
-    model = torch.nn.Sequential(conv1, torch.nn.ReLU(), conv2, torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
-                                torch.nn.Flatten(), torch.nn.Linear(8, 10))
-    opt = torch.optim.Adam(model.parameters(), lr=0.03)
-    for _ in range(60):                              # full batch: 1,797 images of 8 x 8
+    model = torch.nn.Sequential(conv1, torch.nn.ReLU(), conv2, torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+                                torch.nn.Flatten(), torch.nn.Linear(8 * 4 * 4, 10))
+    opt = torch.optim.Adam(model.parameters(), lr=0.01)
+    for _ in range(40):                              # full batch: 500 images of 8 x 8
         opt.zero_grad()
         loss = torch.nn.functional.cross_entropy(model(x), y)
         loss.backward()
@@ -45,6 +47,7 @@ def _trained_layer():
     with torch.no_grad():
         acc = float((model(x).argmax(1) == y).float().mean()) * 100
         act = torch.relu(conv1(x[:4])).numpy()       # conv2's real input on real digits
+    torch.set_num_threads(threads)
     return act.astype(np.float64), conv2.weight.detach().numpy().astype(np.float64), acc
 
 
@@ -79,7 +82,7 @@ def _run(design: str, params: dict, spec: str):
 
 
 def test_digits_layer_is_trained():
-    assert _trained_layer()[2] > 60                   # the layer is a working feature extractor
+    assert _trained_layer()[2] > 80                   # a working feature extractor (chance: 10%)
 
 
 def test_mfmac_array_tile():
