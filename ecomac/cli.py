@@ -248,7 +248,9 @@ def main(argv=None) -> int:
 def _main(argv) -> int:
     try:
         args = build_parser().parse_args(argv)
-        return args.func(args) or 0
+        code = args.func(args) or 0
+        sys.stdout.flush()               # a closed pipe shows here, not in the interpreter's exit
+        return code
     except BrokenPipeError:
         _quiet_stdout()
         return 141                       # 128 + SIGPIPE, what a shell reports for a closed pipe
