@@ -174,7 +174,7 @@ def _json_default(o):
 def _add_eval_parser(ns) -> None:
     p = ns.add_parser("eval", help="test accuracy beside energy per inference, per datapath")
     p.add_argument("--model", required=True, metavar="MODEL.pt",
-                   help="checkpoint (nn train), whole torch.save'd nn.Module, or TorchScript (fp32 only)")
+                   help="checkpoint (nn train), whole torch.save'd nn.Module, TorchScript (fp32 only) or ONNX")
     p.add_argument("--data", required=True, metavar="digits|mnist|FILE.npz")
     p.add_argument("--datapath", action="append", metavar="SPEC",
                    help="datapath spec (repeatable); 'all' = fp32, int8, mfmac, asm alphabets {1}, {1,3}, "

@@ -289,3 +289,166 @@ def load_net_file(path, input_shape=None):
         return load_net(path), None
     imp = load(path, input_shape)
     return parse_net(imp.net, path), imp
+
+
+# ---- ONNX graphs as torch modules (so `nn eval` runs them on datapaths) ----------------------------
+_ONNX_EVAL_OPS = ("Conv", "Gemm", "MatMul", "Relu", "LeakyRelu", "Sigmoid", "Tanh", "Softmax", "LogSoftmax", "Clip",
+                  "MaxPool", "AveragePool", "GlobalAveragePool", "Flatten", "Reshape", "Add", "Sub", "Mul", "Div",
+                  "Identity", "Dropout", "Constant", "BatchNormalization", "Transpose", "Concat", "Squeeze",
+                  "Unsqueeze")
+
+
+def _module_name(node_name: str, k: int, op: str) -> str:
+    import re
+    base = re.sub(r"[^0-9A-Za-z_]+", "_", node_name).strip("_") or f"{op.lower()}{k}"
+    return base if not base[0].isdigit() else f"n{base}"
+
+
+class OnnxModule(nn.Module):
+    """An ONNX graph run node by node in torch. Conv (group 1, one stride/padding) and Gemm /
+    MatMul with a constant weight are real nn.Conv2d / nn.Linear modules (named after the ONNX
+    node, '/' -> '_', under `layers.`: e.g. layers.conv1_Conv, the names a per-layer mapping uses); the other
+    supported operators (_ONNX_EVAL_OPS) run as torch functions in float32."""
+
+    def __init__(self, model, name: str = "onnx"):
+        super().__init__()
+        import onnx
+        from onnx import numpy_helper
+        g = model.graph
+        self.onnx_name = name
+        self.consts = {i.name: torch.from_numpy(np.array(numpy_helper.to_array(i))) for i in g.initializer}
+        inputs = [i for i in g.input if i.name not in self.consts]
+        if len(inputs) != 1:
+            raise ValueError(f"ONNX {name}: evaluation needs a graph with one input, got {len(inputs)}")
+        self.input_name = inputs[0].name
+        dims = _dims(inputs[0]) or []
+        self.input_shape = tuple(dims[1:]) if len(dims) > 1 and None not in dims[1:] else None
+        self.outputs = [o.name for o in g.output]
+        self.layers = nn.ModuleDict()
+        self.steps = []
+        for k, n in enumerate(g.node):
+            attrs = {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}
+            if n.op_type not in _ONNX_EVAL_OPS:
+                raise ValueError(f"ONNX {name}: operator {n.op_type} (node {n.name or k}) cannot be evaluated "
+                                 f"(evaluated operators: {', '.join(_ONNX_EVAL_OPS)})")
+            mod = self._layer(n, attrs, name)
+            key = None
+            if mod is not None:
+                key = _module_name(n.name, k, n.op_type)
+                while key in self.layers:
+                    key += "_"
+                self.layers[key] = mod
+            if n.op_type == "Constant":
+                self.consts[n.output[0]] = torch.from_numpy(np.array(numpy_helper.to_array(attrs["value"])))
+                continue
+            self.steps.append((n.op_type, list(n.input), list(n.output), attrs, key))
+
+    def _layer(self, n, attrs, name):
+        w = self.consts.get(n.input[1]) if len(n.input) > 1 else None
+        b = self.consts.get(n.input[2]) if len(n.input) > 2 and n.input[2] else None
+        if n.op_type == "Conv" and w is not None and w.ndim == 4:
+            pads, strides = list(attrs.get("pads", [0] * 4)), list(attrs.get("strides", [1, 1]))
+            if attrs.get("group", 1) == 1 and len(set(pads)) == 1 and len(set(strides)) == 1 \
+                    and set(attrs.get("dilations", [1, 1])) == {1}:
+                conv = nn.Conv2d(w.shape[1], w.shape[0], tuple(w.shape[2:]), stride=strides[0], padding=pads[0],
+                                 bias=b is not None)
+                with torch.no_grad():
+                    conv.weight.copy_(w.float())
+                    if b is not None:
+                        conv.bias.copy_(b.float())
+                return conv
+        if n.op_type in ("Gemm", "MatMul") and w is not None and w.ndim == 2 and not attrs.get("transA", 0) \
+                and attrs.get("alpha", 1.0) == 1.0 and attrs.get("beta", 1.0) == 1.0:
+            wt = w.float() if attrs.get("transB", 0) else w.float().t()     # out x in
+            lin = nn.Linear(wt.shape[1], wt.shape[0], bias=b is not None and b.ndim <= 1)
+            with torch.no_grad():
+                lin.weight.copy_(wt)
+                if lin.bias is not None:
+                    lin.bias.copy_(b.float().expand(wt.shape[0]))
+            return lin
+        return None
+
+    def float_ops(self) -> list[tuple[str, str]]:
+        """(node output, op) of the computing operators that run as float32 functions (for the report)."""
+        shape_only = ("Identity", "Dropout", "Flatten", "Reshape", "Transpose", "Concat", "Squeeze", "Unsqueeze")
+        return [(outs[0], op) for op, _, outs, _, key in self.steps if key is None and op not in shape_only]
+
+    def forward(self, x):
+        import torch.nn.functional as F
+        env = dict(self.consts)
+        env[self.input_name] = x
+        for op, ins, outs, a, key in self.steps:
+            v = [env[i] if i else None for i in ins]
+            if key is not None:
+                y = self.layers[key](v[0])
+            elif op == "Conv":
+                pads, strides = a.get("pads", [0] * 4), a.get("strides", [1, 1])
+                y = F.conv2d(F.pad(v[0], (pads[1], pads[3], pads[0], pads[2])), v[1],
+                             v[2] if len(v) > 2 else None, tuple(strides), 0, tuple(a.get("dilations", [1, 1])),
+                             a.get("group", 1))
+            elif op in ("Gemm", "MatMul"):
+                A, B = v[0], v[1]
+                if op == "Gemm":
+                    A = A.t() if a.get("transA", 0) else A
+                    B = B.t() if a.get("transB", 0) else B
+                    y = a.get("alpha", 1.0) * (A @ B)
+                    if len(v) > 2 and v[2] is not None:
+                        y = y + a.get("beta", 1.0) * v[2]
+                else:
+                    y = A @ B
+            elif op in ("Relu", "Identity", "Dropout"):
+                y = F.relu(v[0]) if op == "Relu" else v[0]
+            elif op == "LeakyRelu":
+                y = F.leaky_relu(v[0], a.get("alpha", 0.01))
+            elif op in ("Sigmoid", "Tanh"):
+                y = torch.sigmoid(v[0]) if op == "Sigmoid" else torch.tanh(v[0])
+            elif op in ("Softmax", "LogSoftmax"):
+                y = (F.softmax if op == "Softmax" else F.log_softmax)(v[0], dim=a.get("axis", -1))
+            elif op == "Clip":
+                y = torch.clamp(v[0], *(float(t) if t is not None else None for t in (v[1:] + [None, None])[:2]))
+            elif op in ("MaxPool", "AveragePool"):
+                k, st = a["kernel_shape"], a.get("strides", a["kernel_shape"])
+                pads = a.get("pads", [0] * 4)
+                fn = F.max_pool2d if op == "MaxPool" else F.avg_pool2d
+                y = fn(v[0], tuple(k), tuple(st), (pads[0], pads[1]), ceil_mode=bool(a.get("ceil_mode", 0)))
+            elif op == "GlobalAveragePool":
+                y = v[0].mean(dim=(2, 3), keepdim=True)
+            elif op == "Flatten":
+                ax = a.get("axis", 1)
+                y = v[0].reshape(int(np.prod(v[0].shape[:ax])), -1)
+            elif op == "Reshape":
+                shape = [int(s) for s in v[1].tolist()]
+                shape[0] = v[0].shape[0] if shape and shape[0] in (0, 1) else shape[0]    # keep the batch
+                y = v[0].reshape([v[0].shape[i] if s == 0 else s for i, s in enumerate(shape)])
+            elif op in ("Add", "Sub", "Mul", "Div"):
+                y = {"Add": torch.add, "Sub": torch.sub, "Mul": torch.mul, "Div": torch.div}[op](v[0], v[1])
+            elif op == "BatchNormalization":
+                y = F.batch_norm(v[0], v[3], v[4], v[1], v[2], False, 0.0, a.get("epsilon", 1e-5))
+            elif op == "Transpose":
+                y = v[0].permute(*a["perm"]) if "perm" in a else v[0].permute(*reversed(range(v[0].ndim)))
+            elif op == "Concat":
+                y = torch.cat(v, dim=a["axis"])
+            elif op == "Squeeze":
+                axes = a.get("axes") or (v[1].tolist() if len(v) > 1 and v[1] is not None else None)
+                y = v[0].squeeze() if axes is None else v[0].squeeze(tuple(axes))
+            else:   # Unsqueeze
+                axes = a.get("axes") or v[1].tolist()
+                y = v[0]
+                for ax in sorted(axes):
+                    y = y.unsqueeze(ax)
+            env[outs[0]] = y
+        out = [env[o] for o in self.outputs]
+        return out[0] if len(out) == 1 else tuple(out)
+
+
+def onnx_module(path) -> nn.Module:
+    """An ONNX file as an OnnxModule in eval mode (one-line ValueError for files it cannot run)."""
+    import onnx
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise ValueError(f"ONNX file {path} does not exist")
+    try:
+        model = onnx.load(path)
+    except Exception as e:      # DecodeError and friends
+        raise ValueError(f"ONNX file {path}: not a readable ONNX model ({type(e).__name__})") from None
+    return OnnxModule(model, os.path.basename(path)).eval()

@@ -260,7 +260,8 @@ def uncovered_layers(model: nn.Module) -> list[tuple[str, str]]:
         if any(n.startswith(e + ".") for e in emulated_layers(model)):
             continue
         out.append((n, type(m).__name__))
-    return out
+    float_ops = getattr(model, "float_ops", None)       # graph models (net.importer.OnnxModule)
+    return out + (list(float_ops()) if callable(float_ops) else [])
 
 
 def calibrate(model: nn.Module, x, batch_size: int = 256) -> nn.Module:

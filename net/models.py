@@ -2,7 +2,8 @@
 
     build(arch, input_shape, num_classes)  arch "mlp" or "lenet"
     save(model, path, meta)                a checkpoint {arch, input_shape, num_classes, state_dict, meta}
-    load(path) -> (model, meta)            that checkpoint, a whole pickled torch.nn.Module, or TorchScript
+    load(path) -> (model, meta)            that checkpoint, a whole pickled torch.nn.Module, TorchScript, or
+                                           FILE.onnx (run by net.importer.OnnxModule)
 
 Layer names are the modules' attribute names (model.named_modules()): mlp fc1, fc2, fc3; lenet conv1,
 conv2, fc1, fc2, fc3 — the names a per-layer datapath mapping uses.
@@ -191,7 +192,8 @@ def _is_torchscript(path: str) -> bool:
 
 
 def load(path) -> tuple[nn.Module, dict]:
-    """(model in eval mode, meta) from a checkpoint (save), a whole pickled nn.Module, or TorchScript.
+    """(model in eval mode, meta) from a checkpoint (save), a whole pickled nn.Module, TorchScript,
+    or an ONNX file (FILE.onnx: net.importer.OnnxModule, its Conv/Gemm/MatMul as nn layers).
 
     A checkpoint is read with torch.load(weights_only=True) (tensors and plain values only). A
     whole pickled Module cannot be read that way; only when that safe read fails is the file
@@ -200,6 +202,13 @@ def load(path) -> tuple[nn.Module, dict]:
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise ValueError(f"model file {path} does not exist")
+    if path.endswith(".onnx"):
+        from .importer import onnx_module
+        model = onnx_module(path)
+        meta = {"format": "onnx"}
+        if model.input_shape is not None:
+            meta["input_shape"] = list(model.input_shape)
+        return model, meta
     if _is_torchscript(path):
         try:
             with warnings.catch_warnings():         # torch.jit.load's deprecation notice is not the user's

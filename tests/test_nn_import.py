@@ -133,3 +133,21 @@ def test_energy_net_accepts_model_files(tmp_path, capsys):
     assert main(["energy", "net", "--net", str(tmp_path / "m.json"), "--input-shape", "1,4",
                  "--datapath", "int8"]) == 2
     assert "--input-shape applies to model files" in capsys.readouterr().err
+
+
+def test_onnx_model_runs_and_converts_like_the_torch_model(tmp_path):
+    from net import layers
+    torch.manual_seed(2)
+    m = models.build("lenet", (1, 8, 8), 10).eval()
+    path = _onnx(m, (1, 1, 8, 8), tmp_path / "l.onnx")
+    o, meta = models.load(path)
+    assert meta["input_shape"] == [1, 8, 8] and list(o.layers) == ["conv1_Conv", "conv2_Conv", "fc1_Gemm",
+                                                                    "fc2_Gemm", "fc3_Gemm"]
+    x = torch.rand(6, 1, 8, 8)
+    assert torch.allclose(o(x), m(x), atol=1e-6)
+    # the same weights and calibration give the same codes, hence the same emulated outputs
+    qo, qm = layers.convert(o, "int8", calib=x), layers.convert(m, "int8", calib=x)
+    assert torch.allclose(qo(x), qm(x), atol=1e-6)
+    assert ("/relu1/Relu_output_0", "Relu") in layers.uncovered_layers(qo)
+    mapped = layers.convert(o, {"layers.fc1_Gemm": "mfmac"}, calib=x)
+    assert list(layers.emulated_layers(mapped)) == ["layers.fc1_Gemm"]
