@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.ecomac-installed
 BUILD  := build
 PYTEST_JOBS ?= auto
 
-.PHONY: all env iverilog verilog sim synth test report bench experiments clean
+.PHONY: all env iverilog verilog sim synth test report bench fpga prove experiments clean
 
 all: report
 
@@ -44,9 +44,17 @@ test: env iverilog
 report: verilog env
 	$(BIN)/ecomac report -o $(BUILD)/report
 
-# trains the shipped models (FP32, 3 seeds) and evaluates every datapath: build/experiments/nn_eval_*.json
+fpga: env
+	$(BIN)/ecomac fpga --all -o $(BUILD)/fpga
+
+prove: env
+	$(BIN)/ecomac prove --all -o $(BUILD)/prove
+
+# trains the shipped models (FP32, 3 seeds) and evaluates every datapath: build/experiments/nn_eval_*.json;
+# then trains on the arithmetic (ALS-POTQ, QAT, ASM, approximate fine-tuning): build/experiments/train_*.json
 experiments: env
 	$(BIN)/ecomac nn experiments -o $(BUILD)/experiments
+	$(BIN)/ecomac train-experiments -o $(BUILD)/experiments
 
 bench: env iverilog
 	$(BIN)/python -m ecomac.bench -o $(BUILD)/bench
