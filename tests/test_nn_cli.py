@@ -114,3 +114,24 @@ def test_train_bad_input_is_one_line(files, capsys, tmp_path):
     assert code == 2 and out == "" and "empty data set" in err and not out_pt.exists()
     code, out, err = run(capsys, "nn", "train", "--arch", "mlp", "--data", "digits", "-o", tmp_path)
     assert code == 2 and "is a folder" in err
+
+
+def test_summarize_means_and_sample_std():
+    def rows(acc):
+        return [{"datapath": "fp32", "accuracy_pct": acc[0], "drop_pp": 0.0, "macs": 10, "energy_pj": 4.0,
+                 "arithmetic_pj": 1.0, "memory_pj": 3.0, "saving_vs_fp32_pct": 0.0, "saving_vs_int8_pct": -1.0,
+                 "eval_s": 1.0},
+                {"datapath": "int8", "accuracy_pct": acc[1], "drop_pp": acc[0] - acc[1], "macs": 10,
+                 "energy_pj": 2.0, "arithmetic_pj": 0.5, "memory_pj": 1.5, "saving_vs_fp32_pct": 50.0,
+                 "saving_vs_int8_pct": 0.0, "eval_s": 3.0}]
+    s = evaluate.summarize([rows((90.0, 89.0)), rows((92.0, 90.0)), rows((94.0, 94.0))])
+    assert [r["datapath"] for r in s] == ["fp32", "int8"]
+    assert s[0]["accuracy_pct_mean"] == pytest.approx(92.0) and s[0]["accuracy_pct_std"] == pytest.approx(2.0)
+    assert s[1]["drop_pp_mean"] == pytest.approx(1.0) and s[1]["drop_pp_std"] == pytest.approx(1.0)
+    assert s[1]["energy_pj"] == 2.0 and s[1]["eval_s_mean"] == 3.0
+
+
+def test_experiments_refuses_unknown_only(capsys, tmp_path):
+    code, out, err = run(capsys, "nn", "experiments", "--only", "vgg:cifar", "-o", tmp_path / "e")
+    assert code == 2 and out == "" and "--only 'vgg:cifar': not an experiment" in err
+    assert not (tmp_path / "e").exists()
