@@ -40,14 +40,13 @@ fp32 is ordinary float32 arithmetic (the float baseline, not fp32-mac's summatio
 """
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numba
 import numpy as np
 
-from golden import approx_mac
 from golden.fixed import wrap
 
 from .datapath import parse
@@ -200,7 +199,9 @@ _PLANS: dict[str, Plan] = {}
 def plan(datapath) -> Plan:
     """The fast path of a datapath (cached per canonical spec)."""
     dp = parse(datapath)
-    key = dp.canonical if dp.kind != "lut" else f"{dp.canonical}#{id(dp.table_array)}"
+    # a lut table is keyed by its contents: the same file name may hold another table later
+    key = dp.canonical if dp.kind != "lut" else \
+        f"{dp.canonical}#{hashlib.sha1(np.ascontiguousarray(dp.table_array).tobytes()).hexdigest()}"
     p = _PLANS.get(key)
     if p is None:
         p = _PLANS[key] = _build_plan(dp)

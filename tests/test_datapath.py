@@ -235,3 +235,31 @@ def test_quantize_refuses_nan_and_fp32_passes_through():
     t = np.array([0.1, -2.0], np.float32)
     codes, scale = parse("fp32").quantize(t)
     assert scale == 1.0 and np.array_equal(codes, t)
+
+
+# ---- the energy model takes the same specs -----------------------------------------------------
+def test_energy_refuses_a_bare_table_and_prices_a_circuit(tmp_path, monkeypatch, capsys):
+    """lut:FILE.npy has no circuit: energy refuses it in one line. lut:FILE.v is approx-mac's
+    shell with its multiplier swapped for the circuit: the accumulate share is the shell's."""
+    from ecomac.cli import main
+    from synth import network as N
+    _table_files(tmp_path)
+    with pytest.raises(ValueError, match="a bare table has no circuit to price; energy needs the multiplier as "
+                                         r"Verilog \(lut:FILE.v\)"):
+        N.mac_energy(f"lut:{tmp_path / 'drum.npy'}", "static")
+    net = tmp_path / "net.json"
+    net.write_text('{"layers": [{"kind": "linear", "in": 8, "out": 4}]}')
+    assert main(["energy", "net", "--net", str(net), "--datapath", f"lut:{tmp_path / 'drum.npy'}"]) == 2
+    err = capsys.readouterr().err
+    assert "a bare table has no circuit to price" in err and err.count("\n") == 1
+    v = tmp_path / "exact_mul.v"
+    v.write_text("module exact_mul(input [7:0] a, input [7:0] b, output [15:0] p);\n"
+                 "  assign p = a * b;\nendmodule\n")
+    # the circuit's table (characterization is synth/characterize.py's job, stubbed here)
+    monkeypatch.setattr(N, "_verilog_table", lambda path, top: approx.table("mul-array", bits=8))
+    lut = N.mac_energy(f"lut:{v}", "static")
+    shell = N.mac_energy("approx:mul-array", "static")
+    assert lut["mac_design"] == "approx-mac" and lut["multiplier_circuit"] == "exact_mul"
+    assert lut["accumulate_pj"] == pytest.approx(shell["accumulate_pj"])
+    assert lut["circuit_pj"] > 0 and lut["multiply_pj"] > 0
+    assert N.datapath("int8,acc_bits=32").mac == ("int-mac", {"bits": 8, "acc_bits": 32})
