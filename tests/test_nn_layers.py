@@ -162,3 +162,21 @@ def test_uncalibrated_layer_refuses(model_and_data):
         layers.EmuLinear(m.head[1], "fp32")
     with pytest.raises(ValueError, match="groups=1"):
         layers.EmuConv2d(nn.Conv2d(4, 4, 3, groups=2), "int8")
+
+
+@pytest.mark.parametrize("spec", ("int8", "mfmac", "approx:mul-drum,k=4"))
+def test_accumulations_equal_ecomac_emulate(model_and_data, spec, tmp_path, capsys):
+    from ecomac.cli import main
+    m, x = model_and_data
+    q = layers.convert(m, spec, calib=x)
+    q(x[:3])
+    for layer, conv in ((q.head[1], False), (q.conv, True)):
+        np.save(tmp_path / "x.npy", layer.last_x_codes)
+        np.save(tmp_path / "w.npy", layer.last_w_codes)
+        argv = ["emulate", "--datapath", spec, "--x", str(tmp_path / "x.npy"), "--w", str(tmp_path / "w.npy"),
+                "-o", str(tmp_path / "y.npy")]
+        if conv:
+            argv += ["--conv", "--stride", str(layer.stride), "--padding", str(layer.padding)]
+        assert main(argv) == 0, capsys.readouterr().err
+        assert np.array_equal(np.load(tmp_path / "y.npy"), layer.last_accumulations)
+    capsys.readouterr()
