@@ -209,16 +209,17 @@ def plan(datapath) -> Plan:
 
 
 # ---- compiled helpers ------------------------------------------------------------------------
-@numba.njit(parallel=True, cache=True)
+@numba.njit(cache=True)
 def _gather_stack(X, lo, tables, out):
-    """out[m, t*K + k] = tables[t, X[m, k] - lo]: every term's operand in one pass over X."""
+    """out[m, t*K + k] = tables[t, X[m, k] - lo]: every term's operand, one pass per term.
+    Serial: it is memory-bound, and a parallel region's start costs more than it saves."""
     M, K = X.shape
     T = tables.shape[0]
-    for m in numba.prange(M):
-        for k in range(K):
-            i = X[m, k] - lo
-            for t in range(T):
-                out[m, t * K + k] = tables[t, i]
+    for t in range(T):
+        tab = tables[t]
+        for m in range(M):
+            for k in range(K):
+                out[m, t * K + k] = tab[X[m, k] - lo]
 
 
 @numba.njit(parallel=True, cache=True)
