@@ -25,7 +25,9 @@ def add_parser(sub) -> None:
     p.add_argument("-o", "--output", default="build/experiments", metavar="DIR",
                    help="where train_ARCH_DATA.json go (default build/experiments)")
     p.add_argument("--only", action="append", metavar="ARCH:DATA", help="run only these (e.g. mlp:digits)")
-    p.add_argument("--seeds", type=int, default=len(TRAIN_SEEDS), help="number of seeds (default 3)")
+    p.add_argument("--seeds", type=int, default=len(TRAIN_SEEDS), help="number of seeds (default 3: 0, 1, 2)")
+    p.add_argument("--seed", type=int, action="append", metavar="S",
+                   help="run exactly these seeds instead (repeatable; to split a run over processes)")
     p.add_argument("--json", action="store_true", help="the summaries")
     p.set_defaults(func=_cmd)
 
@@ -41,6 +43,9 @@ def _cmd(args) -> int:
         raise ValueError(f"--only {bad[0]!r}: not an experiment (experiments: {', '.join(known)})")
     if not 1 <= args.seeds <= 10:
         raise ValueError(f"--seeds must be in 1..10, got {args.seeds}")
+    bad = [s for s in args.seed or [] if not 0 <= s < 2**32]
+    if bad:
+        raise ValueError(f"--seed must be in 0..2^32-1, got {bad[0]}")
     todo = [known[o] for o in args.only] if args.only else list(TRAIN_EXPERIMENTS)
     results = []
     for arch, name, epochs, ft, four in todo:
@@ -52,7 +57,8 @@ def _cmd(args) -> int:
             res["command"] = TRAIN_EXPERIMENTS_CMD
             atomic_write(path, json.dumps(res, indent=2) + "\n")
         configs = EXPERIMENT_CONFIGS + (EXTRA_4BIT if four else ())
-        res = experiment(arch, name, seeds=TRAIN_SEEDS[:args.seeds] if args.seeds <= 3 else tuple(range(args.seeds)),
+        seeds = tuple(args.seed) if args.seed else tuple(range(args.seeds))
+        res = experiment(arch, name, seeds=seeds,
                          epochs=epochs, ft_epochs=ft, configs=configs, on_seed=write)
         write(res)
         print(f"{arch} on {name}: {len(configs)} configs x {len(res['seeds'])} seeds in {res['wall_s']:.0f} s "

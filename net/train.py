@@ -486,3 +486,30 @@ def experiment(arch: str, data: str, *, seeds=(0, 1, 2), epochs: int = 15, ft_ep
         if on_seed is not None:
             on_seed(res)
     return res
+
+
+def merge_experiments(parts: list[dict]) -> dict:
+    """One experiment result from runs of the same (arch, data, settings) over disjoint seeds
+    (e.g. split over processes): runs merged, seeds sorted, summary recomputed, wall times summed."""
+    if not parts:
+        raise ValueError("merge_experiments: nothing to merge")
+    keys = ("arch", "data", "epochs", "ft_epochs", "lr", "ft_lr", "batch_size", "train_samples")
+    first = parts[0]
+    for p in parts[1:]:
+        diff = [k for k in keys if p.get(k) != first.get(k)]
+        if diff:
+            raise ValueError(f"merge_experiments: results differ in {diff[0]} ({first.get(diff[0])} vs {p.get(diff[0])})")
+    out = {k: v for k, v in first.items() if k not in ("runs", "seeds", "summary", "wall_s")}
+    runs = {}
+    for p in parts:
+        dup = set(runs) & set(p["runs"])
+        if dup:
+            raise ValueError(f"merge_experiments: seed {sorted(dup)[0]} appears twice")
+        runs.update(p["runs"])
+    out["runs"] = {k: runs[k] for k in sorted(runs, key=int)}
+    out["seeds"] = sorted(int(k) for k in runs)
+    labels = [label for label in next(iter(runs.values()))]
+    cfg = {c[0]: c for c in EXPERIMENT_CONFIGS + EXTRA_4BIT}
+    out["summary"] = summarize_runs(out["runs"], [cfg[label] for label in labels if label in cfg])
+    out["wall_s"] = sum(p.get("wall_s", 0.0) for p in parts)
+    return out
