@@ -49,6 +49,7 @@ HEAVY = {
     ("energy", "accumulators"): "synth.accumulators.accumulator_table",
     ("fpga",): "synth.fpga.fpga_many",                   # fpga --all
     ("fpga", "one design"): "synth.fpga.place_and_route",  # nextpnr: tens of seconds per design
+    ("emulate", "--bench"): "net.emulate.bench",          # minutes: two shapes x eight datapaths
 }
 # A new command whose valid run takes more than a few seconds adds its work function here
 # (module.attribute as the command looks it up); the fuzzer then checks everything up to it.
