@@ -61,6 +61,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from pymoo.config import Config as _PymooConfig
+from pymoo.core.problem import Problem
 from torch import nn
 
 from . import tuning as _tuning
@@ -71,8 +73,9 @@ __all__ = ["Candidate", "candidates", "sweep_specs", "user_candidate", "load_lib
            "activation_histograms", "Engine", "AlwannProblem", "search", "SearchResult", "front_of", "fingerprints",
            "initial_population", "finish", "goal_summary", "front_table", "tuning_table", "write_front", "read_front",
            "plot_front", "pick_point", "tile_designs", "load_setup_model", "tuned_point_model", "save_model",
-           "Setup", "prepare", "DEFAULTS", "TUNINGS", "CHECKPOINT", "EXACT_SPEC", "short_spec", "model_digest"]
+           "Setup", "prepare", "verify_checkpoint", "connect", "check_scheduler", "DEFAULTS", "TUNINGS", "CHECKPOINT", "EXACT_SPEC", "short_spec", "model_digest"]
 
+_PymooConfig.warnings["not_compiled"] = False      # pymoo's pure-Python paths are all this search needs
 TUNINGS = _tuning.TUNINGS
 EXACT_SPEC = "approx:mul-array"
 CHECKPOINT = "checkpoint.pkl"
@@ -176,10 +179,10 @@ def load_library(path) -> list[str]:
     return [s.strip() for s in obj]
 
 
-def candidates(extra=(), library=None) -> list[Candidate]:
-    """The sweep's points + `extra` specs + a library file's specs, deduplicated, by rising energy
-    (ties by spec). The exact mul-array is always among them."""
-    specs = sweep_specs()
+def candidates(extra=(), library=None, sweep: bool = True) -> list[Candidate]:
+    """The sweep's points (sweep=True) + `extra` specs + a library file's specs, deduplicated, by
+    rising energy (ties by spec). The exact mul-array is always among them."""
+    specs = sweep_specs() if sweep else []
     user = list(extra or ())
     if library is not None:
         user += load_library(library)
@@ -411,6 +414,35 @@ def _dask_job(ctx: EvalContext, mapping, split, tuning) -> float:
     return evaluate_mapping(ctx, tuple(mapping), split, tuning)
 
 
+def connect(address: str, timeout: float = 5.0):
+    """A dask.distributed Client of the scheduler at `address`; one line if it cannot be reached
+    within `timeout` seconds."""
+    import logging
+    try:
+        from distributed import Client
+    except ImportError:
+        raise ValueError("--scheduler needs the dask.distributed package (pip install distributed)") from None
+    if not isinstance(address, str) or not address.strip():
+        raise ValueError("scheduler address must be non-empty, e.g. tcp://host:8786")
+    quiet = [logging.getLogger(n) for n in ("distributed", "distributed.client", "distributed.comm")]
+    levels = [q.level for q in quiet]
+    for q in quiet:
+        q.setLevel(logging.CRITICAL)
+    try:
+        return Client(address, timeout=f"{timeout}s", set_as_default=False)
+    except (OSError, TimeoutError, ValueError, TypeError) as e:
+        first = (str(e).splitlines() or [type(e).__name__])[0][:160]
+        raise ValueError(f"cannot reach the Dask scheduler at {address!r} within {timeout:g} s ({first})") from None
+    finally:
+        for q, lv in zip(quiet, levels):
+            q.setLevel(lv)
+
+
+def check_scheduler(address: str, timeout: float = 5.0) -> None:
+    """Fail early (one line) when the scheduler cannot be reached; before any slow work."""
+    connect(address, timeout).close()
+
+
 class Engine:
     """Runs evaluations (mapping, split, tuning) -> accuracy %: here (workers=1), in a pool of
     worker processes, or on a Dask cluster (scheduler address). Use as a context manager."""
@@ -436,25 +468,7 @@ class Engine:
         return f"{self.workers} worker processes" if self._pool else "this process"
 
     def _connect(self, address: str, timeout: float) -> None:
-        import logging
-        try:
-            from distributed import Client
-        except ImportError:
-            raise ValueError("--scheduler needs the dask.distributed package (pip install distributed)") from None
-        if not isinstance(address, str) or not address.strip():
-            raise ValueError("scheduler address must be non-empty, e.g. tcp://host:8786")
-        quiet = [logging.getLogger(n) for n in ("distributed", "distributed.client", "distributed.comm")]
-        levels = [q.level for q in quiet]
-        for q in quiet:
-            q.setLevel(logging.CRITICAL)
-        try:
-            self._client = Client(address, timeout=f"{timeout}s", set_as_default=False)
-        except (OSError, TimeoutError, ValueError, TypeError) as e:
-            first = (str(e).splitlines() or [type(e).__name__])[0][:160]
-            raise ValueError(f"cannot reach the Dask scheduler at {address!r} within {timeout:g} s ({first})") from None
-        finally:
-            for q, lv in zip(quiet, levels):
-                q.setLevel(lv)
+        self._client = connect(address, timeout)
         self._ctx_future = self._client.scatter(self.ctx, broadcast=True, hash=False)
 
     def run(self, jobs: list) -> list[float]:
@@ -499,46 +513,34 @@ class Engine:
 
 # ---- the pymoo problem ------------------------------------------------------------------------
 def _pymoo():
-    from pymoo.config import Config
-    Config.warnings["not_compiled"] = False
     from pymoo.algorithms.moo.nsga2 import NSGA2
-    from pymoo.core.problem import Problem
     from pymoo.operators.crossover.sbx import SBX
     from pymoo.operators.mutation.pm import PM
     from pymoo.operators.repair.rounding import RoundingRepair
-    return NSGA2, Problem, SBX, PM, RoundingRepair
+    return NSGA2, SBX, PM, RoundingRepair
 
 
-def _problem_class():
-    _, Problem, *_ = _pymoo()
+class AlwannProblem(Problem):
+    """Two objectives per chromosome: 100 - search accuracy (%), relative multiplier energy.
+    Evaluations go through `self.evaluate_accuracy(mappings) -> accuracies` (set by `search`; not
+    pickled with a checkpoint)."""
 
-    class AlwannProblem(Problem):
-        """Two objectives per chromosome: 100 - search accuracy (%), relative multiplier energy.
-        Evaluations go through `self.evaluate_accuracy(mappings) -> accuracies` (set by `search`;
-        not pickled with a checkpoint)."""
+    def __init__(self, space: SearchSpace):
+        xl, xu = space.bounds()
+        super().__init__(n_var=space.n_var, n_obj=2, xl=xl, xu=xu, vtype=int)
+        self.space = space
+        self.evaluate_accuracy = None
 
-        def __init__(self, space: SearchSpace):
-            xl, xu = space.bounds()
-            super().__init__(n_var=space.n_var, n_obj=2, xl=xl, xu=xu, vtype=int)
-            self.space = space
-            self.evaluate_accuracy = None
+    def _evaluate(self, X, out, *args, **kwargs):
+        maps = [self.space.decode(x) for x in np.round(X).astype(int)]
+        acc = self.evaluate_accuracy(maps)
+        out["F"] = np.column_stack([100.0 - np.asarray(acc, float),
+                                    [self.space.relative_energy(m) for m in maps]])
 
-        def _evaluate(self, X, out, *args, **kwargs):
-            maps = [self.space.decode(x) for x in np.round(X).astype(int)]
-            acc = self.evaluate_accuracy(maps)
-            out["F"] = np.column_stack([100.0 - np.asarray(acc, float),
-                                        [self.space.relative_energy(m) for m in maps]])
-
-        def __getstate__(self):
-            d = dict(self.__dict__)
-            d["evaluate_accuracy"] = None
-            return d
-
-    return AlwannProblem
-
-
-def AlwannProblem(space: SearchSpace):       # noqa: N802 (a class made on first use: pymoo loads lazily)
-    return _problem_class()(space)
+    def __getstate__(self):
+        d = dict(self.__dict__)
+        d["evaluate_accuracy"] = None
+        return d
 
 
 # ---- the search -------------------------------------------------------------------------------
@@ -636,6 +638,18 @@ def _read_checkpoint(path: Path, fps: dict) -> dict:
     return payload
 
 
+def _run_options(ctx: EvalContext, space: SearchSpace, pop: int, seed: int, options: dict | None) -> dict:
+    return {**(options or {}), "pop": pop, "seed": seed, "tiles": space.tiles, "tuning": ctx.tuning}
+
+
+def verify_checkpoint(path, ctx: EvalContext, space: SearchSpace, *, pop: int, seed: int,
+                      options: dict | None = None) -> int:
+    """One line unless `path` is a checkpoint of this very search (model, multipliers, data and
+    options); returns its generation."""
+    return int(_read_checkpoint(Path(path), fingerprints(ctx, space, _run_options(ctx, space, pop, seed, options)))
+               ["generation"])
+
+
 def search(ctx: EvalContext, space: SearchSpace, engine: Engine, *, pop: int = 50, gens: int = 30, seed: int = 0,
            options: dict | None = None, checkpoint: str | Path | None = None, resume: bool = False,
            on_generation=None, stop_after: int | None = None) -> SearchResult:
@@ -647,10 +661,8 @@ def search(ctx: EvalContext, space: SearchSpace, engine: Engine, *, pop: int = 5
     for name, v, lo in (("pop", pop, 4), ("gens", gens, 1)):
         if isinstance(v, bool) or not isinstance(v, int) or v < lo:
             raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
-    NSGA2, _, SBX, PM, RoundingRepair = _pymoo()
-    options = dict(options or {})
-    options.update({"pop": pop, "seed": seed, "tiles": space.tiles, "tuning": ctx.tuning})
-    fps = fingerprints(ctx, space, options)
+    NSGA2, SBX, PM, RoundingRepair = _pymoo()
+    fps = fingerprints(ctx, space, _run_options(ctx, space, pop, seed, options))
     cache: dict = {}
     history: list = []
     ran = 0
@@ -973,7 +985,7 @@ class Setup:
     info: dict               # what front.json's "setup" records
 
 
-def prepare(model_path, data, *, tiles=None, tuning: str = DEFAULTS["tuning"], extra=(), library=None,
+def prepare(model_path, data, *, tiles=None, tuning: str = DEFAULTS["tuning"], extra=(), library=None, sweep=True,
             search_fraction: float = DEFAULTS["search_fraction"], search_max: int = DEFAULTS["search_max"],
             calib_size: int = DEFAULTS["calib"], batch_size: int = DEFAULTS["batch_size"], log=None) -> Setup:
     """Load and check everything a search needs (one-line errors before any slow work)."""
@@ -988,7 +1000,7 @@ def prepare(model_path, data, *, tiles=None, tuning: str = DEFAULTS["tuning"], e
     for name, v in (("search_max", search_max), ("calib_size", calib_size), ("batch_size", batch_size)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise ValueError(f"{name} must be a positive integer, got {v!r}")
-    cands = candidates(extra, library)           # bad multipliers: one line before the model loads
+    cands = candidates(extra, library, sweep)    # bad multipliers: one line before the model loads
     model, meta = load(model_path)
     if isinstance(model, torch.jit.ScriptModule):
         raise ValueError(f"model {model_path}: TorchScript cannot be converted layer by layer; give a checkpoint "
@@ -1009,15 +1021,12 @@ def prepare(model_path, data, *, tiles=None, tuning: str = DEFAULTS["tuning"], e
     specs = tuple(c.spec for c in cands)
     space = SearchSpace(tuple(x["name"] for x in layers), tuple(x["macs"] for x in layers), specs,
                         tuple(c.energy_pj for c in cands), tiles, specs.index(EXACT_SPEC))
-    if log:
-        log(f"{len(cands)} multipliers, {L} layers, {tiles} tiles; search split {len(search_ds.y_train)} samples, "
-            f"test {len(ds.y_test)}, calibration {len(calib)}")
     ctx = make_context(model, space, tuning, calib,
                        {"search": (search_ds.x_train, search_ds.y_train), "test": (ds.x_test, ds.y_test)},
                        batch_size)
     info = {"model": os.path.abspath(os.fspath(model_path)), "model_digest": model_digest(model), "data": str(data),
             "tuning": tuning, "tiles": tiles, "search_samples": len(search_ds.y_train), "test_samples": len(ds.y_test),
-            "search_fraction": frac, "calib_size": len(calib),
+            "search_fraction": frac, "calib_size": len(calib), "candidates": len(cands), "layers": L,
             "histograms": {n: ctx.hists[n].tolist() for n in space.layers},
             "reproduce": "ecomac alwann pick DIR --max-drop D -o HW; ecomac nn eval --model HW/tuned_model.pt "
                          f"--data {data} --mapping HW/mapping.json --calib-size {len(calib)}"}
