@@ -135,3 +135,20 @@ def test_experiments_refuses_unknown_only(capsys, tmp_path):
     code, out, err = run(capsys, "nn", "experiments", "--only", "vgg:cifar", "-o", tmp_path / "e")
     assert code == 2 and out == "" and "--only 'vgg:cifar': not an experiment" in err
     assert not (tmp_path / "e").exists()
+
+
+def test_report_section_includes_experiment_files(tmp_path):
+    from ecomac.cmd_nn import report_sections
+    (_, title, body), = report_sections(tmp_path / "report")
+    assert "No results yet: run `make experiments" in body
+    row = {"datapath": "int8", "accuracy_pct": 90.0, "drop_pp": 1.0, "macs": 7, "energy_pj": 2000.0,
+           "arithmetic_pj": 500.0, "memory_pj": 1500.0, "saving_vs_fp32_pct": 50.0, "saving_vs_int8_pct": 0.0,
+           "eval_s": 2.0}
+    res = {"arch": "mlp", "data": "digits", "seeds": [0, 1], "epochs": 3, "train_samples": 8, "test_samples": 2,
+           "runs": [{"fp32_test_accuracy_pct": 91.0}, {"fp32_test_accuracy_pct": 93.0}], "wall_s": 12.0,
+           "summary": evaluate.summarize([[row], [{**row, "accuracy_pct": 92.0, "drop_pp": 3.0}]])}
+    (tmp_path / "experiments").mkdir()
+    (tmp_path / "experiments" / "nn_eval_mlp_digits.json").write_text(json.dumps(res))
+    (_, title, body), = report_sections(tmp_path / "report")
+    assert "Made by `make experiments" in body and "mlp on digits" in body
+    assert "91.00 ± 1.41" in body and "+2.00 ± 1.41" in body and "FP32 92.00%" in body
