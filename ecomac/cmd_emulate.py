@@ -31,7 +31,7 @@ def add_parser(sub) -> None:
     p.add_argument("--padding", type=int, default=0, help="--conv zero padding (default 0)")
     p.add_argument("-o", "--output", metavar="Y.npy", help="output accumulations (int64 .npy)")
     p.add_argument("--bench", action="store_true",
-                   help="time every fast path against a float32 matmul of the same shape (best of --repeats)")
+                   help="time every fast path against a float32 matmul of the same shape (see --repeats)")
     p.add_argument("--repeats", type=positive_int, default=5,
                    help="--bench: paired float32/kernel rounds per figure (default 5; ratio = their median)")
     p.add_argument("--json", action="store_true")

@@ -26,11 +26,14 @@ Two exact fast paths, chosen per datapath (`plan(dp).path`):
                                          rows with nothing cleared merged into one term
                                          (as many terms as the kept region has distinct
                                          rows, i.e. its rank), plus one term for trunc's
-                                         correction constant;
+                                         correction constant; more than MAX_BLAS_TERMS (4)
+                                         terms (trunc k=4: 5, BAM vbl=8: 7) and the table
+                                         path below is faster;
   signs enter the tables as sign(x) * sign(w) (sign-magnitude: p = +-T[|x|, |w|]). Each
   plan is checked against the datapath's own table when it is built (every magnitude
   pair), so a wrong decomposition cannot go unnoticed.
-* "table": any other 8x8 table (mul-mitchell, lut:FILE): a numba-compiled one-hot product.
+* "table": any other 8x8 table (mul-mitchell, lut:FILE, trunc/BAM with many terms): a
+  numba-compiled one-hot product.
   For a chunk of 8 k's the signed table is expanded to G[k, x, :] = S[x, W[k, :]] (the
   output row an activation code x adds), then every row of X adds the 8 rows its codes
   select: contiguous int16/int32 vector adds, int32 accumulators (K split so they cannot
@@ -56,6 +59,10 @@ __all__ = ["matmul", "conv2d", "conv2d_definition", "im2col", "conv_out_size", "
 _EXACT = {np.float32: 1 << 24, np.float64: 1 << 53}
 _MIN_F32_CHUNK = 256          # below this K-chunk, one float64 product beats many float32 ones
 _MAG = 129                    # sign-magnitude operands: magnitudes 0..128
+# A separable form with more terms costs more float32 products than the table kernel's one
+# pass (measured by `ecomac emulate --bench`: the table kernel runs at 4-6x a float32 matmul,
+# each term at ~1x plus its operand pass), so those multipliers take the table path.
+MAX_BLAS_TERMS = 4
 
 
 @dataclass(frozen=True)
@@ -158,7 +165,10 @@ def _pot_terms(dp) -> list[Term]:
     return terms
 
 
-def _build_plan(dp) -> Plan:
+def _build_plan(dp, max_terms: int | None = None) -> Plan:
+    """max_terms: approx/lut multipliers whose separable form has more terms take the table
+    path (None: MAX_BLAS_TERMS)."""
+    max_terms = MAX_BLAS_TERMS if max_terms is None else max_terms
     if dp.kind == "fp32":
         return Plan("fp32")
     if dp.kind in ("int8", "asm"):
@@ -174,7 +184,7 @@ def _build_plan(dp) -> Plan:
         return Plan("blas", terms, 0, 0)
     T = dp.table()[:_MAG, :_MAG]
     mag_terms = _approx_terms(dp) if dp.kind == "approx" else None
-    if mag_terms is not None:
+    if mag_terms is not None and len(mag_terms) <= max_terms:
         recon = sum(np.outer(f, g) for f, g in mag_terms)
         if not np.array_equal(recon, T):       # the decomposition must be the table, exactly
             raise AssertionError(f"kernel plan for {dp.canonical} does not reproduce its product table")
@@ -313,16 +323,17 @@ def _table(p: Plan, X, W, acc_bits: int) -> np.ndarray:
     return wrap(acc, acc_bits).astype(np.int64)
 
 
-def matmul(datapath, X, W) -> np.ndarray:
+def matmul(datapath, X, W, *, plan_: Plan | None = None) -> np.ndarray:
     """Y (M x N) = X (M x K codes) . W (K x N codes) on `datapath` (a spec or Datapath):
     int64 wrapped accumulations (float32 for fp32). Codes are assumed valid (use
-    Datapath.check_codes on untrusted input)."""
+    Datapath.check_codes on untrusted input). plan_: another exact plan of the same
+    datapath (tests prove every plan, e.g. _build_plan(dp, max_terms=99))."""
     dp = parse(datapath)
     X = np.asarray(X)
     W = np.asarray(W)
     if X.ndim != 2 or W.ndim != 2 or X.shape[1] != W.shape[0]:
         raise ValueError(f"matmul: X must be M x K and W K x N, got {X.shape} and {W.shape}")
-    p = plan(dp)
+    p = plan_ or plan(dp)
     if p.path == "fp32":
         return np.asarray(X, np.float32) @ np.asarray(W, np.float32)
     if X.dtype.kind not in "iu" or W.dtype.kind not in "iu":

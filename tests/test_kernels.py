@@ -52,12 +52,27 @@ def test_fast_path_equals_definition(spec):
         assert np.array_equal(got, dp.matmul_definition(X, W)), (spec, kind)
 
 
-@pytest.mark.parametrize("spec,path", [("int8", "blas"), ("approx:mul-trunc", "blas"), ("approx:mul-bam", "blas"),
-                                       ("approx:mul-drum", "blas"), ("approx:mul-mitchell", "table"),
-                                       ("mfmac,exp_bits=5", "blas")])
+@pytest.mark.parametrize("spec,path", [("int8", "blas"), ("approx:mul-trunc,k=3", "blas"),
+                                       ("approx:mul-bam,vbl=5,hbl=2", "blas"), ("approx:mul-trunc", "table"),
+                                       ("approx:mul-bam", "table"), ("approx:mul-drum", "blas"),
+                                       ("approx:mul-mitchell", "table"), ("mfmac,exp_bits=5", "blas")])
 def test_each_family_takes_its_fast_path(spec, path):
     assert K.plan(spec).path == path
     assert len(K.plan("approx:mul-drum").terms) == 1      # DRUM is separable: one BLAS product
+
+
+@pytest.mark.parametrize("spec,terms", [("approx:mul-trunc", 5), ("approx:mul-trunc,k=7,correction=1", 9),
+                                        ("approx:mul-bam", 7), ("approx:mul-bam,vbl=13,hbl=6,acc_bits=17", 2)])
+def test_many_term_blas_plans_equal_definition(spec, terms):
+    """The separable forms the table path replaces above MAX_BLAS_TERMS are exact too (the
+    bit-plane decomposition's term count is the kept region's rank)."""
+    dp = parse(spec)
+    p = K._build_plan(dp, max_terms=99)
+    assert p.path == "blas" and len(p.terms) == terms
+    rng = np.random.default_rng(11)
+    for kind, (m, k, n) in (("random", (9, 150, 7)), ("extreme", (5, 1100, 4))):
+        X, W = _codes(dp, "x", (m, k), rng, kind), _codes(dp, "w", (k, n), rng, kind)
+        assert np.array_equal(K.matmul(dp, X, W, plan_=p), dp.matmul_definition(X, W))
 
 
 def test_int8_extremes_exceed_float32_exact_range():
