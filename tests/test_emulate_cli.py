@@ -111,9 +111,9 @@ def test_output_suffix_checked(ops, capsys):
 
 def test_bench_rows_on_a_small_shape():
     """The benchmark's rows (tiny shape: structure and the bit-exactness check, not speed)."""
-    rows = bench(shapes=((64, 40, 8),), datapaths=(("int8", 2), ("approx:mul-bam", 6), ("lut:TABLE.npy", 10)),
+    rows = bench(shapes=((64, 40, 8),), datapaths=(("int8", 2), ("approx:mul-drum", 6), ("lut:TABLE.npy", 10)),
                  repeats=1)
-    assert [r["datapath"] for r in rows] == ["int8", "approx:mul-bam", "lut:TABLE.npy"]
+    assert [r["datapath"] for r in rows] == ["int8", "approx:mul-drum", "lut:TABLE.npy"]
     for r in rows:
         assert r["shape"] == "64x40x8" and r["bit_exact"] is True
         assert r["gmac_s"] == pytest.approx(64 * 40 * 8 / r["seconds"] / 1e9)
