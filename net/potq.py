@@ -52,6 +52,7 @@ from .datapath import parse
 __all__ = ["PotqMode", "PotLinear", "PotConv2d", "recode", "ptq", "record", "conv_backward_data", "conv_weight_grad"]
 
 _NO_WRAP_BITS = 62
+ERR_ROUNDING = ("nearest", "stochastic")
 
 
 def recode(codes, exp_from: int, exp_to: int) -> np.ndarray:
@@ -60,6 +61,25 @@ def recode(codes, exp_from: int, exp_to: int) -> np.ndarray:
     mag = np.abs(v)
     e = np.where(mag == 0, 0, np.log2(np.maximum(mag, 1)).astype(np.int64) + 1)
     return pot.encode((v < 0).astype(np.int64), e, exp_to)
+
+
+def stochastic_codes(t, scale: float, exp_bits: int, rng) -> np.ndarray:
+    """PoT codes of t / scale (scale = 2^k from Datapath.quantize) by unbiased stochastic rounding:
+    a magnitude u in [2^n, 2^(n+1)) becomes 2^(n+1) with probability (u - 2^n) / 2^n, else 2^n;
+    u < 1 becomes 1 with probability u, else 0 (zero code); u at or above the top power keeps the
+    top code. E[value(code) * scale] = t below the top code, so small errors survive on average."""
+    top = pot.max_exp(exp_bits)
+    u = np.abs(np.asarray(t, np.float64)) / scale
+    r = rng.random(u.shape)
+    with np.errstate(divide="ignore"):
+        n = np.floor(np.log2(np.where(u > 0, u, 1.0)))
+    n = np.clip(n, 0, top)
+    low = np.exp2(n)
+    up = (r < (u - low) / low) & (n < top)
+    e = np.where(u < 1.0, (r < u).astype(np.int64), n.astype(np.int64) + 1 + up)
+    e = np.where(u >= np.exp2(top), top + 1, e).astype(np.int64)
+    s = ((np.asarray(t) < 0) & (e != 0)).astype(np.int64)
+    return pot.encode(s, e, exp_bits)
 
 
 class _LayerStats:
@@ -112,8 +132,9 @@ def _np(t: torch.Tensor) -> np.ndarray:
 class _PotCore:
     """What a PoT layer knows of its mode (not a Module: plain attributes)."""
 
-    def __init__(self, dp, dp_err, wbc):
+    def __init__(self, dp, dp_err, wbc, err_rng=None):
         self.dp, self.dp_err, self.wbc = dp, dp_err, wbc
+        self.err_rng = err_rng          # a Generator: stochastic rounding of the errors
         self.stats = _LayerStats()
         self.last = None        # the last step's codes and accumulations (for proofs)
         self.record = False
@@ -134,6 +155,8 @@ class _PotCore:
         """(codes, scale) of the error; counts underflow (nonzero -> zero code)."""
         gn = _np(g)
         q, s = self.dp_err.quantize(gn, "x")
+        if self.err_rng is not None:
+            q = stochastic_codes(gn, s, self.dp_err.params["exp_bits"], self.err_rng)
         nz = gn != 0
         self.stats.err_nonzero += int(nz.sum())
         self.stats.err_underflow += int((nz & (_vals(self.dp_err, q) == 0)).sum())
@@ -398,7 +421,8 @@ class PotqMode:
     Options: wbc (Weight Bias Correction, default True), prc (Parameterized Ratio Clipping,
     default True), prc_min (the smallest clipping ratio, default 1/16)."""
 
-    def __init__(self, dp, errors=None, wbc: bool = True, prc: bool = True, prc_min: float = 1 / 16):
+    def __init__(self, dp, errors=None, wbc: bool = True, prc: bool = True, prc_min: float = 1 / 16,
+                 err_rounding: str = "nearest"):
         dp = parse(dp)
         if dp.kind != "mfmac":
             raise ValueError(f"ALS-POTQ needs an mfmac datapath, got {dp.spec!r}")
@@ -407,23 +431,30 @@ class PotqMode:
                 raise ValueError(f"{name} must be True or False, got {v!r}")
         if not isinstance(prc_min, (int, float)) or isinstance(prc_min, bool) or not 0 < prc_min <= 1:
             raise ValueError(f"prc_min must be a number in (0, 1], got {prc_min!r}")
+        if err_rounding not in ERR_ROUNDING:
+            raise ValueError(f"err_rounding must be one of {', '.join(ERR_ROUNDING)}, got {err_rounding!r}")
         self.dp = dp
         self.dp_err = _error_datapath(dp, errors)
+        if err_rounding == "stochastic" and self.dp_err is None:
+            raise ValueError("err_rounding=stochastic rounds PoT errors: it needs an mfmac error datapath, not fp32")
+        self.err_rounding = err_rounding
         self.wbc, self.prc, self.prc_min = wbc, prc, float(prc_min)
         self.layers = {}
 
     def describe(self) -> dict:
         return {"kind": "als-potq", "datapath": self.dp.canonical,
                 "errors": self.dp_err.canonical if self.dp_err is not None else "fp32",
-                "wbc": self.wbc, "prc": self.prc, "scale": "per tensor, per step: 2^(round(log2 max) - top)"}
+                "wbc": self.wbc, "prc": self.prc, "err_rounding": self.err_rounding, "scale": "per tensor, per step: 2^(round(log2 max) - top)"}
 
     def convert(self, model: nn.Module) -> nn.Module:
         m = copy.deepcopy(model)
         self.layers = {}
+        seed = torch.initial_seed() % (1 << 63)     # net.train seeds torch before converting
         for name, mod in list(m.named_modules()):
             if not name or type(mod) not in (nn.Linear, nn.Conv2d):
                 continue
-            core = _PotCore(self.dp, self.dp_err, self.wbc)
+            rng = np.random.default_rng([seed, len(self.layers)]) if self.err_rounding == "stochastic" else None
+            core = _PotCore(self.dp, self.dp_err, self.wbc, rng)
             new = (PotLinear.from_linear(mod, core, self.prc, self.prc_min) if type(mod) is nn.Linear
                    else PotConv2d.from_conv(mod, core, self.prc, self.prc_min))
             parent_name, _, attr = name.rpartition(".")

@@ -139,7 +139,7 @@ def make_mode(datapath=None, errors=None, **mode_options):
         if dp.kind != "fp32":
             if dp.kind == "mfmac":
                 from .potq import PotqMode as cls
-                allowed = ("wbc", "prc", "prc_min")
+                allowed = ("wbc", "prc", "prc_min", "err_rounding")
             else:
                 from .qat import QatMode as cls
                 allowed = ("grad", "anneal")
@@ -398,6 +398,14 @@ EXTRA_4BIT = (
 )
 
 
+# the smaller set for the expensive model (LeNet on 28x28 MNIST): ablations and 4-bit rows run on the MLP
+CORE_CONFIGS = tuple(c for c in EXPERIMENT_CONFIGS
+                     if c[0] in ("FP32", "int8 QAT", "ALS-POTQ (PoT errors)", "PoT PTQ only", "ASM {1} 8-bit",
+                                 "ASM {1,3} 8-bit", f"{APPROX_A} PTQ", f"{APPROX_A} fine-tune STE",
+                                 f"{APPROX_A} fine-tune table grad"))
+CONFIG_SETS = {"full": EXPERIMENT_CONFIGS + EXTRA_4BIT, "core": CORE_CONFIGS}
+
+
 def _ptq_model(fp32_model, datapath):
     from .datapath import parse
     dp = parse(datapath)
@@ -509,7 +517,7 @@ def merge_experiments(parts: list[dict]) -> dict:
     out["runs"] = {k: runs[k] for k in sorted(runs, key=int)}
     out["seeds"] = sorted(int(k) for k in runs)
     labels = [label for label in next(iter(runs.values()))]
-    cfg = {c[0]: c for c in EXPERIMENT_CONFIGS + EXTRA_4BIT}
+    cfg = {c[0]: c for c in CONFIG_SETS["full"]}
     out["summary"] = summarize_runs(out["runs"], [cfg[label] for label in labels if label in cfg])
     out["wall_s"] = sum(p.get("wall_s", 0.0) for p in parts)
     return out

@@ -365,3 +365,17 @@ def test_cli_train_mfmac_json_and_plot(capsys, tmp_path):
     assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
     model, meta = models.load(tmp_path / "m.pt")
     assert type(model.conv1) is nn.Conv2d and meta["options"]["datapath"] == "mfmac"
+
+
+def test_stochastic_error_rounding_is_unbiased_and_keeps_the_scale():
+    rng = np.random.default_rng(0)
+    t = np.array([0.3, 1.5, -3.0, 40.0, 64.0, 0.0, -0.01])           # in units of the scale 2^k = 1
+    codes = np.stack([potq.stochastic_codes(t, 1.0, 3, rng) for _ in range(4000)])
+    v = pot.decode(codes, 3)
+    assert set(np.unique(np.abs(v))) <= {0, 1, 2, 4, 8, 16, 32, 64}
+    assert np.allclose(v.mean(axis=0), t, atol=0.05 * np.abs(t).clip(1, None))
+    assert (v[:, 5] == 0).all() and (v[:, 4] == 64).all()
+    with pytest.raises(ValueError, match="err_rounding=stochastic rounds PoT errors: it needs an mfmac error"):
+        make_mode("mfmac", "fp32", err_rounding="stochastic")
+    with pytest.raises(ValueError, match="err_rounding must be one of nearest, stochastic, got 'up'"):
+        make_mode("mfmac", err_rounding="up")
