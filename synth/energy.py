@@ -315,9 +315,10 @@ def liberty_correlation(points, liberty: str, mode: str = "activity", progress=N
     from .liberty import spearman
     _check_mode(mode)
     seen, rows = set(), []
+    import json
     for i, (name, params) in enumerate(points):
-        key = (name, tuple(sorted((params or {}).items())))
-        if key in seen:
+        key = (name, json.dumps(_design_verilog(name, params)[3], sort_keys=True, default=list))
+        if key in seen:                  # the same design given with and without its defaults
             continue
         seen.add(key)
         if progress:
