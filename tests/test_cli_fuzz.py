@@ -50,6 +50,8 @@ HEAVY = {
     ("fpga",): "synth.fpga.fpga_many",                   # fpga --all
     ("fpga", "one design"): "synth.fpga.place_and_route",  # nextpnr: tens of seconds per design
     ("emulate", "--bench"): "net.emulate.bench",          # minutes: two shapes x eight datapaths
+    ("tile", "storage"): "ecomac.cmd_tile.storage_table",
+    ("train-experiments",): "net.train.experiment",
 }
 # A new command whose valid run takes more than a few seconds adds its work function here
 # (module.attribute as the command looks it up); the fuzzer then checks everything up to it.
@@ -200,7 +202,8 @@ def _snapshot(root: Path) -> dict:
 @contextlib.contextmanager
 def _bound(seconds: int, argv):
     def on_alarm(signum, frame):
-        raise _Overtime(f"ecomac {' '.join(argv)} ran past {seconds} s")
+        raise _Overtime(f"ecomac {' '.join(argv)} ran past {seconds} s (a command whose valid run is "
+                        "this slow adds its work function to HEAVY in tests/test_cli_fuzz.py)")
     old = signal.signal(signal.SIGALRM, on_alarm)
     signal.alarm(seconds)
     try:
