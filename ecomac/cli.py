@@ -38,6 +38,8 @@ class _Parser(argparse.ArgumentParser):
             if not arg.startswith("-"):
                 continue
             found = self._parse_optional(arg)
+            if isinstance(found, list):          # Python >= 3.12: a list of candidate tuples
+                found = found[0] if len(found) == 1 else None
             action = found[0] if isinstance(found, tuple) else None
             if action is None or isinstance(action, (argparse._AppendAction, argparse._CountAction,
                                                      argparse._HelpAction, argparse._SubParsersAction)):
