@@ -156,7 +156,7 @@ def _characterize_one(args):
 
 def sweep(points, workers: int = 2, progress: bool = True) -> list[dict]:
     """Characterize every (design, params) point in `workers` processes, in order."""
-    from .pool import check_workers, worker_pool
+    from synth.pool import check_workers, worker_pool
     from .table import Progress
     check_workers(workers)
     points = list(points)

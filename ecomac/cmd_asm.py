@@ -206,7 +206,7 @@ def _job(spec):
 
 def measure(alphabets=asm.ALPHABETS, lanes=LANES, workers: int = 2) -> dict:
     """The ASM sweep: {"baseline": int-mac row, "rows": asm-pe-row rows, "weights": ..., "banks": ...}."""
-    from .pool import worker_pool
+    from synth.pool import worker_pool
     specs = [("int-mac", {"bits": X_BITS, "acc_bits": ACC_BITS})]
     specs += [("asm-pe-row", {"x_bits": X_BITS, "w_bits": W_BITS, "alphabet": tuple(a), "lanes": n,
                               "acc_bits": ACC_BITS}) for a in alphabets for n in lanes]

@@ -95,7 +95,7 @@ def tile_table(lanes: int = 64, depth: int = 256, bus_bits: int = 64, acc_bits: 
     """Every tile kind x datapath; `saving_pct` is against tile-vn with the int datapath."""
     from synth.energy import MODES
 
-    from .pool import check_workers, worker_pool
+    from synth.pool import check_workers, worker_pool
     from .table import Progress
     from synth.movement import BUS_MM
     if mode not in MODES:
@@ -135,7 +135,7 @@ def storage_table(lanes: int = 64, depth: int = 256, bus_bits: int = 64, acc_bit
     the same tile kind with int."""
     from synth.energy import MODES
 
-    from .pool import check_workers, worker_pool
+    from synth.pool import check_workers, worker_pool
     from .table import Progress
     from synth.movement import BUS_MM
     if mode not in MODES:

@@ -55,7 +55,7 @@ def _synth_one(args):
 def synth_defaults(outdir: str | Path | None = None, target: str = "generic",
                    liberty: str | None = None) -> list[dict]:
     """Synthesize every default design in parallel worker processes (cached)."""
-    from .pool import worker_pool
+    from synth.pool import worker_pool
     names = [d.name for d in default_designs()]
     rows, failed = [], []
     with Progress(len(names), "synth") as prog, worker_pool(2) as pool:

@@ -168,7 +168,7 @@ def test_duplicates_are_refused(tmp_path, capsys, monkeypatch, argv, msg):
 
 # ---- interrupts and pipes -----------------------------------------------------------------------
 def _descendants(pid: int) -> set[int]:
-    from ecomac.pool import _children
+    from synth.pool import _children
     out, todo = set(), [pid]
     while todo:
         for c in _children(todo.pop()):

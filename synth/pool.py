@@ -1,5 +1,8 @@
 """Worker processes that an interrupt stops promptly, leaving no process behind.
 
+Every pool of worker processes (the CLI's sweeps, the FPGA and ALWANN runs) should come from
+here; it lives in synth/ so that synth/ and net/ can use it too.
+
 `with worker_pool(n) as pool:` gives a concurrent.futures.ProcessPoolExecutor whose workers
 ignore SIGINT (a terminal's Ctrl-C reaches the whole foreground process group; only the
 parent acts on it) and turn SIGTERM into a clean exit (so an external tool a worker runs
@@ -84,8 +87,10 @@ def _stop(pool: ProcessPoolExecutor, grace: float = 3.0) -> None:
 
 
 @contextmanager
-def worker_pool(workers: int):
-    pool = ProcessPoolExecutor(max_workers=check_workers(workers), initializer=_worker_init)
+def worker_pool(workers: int, mp_context=None):
+    """A ProcessPoolExecutor of `workers` processes (start method `mp_context`, default fork)."""
+    pool = ProcessPoolExecutor(max_workers=check_workers(workers), mp_context=mp_context,
+                               initializer=_worker_init)
     try:
         yield pool
     except BaseException:
