@@ -51,7 +51,8 @@ class PotProduct(wiring.Component):
 
 _POT_PARAMS = (
     Param("exp_bits", 3, "1..5", "exponent field width E (code = sign + E bits)"),
-    Param("acc_bits", 24, "2^(E+1)-2..64", "two's-complement accumulator width (wraps)"),
+    Param("acc_bits", 24, "2^(E+1)-2..64", "two's-complement accumulator width (wraps)",
+          follows=lambda p: max(24, product_bits(p["exp_bits"])), follows_doc="max(24, 2^(E+1)-2)"),
 )
 
 
