@@ -332,7 +332,7 @@ def run(capsys, *argv):
     (["--datapath", "mfmac,exp_bits=4", "--errors", "mfmac"], "errors 'mfmac': exp_bits must be at least the "
                                                               "forward datapath's (4), got 3"),
     (["--datapath", "mfmac", "--errors", "fp32", "--anneal"], "option anneal does not apply to datapath mfmac "
-                                                              "(mfmac training takes: wbc, prc, prc_min)"),
+                                                              "(mfmac training takes: wbc, prc, prc_min, err_rounding)"),
     (["--datapath", "int8", "--anneal"], "anneal applies to the alphabet projection (asm datapaths) only"),
     (["--lr", "0"], "lr must be > 0.0 and <= 10.0, got 0.0"),
     (["--lr", "nan"], "--lr must be a finite number > 0, got nan"),
@@ -379,3 +379,44 @@ def test_stochastic_error_rounding_is_unbiased_and_keeps_the_scale():
         make_mode("mfmac", "fp32", err_rounding="stochastic")
     with pytest.raises(ValueError, match="err_rounding must be one of nearest, stochastic, got 'up'"):
         make_mode("mfmac", err_rounding="up")
+
+
+def test_asm_annealing_blends_then_runs_on_the_datapath(digits):
+    mode = make_mode("asm,alphabet=1/3", anneal=True)
+    torch.manual_seed(7)
+    m = mode.convert(nn.Sequential(nn.Linear(8, 3)))
+    layer = mode.layers["0"]
+    mode.set_epochs(4)
+    mode.start_epoch(1)
+    x = torch.rand(5, 8)
+    dp = parse("asm,alphabet=1/3")
+    wq, sw = dp.quantize(layer.weight.detach().numpy(), "w")
+    w = layer.weight.detach().numpy()
+    blend = w + 0.25 * (wq * sw - w)
+    assert np.allclose(m(x).detach().numpy(), x.numpy() @ blend.T + layer.bias.detach().numpy(), atol=1e-6)
+    assert mode.end_epoch() == {} and layer.core.lam == 1.0
+    xq, sx = dp.quantize(x.numpy(), "x")
+    want = kernels.matmul(dp, xq, wq.T) * (sx * sw) + layer.bias.detach().numpy()
+    assert np.allclose(m(x).detach().numpy(), want, atol=1e-6)
+    _, hist = train(models.build("mlp", digits.input_shape, 10), _tiny(digits), datapath="asm,alphabet=1/3",
+                    anneal=True, epochs=2, progress=False)
+    assert len(hist["epochs"]) == 2 and hist["mode"]["anneal"] is True
+
+
+def test_report_table_renders_the_measured_summary():
+    from ecomac.cmd_train_report import report_sections, train_table
+    from net.train import EXPERIMENT_CONFIGS, summarize_runs
+    runs = {"0": {"FP32": {"test_accuracy_pct": 90.0, "seconds": 1.0, "energy_per_step_pj": 2e6,
+                           "energy_per_epoch_pj": 4e7},
+                  "int8 QAT": {"test_accuracy_pct": 89.0, "seconds": 2.0}},
+            "1": {"FP32": {"test_accuracy_pct": 92.0, "seconds": 1.0}, "int8 QAT": {"test_accuracy_pct": 92.5,
+                                                                                  "seconds": 2.0}}}
+    summary = summarize_runs(runs, EXPERIMENT_CONFIGS)
+    assert [s["label"] for s in summary] == ["FP32", "int8 QAT"]
+    assert summary[1]["drop_pp_mean"] == pytest.approx(((90 - 89) + (92 - 92.5)) / 2)
+    res = {"arch": "mlp", "data": "digits", "train_samples": 10, "test_samples": 5, "epochs": 1, "ft_epochs": 1,
+           "batch_size": 4, "lr": 0.5, "seeds": [0, 1], "summary": summary}
+    text = train_table(res)
+    assert "int8 QAT" in text and "90.75 ± 1.75" in text and "+0.25 ± 0.75" in text and "2.0" in text
+    (order, title, body), = report_sections("/nonexistent/report")
+    assert title == "Training on the arithmetic" and "make experiments" in body
