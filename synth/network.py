@@ -474,7 +474,7 @@ def mac_energy(datapath_spec: str, mode: str = "activity", operands: str = "gaus
         p0, p1 = dp.mul_ports
         parts = [(mul_text, mul_top, 1.0, lambda x, w: {p0: x.reshape(-1), p1: w.reshape(-1)})]
     xs = ws = None
-    if mode == "activity":
+    if mode in ("activity", "timed"):         # the modes that simulate a stream
         rng = np.random.default_rng(45)
         shape = (STREAM_LANES, STREAM_CYCLES)
         if operands == "gaussian":
@@ -500,7 +500,7 @@ def mac_energy(datapath_spec: str, mode: str = "activity", operands: str = "gaus
         d_pj, d_tr = new["energy_pj"] - old["energy_pj"], new["transistors"] - old["transistors"]
         mac_pj, mul_pj, mac_tr, mul_tr = mac_pj + d_pj, mul_pj + d_pj, mac_tr + d_tr, mul_tr + d_tr
         extra = {"multiplier_circuit": new_top, "circuit_pj": new["energy_pj"]}
-    return {"datapath": datapath_spec, "mode": mode, "operands": operands if mode == "activity" else None,
+    return {"datapath": datapath_spec, "mode": mode, "operands": operands if mode in ("activity", "timed") else None,
             "mac_design": dp.mac[0], "mac_params": full,
             "mac_pj": mac_pj, "multiply_pj": mul_pj,
             "accumulate_pj": mac_pj - mul_pj,
