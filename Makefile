@@ -51,10 +51,15 @@ prove: env
 	$(BIN)/ecomac prove --all -o $(BUILD)/prove
 
 # trains the shipped models (FP32, 3 seeds) and evaluates every datapath: build/experiments/nn_eval_*.json;
-# then trains on the arithmetic (ALS-POTQ, QAT, ASM, approximate fine-tuning): build/experiments/train_*.json
+# then trains on the arithmetic (ALS-POTQ, QAT, ASM, approximate fine-tuning): build/experiments/train_*.json;
+# then ALWANN: FP32 models from nn train and the multiplier-assignment search: build/experiments/alwann_*/
 experiments: env
 	$(BIN)/ecomac nn experiments -o $(BUILD)/experiments
 	$(BIN)/ecomac train-experiments -o $(BUILD)/experiments
+	$(BIN)/ecomac nn train --arch mlp --data digits --epochs 30 -o $(BUILD)/experiments/mlp_digits.pt
+	$(BIN)/ecomac alwann search --model $(BUILD)/experiments/mlp_digits.pt --data digits -o $(BUILD)/experiments/alwann_mlp_digits
+	$(BIN)/ecomac nn train --arch lenet --data mnist --epochs 10 -o $(BUILD)/experiments/lenet_mnist.pt
+	$(BIN)/ecomac alwann search --model $(BUILD)/experiments/lenet_mnist.pt --data mnist -o $(BUILD)/experiments/alwann_lenet_mnist
 
 bench: env iverilog
 	$(BIN)/python -m ecomac.bench -o $(BUILD)/bench
