@@ -224,7 +224,7 @@ def _yosys(dev: Device, text: str, top: str, shell_top: str | None, shell_text: 
             pass
         m = re.search(r"ERROR:\s*(.*)", log)
         last = m.group(1).strip() if m else f"yosys failed (exit {proc.returncode})"
-        if m:      # a front-end error would fail again; ABC9's abort prints no ERROR line
+        if m and not re.search(r"Assert|ABC", last):   # a front-end error would fail again
             break
     raise SynthError(last)
 
