@@ -11,7 +11,7 @@ from amaranth.lib.wiring import In, Out
 
 from golden.pot import max_exp, product_bits
 
-from .params import Param, check_int
+from .params import Param, check_int, parse_bool
 from .registry import design
 
 __all__ = ["PotProduct", "MfmacPe", "MfmacArray"]
@@ -63,21 +63,32 @@ _ACC_PARAM = Param("accumulator", "serial", "serial/tree2/tree4/tree8/tree16",
 
 
 @design("mfmac-pe", "PoT multiplication-free MAC: acc += (-1)^(sx^sw) 2^(ex+ew-2), no multiplier",
-        _POT_PARAMS + (_ACC_PARAM,),
+        _POT_PARAMS + (Param("pipeline", False, "0/1", "register the signed product before the accumulator "
+                             "add (latency 2, a shorter clock path)", parse=parse_bool),
+                       _ACC_PARAM),
         family="mfmac", op_count=lambda p: _acc_chunk(p.get("accumulator", "serial")))
 class MfmacPe(wiring.Component):
     """One MF-MAC processing element.
 
     On each clock: if `clear`, acc <- (valid ? x*w : 0); elif `valid`, acc <- acc + x*w.
-    `acc` shows the result one cycle after the inputs (`latency` = 1).
+    `acc` shows the result one cycle after the inputs (`latency` = 1). With `pipeline`, the
+    signed product (and valid, clear) is registered first and the accumulator updates one
+    clock later (`latency` = 2): the clock path is then the accumulator's two-input add,
+    as in int-mac, instead of product decode plus a three-input add.
     """
     latency = 1
 
-    def __init__(self, exp_bits: int = 3, acc_bits: int = 24, accumulator: str = "serial"):
+    def __init__(self, exp_bits: int = 3, acc_bits: int = 24, pipeline: bool = False,
+                 accumulator: str = "serial"):
         _check_pot(exp_bits, acc_bits)
-        self.exp_bits, self.acc_bits = exp_bits, acc_bits
+        if not isinstance(pipeline, bool):
+            raise TypeError(f"pipeline must be a boolean (0/1), not {pipeline!r}")
+        self.exp_bits, self.acc_bits, self.pipeline = exp_bits, acc_bits, pipeline
+        self.latency = 2 if pipeline else 1
         # treeC: C products per clock, x and w carry C codes (element j = step j of the chunk)
         self.accumulator, self.chunk = accumulator, _acc_chunk(accumulator)
+        if pipeline and self.chunk > 1:
+            raise ValueError(f"pipeline applies to accumulator=serial only, got accumulator={accumulator}")
         code = exp_bits + 1 if self.chunk == 1 else data.ArrayLayout(exp_bits + 1, self.chunk)
         super().__init__({
             "x": In(code), "w": In(code),
@@ -90,6 +101,8 @@ class MfmacPe(wiring.Component):
             from .pot_acc import elaborate_tree
             return elaborate_tree(self)
         m = Module()
+        if self.pipeline:
+            return self._elaborate_pipelined(m)
         m.submodules.prod = prod = PotProduct(self.exp_bits)
         m.d.comb += [prod.x.eq(self.x), prod.w.eq(self.w)]
         # conditional negation folded into the adder: acc + (mag ^ s..s) + s
@@ -101,6 +114,33 @@ class MfmacPe(wiring.Component):
             m.d.sync += acc.eq(base + term + prod.sign)
         with m.Elif(self.clear):
             m.d.sync += acc.eq(0)
+        m.d.comb += self.acc.eq(acc)
+        return m
+
+    def _elaborate_pipelined(self, m):
+        # stage 1: the signed product and the controls. Each bit is a function of the two
+        # exponent fields and the sign only, written as a truth table (no exponent adder, so
+        # no carry chain: the LUT mapper sees plain logic). -2^k in two's complement is every
+        # bit from k up set.
+        E, n = self.exp_bits, self.acc_bits
+        pos, neg = Signal(n), Signal(n)
+        with m.Switch(Cat(self.x[:E], self.w[:E])):
+            for ex in range(1 << E):
+                for ew in range(1 << E):
+                    if ex and ew:
+                        k = ex + ew - 2
+                        with m.Case(ex | (ew << E)):
+                            m.d.comb += [pos.eq(1 << k), neg.eq(((1 << n) - 1) ^ ((1 << k) - 1))]
+        sign = self.x[E] ^ self.w[E]
+        term = Signal(signed(n))
+        valid, clear = Signal(), Signal()
+        m.d.sync += [term.eq(Mux(sign, neg, pos)), valid.eq(self.valid), clear.eq(self.clear)]
+        # stage 2: the accumulator, a two-input add as in int-mac
+        acc = Signal(signed(n))
+        with m.If(clear):
+            m.d.sync += acc.eq(Mux(valid, term, 0))
+        with m.Elif(valid):
+            m.d.sync += acc.eq(acc + term)
         m.d.comb += self.acc.eq(acc)
         return m
 
