@@ -381,6 +381,8 @@ EXPERIMENT_CONFIGS = (
     ("ALS-POTQ without WBC", "train", "mfmac", {"wbc": False}),
     ("ALS-POTQ without PRC", "train", "mfmac", {"prc": False}),
     ("PoT PTQ only", "ptq", "mfmac", {}),
+    ("ALS-POTQ, errors exp_bits=4", "train", "mfmac", {"errors": "mfmac,exp_bits=4"}),
+    ("ALS-POTQ, float errors", "train", "mfmac", {"errors": "fp32"}),
     ("ASM {1} 8-bit", "train", "asm,alphabet=1", {}),
     ("ASM {1,3} 8-bit", "train", "asm,alphabet=1/3", {}),
     ("ASM {1,3,5,7} 8-bit", "train", "asm,alphabet=1/3/5/7", {}),
@@ -484,7 +486,8 @@ def experiment(arch: str, data: str, *, seeds=(0, 1, 2), epochs: int = 15, ft_ep
                 r["history"] = hist["epochs"]
                 key = (spec, opts.get("errors"))
                 if key not in energy_cache:
-                    energy_cache[key] = training_energy(model, ds.input_shape, spec, None, batch_size, steps)
+                    energy_cache[key] = training_energy(model, ds.input_shape, spec, opts.get("errors"),
+                                                        batch_size, steps)
                 r.update({k: energy_cache[key][k] for k in ("energy_per_step_pj", "energy_per_epoch_pj")})
             seed_runs[label] = r
             log(f"{arch}/{data} seed {seed}: {label}: test {acc:.2f}% ({r['seconds']:.1f} s)")
