@@ -264,6 +264,17 @@ def _table_matmul(X, Wi, St, out, KC, nblk):
                     out[m, n] = acc[n]
 
 
+def _wrap_inplace(acc: np.ndarray, bits: int) -> np.ndarray:
+    """golden.fixed.wrap for int64 arrays holding sums mod 2^64 (bits <= 62), in place with
+    a mask instead of a modulo (10x faster on a layer's outputs)."""
+    h = np.int64(1 << (bits - 1))
+    with np.errstate(over="ignore"):
+        acc += h
+        acc &= np.int64((1 << bits) - 1)
+        acc -= h
+    return acc
+
+
 # ---- the BLAS path ---------------------------------------------------------------------------
 def _chunks(K: int, step: int) -> list[tuple[int, int]]:
     """K split into equal chunks of at most `step`."""
@@ -303,7 +314,7 @@ def _blas(p: Plan, X, W, acc_bits: int) -> np.ndarray:
         for shift, terms in sorted(by_shift.items()):
             part = _blas_group(X, W, terms, p.x_lo, p.w_lo)
             acc += part if shift == 0 else part * np.int64(1 << shift)
-    return wrap(acc, acc_bits).astype(np.int64)
+    return _wrap_inplace(acc, acc_bits)
 
 
 def _table(p: Plan, X, W, acc_bits: int) -> np.ndarray:
@@ -320,7 +331,7 @@ def _table(p: Plan, X, W, acc_bits: int) -> np.ndarray:
         out = np.zeros((M, W.shape[1]), np.int32)
         _table_matmul(np.ascontiguousarray(Xi[:, k0:k1]), np.ascontiguousarray(Wi[k0:k1]), St, out, 8, nblk)
         acc += out
-    return wrap(acc, acc_bits).astype(np.int64)
+    return _wrap_inplace(acc, acc_bits)
 
 
 def matmul(datapath, X, W, *, plan_: Plan | None = None) -> np.ndarray:
