@@ -485,7 +485,12 @@ def _parse_lut(spec: str, path: str, pairs, table_loader) -> Datapath:
                 raise ValueError(f"{path} does not exist")
             if table_loader is None:
                 raise ValueError("a Verilog circuit needs characterization (use the network level's parse)")
-            t = np.asarray(table_loader(path, params["top"]), np.int64).reshape(256, 256)
+            t = np.asarray(table_loader(path, params["top"]), np.int64)
+            if t.size != 65536:
+                side = int(round(np.sqrt(t.size)))
+                raise ValueError(f"circuit {path} is a {side.bit_length() - 1}x{side.bit_length() - 1}-bit "
+                                 f"multiplier; lut: takes an 8x8 one (256x256 products)")
+            t = t.reshape(256, 256)
         else:
             if params["top"] is not None:
                 raise ValueError("top= applies to a Verilog circuit (.v), not to a table")

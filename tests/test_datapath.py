@@ -65,6 +65,8 @@ def test_lut_verilog_goes_through_the_loader(tmp_path):
         return approx.table("mul-array", bits=8)
     dp = parse(f"lut:{v},top=m", table_loader=loader)
     assert seen == [(str(v), "m")] and dp.params["top"] == "m"
+    with pytest.raises(ValueError, match=r"circuit .*m.v is a 4x4-bit multiplier; lut: takes an 8x8 one"):
+        parse(f"lut:{v}", table_loader=lambda path, top: approx.table("mul-array", bits=4))
     assert np.array_equal(dp.product(np.array([-3, 5]), np.array([7, -128])), [-21, -640])
 
 
