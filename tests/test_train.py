@@ -420,3 +420,25 @@ def test_report_table_renders_the_measured_summary():
     assert "int8 QAT" in text and "90.75 ± 1.75" in text and "+0.25 ± 0.75" in text and "2.0" in text
     (order, title, body), = report_sections("/nonexistent/report")
     assert title == "Training on the arithmetic" and "make experiments" in body
+
+
+def test_cli_fine_tune_approximate_from_init_with_table_gradient(capsys, tmp_path):
+    import json
+    rng = np.random.default_rng(1)
+    y = np.arange(48) % 3
+    x = (rng.random((48, 1, 4, 4)) * 0.3 + y[:, None, None, None] / 3).astype(np.float32)
+    np.savez(tmp_path / "tiny.npz", x=x, y=y)
+    code, _, err = run(capsys, "nn", "train", "--arch", "mlp", "--data", tmp_path / "tiny.npz", "--epochs", "2",
+                       "-o", tmp_path / "fp32.pt")
+    assert code == 0, err
+    code, out, err = run(capsys, "nn", "train", "--arch", "mlp", "--data", tmp_path / "tiny.npz", "--epochs", "1",
+                         "--datapath", "approx:mul-drum,k=4", "--grad", "table", "--init", tmp_path / "fp32.pt",
+                         "--json", "-o", tmp_path / "ft.pt")
+    assert code == 0, err
+    res = json.loads(out)
+    assert res["history"]["mode"] == {"kind": "qat", "datapath": parse("approx:mul-drum,k=4").canonical,
+                                      "grad": "table", "anneal": False}
+    assert res["energy"]["error_datapath"] == "fp32" and res["energy_per_step_pj"] > 0
+    code, _, err = run(capsys, "nn", "train", "--arch", "lenet", "--data", tmp_path / "tiny.npz", "--epochs", "1",
+                       "--datapath", "int8", "--init", tmp_path / "fp32.pt", "-o", tmp_path / "bad.pt")
+    assert code == 2 and "init does not fit the model" in err and err.count("\n") == 1
