@@ -92,3 +92,12 @@ def test_cli_stream_needs_a_simulating_mode(tmp_path, capsys):
     np.savez(p, a=np.arange(8), b=np.arange(8))
     assert main(["energy", "op", "mul-array", "--param", "bits=4", "--mode", "static", "--stream", str(p)]) == 2
     assert capsys.readouterr().err.strip() == "ecomac: error: --stream needs --mode activity or --mode timed"
+
+
+def test_cli_timed_with_a_stream(tmp_path, capsys):
+    p = tmp_path / "s.npz"
+    np.savez(p, a=np.arange(100) % 16, b=(np.arange(100) * 7) % 16)
+    assert main(["energy", "op", "mul-array", "--param", "bits=4", "--mode", "timed", "--stream", str(p), "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["stream"] == "caller's" and res["cycles"] == 100
+    assert res["toggles_per_cycle"] >= res["zero_delay_toggles_per_cycle"]
