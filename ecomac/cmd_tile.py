@@ -176,12 +176,28 @@ def _storage_body(rows) -> str:
                                "vs same tile int", "vs tile-vn/int"])
 
 
+def _vn_decoder_placement(rows) -> str:
+    """tile-vn with index storage: decoders per lane after the bus (measured) against the same
+    decoders at the memory, the bus then carrying control words (index arithmetic and reads +
+    the control rows' bus energy)."""
+    by = {(r["tile"], r["datapath"]): r for r in rows}
+    parts = []
+    for a in STORAGE_ALPHABETS:
+        c, i = by[("tile-vn", storage_label(a, "control"))], by[("tile-vn", storage_label(a, "index"))]
+        at_mem = i["arithmetic_pj"] + i["movement_parts_pj"]["weight_reads_pj"] + c["movement_parts_pj"]["bus_pj"]
+        parts.append(f"{storage_label(a, '')[:-1]} {i['total_pj'] / 1e3:.2f} nJ per lane vs {at_mem / 1e3:.2f} nJ "
+                     f"at the memory (control storage {c['total_pj'] / 1e3:.2f} nJ)")
+    return ("tile-vn, where the decoders sit: after the bus, one per lane, against the same decoders at the "
+            "memory with the bus carrying control words: " + "; ".join(parts) + ".")
+
+
 def _cmd_storage(args) -> int:
     rows = storage_table(args.lanes, args.depth, args.bus_bits, args.acc_bits, args.mode, workers=args.workers)
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
     print(_storage_body(rows))
+    print(_vn_decoder_placement(rows))
     return 0
 
 
@@ -337,6 +353,6 @@ def report_sections(outdir) -> list[tuple[int, str, str]]:
         "priced inside the synthesized compute row. Every lane reads its weight in the same cycle, so a "
         "decoder shared by the row would serialize the lanes; decoding once at weight load is the control "
         "format itself. Same MVM as above (64 lanes x K = 256):",
-        "", "```", _storage_body(st), "```"])
+        "", "```", _storage_body(st), "```", "", _vn_decoder_placement(st)])
     return [(60, "Compute tiles: von Neumann vs near- vs in-memory (energy per MVM)", body),
             (61, "ASM tiles with compact weight storage", storage)]

@@ -60,3 +60,17 @@ def test_index_storage_prices_decoders_and_narrower_reads():
     assert ai["transistors"] > ac["transistors"]                  # the two decoders
     assert movement(i)["total_pj"] < movement(c)["total_pj"]      # 7-bit instead of 9-bit words
     assert i.row_bits == 2 * 7 and c.row_bits == 2 * 9
+
+
+def test_vn_decoder_placement_sums_the_measured_parts():
+    from ecomac.cmd_tile import STORAGE_ALPHABETS, _vn_decoder_placement, storage_label
+    rows = []
+    for k, a in enumerate(STORAGE_ALPHABETS):
+        for st, arith, reads, bus in (("control", 1000.0, 2000.0, 3000.0 + k), ("index", 1100.0, 1500.0, 2000.0)):
+            rows.append({"tile": "tile-vn", "datapath": storage_label(a, st), "arithmetic_pj": arith,
+                         "movement_parts_pj": {"weight_reads_pj": reads, "bus_pj": bus},
+                         "total_pj": arith + reads + bus})
+    text = _vn_decoder_placement(rows)
+    # index per lane 4.60 nJ; at the memory: index arithmetic + index reads + control bus
+    assert "asm{1} 4.60 nJ per lane vs 5.60 nJ at the memory (control storage 6.00 nJ)" in text
+    assert "asm{1,3,5,7} 4.60 nJ per lane vs 5.60 nJ at the memory (control storage 6.00 nJ)" in text
