@@ -55,7 +55,8 @@ def _cmd_search(args) -> int:
         alwann.check_scheduler(args.scheduler)          # an unreachable cluster before minutes of setup
     setup = alwann.prepare(args.model, args.data, tiles=args.tiles, tuning=args.tuning, extra=args.mult or (),
                            library=args.library, sweep=not args.no_sweep, search_fraction=args.search_fraction)
-    options = {"search_fraction": setup.info["search_fraction"], "calib": setup.info["calib_size"]}
+    options = {"search_fraction": setup.info["search_fraction"], "calib": setup.info["calib_size"],
+               "objective": args.objective}
     if args.resume:
         alwann.verify_checkpoint(ck, setup.ctx, setup.space, pop=args.pop, seed=args.seed, options=options)
     i = setup.info
@@ -159,7 +160,7 @@ def _cmd_pick(args) -> int:
 
 
 def add_parser(sub) -> None:
-    from net.alwann import DEFAULTS, TUNINGS
+    from net.alwann import DEFAULTS, OBJECTIVES, TUNINGS
 
     from .cli import positive_int
 
@@ -195,6 +196,9 @@ def add_parser(sub) -> None:
     q.add_argument("--pop", type=positive_int, default=DEFAULTS["pop"], help=f"population (default {DEFAULTS['pop']})")
     q.add_argument("--gens", type=positive_int, default=DEFAULTS["gens"],
                    help=f"generations, the initial population included (default {DEFAULTS['gens']})")
+    q.add_argument("--objective", choices=OBJECTIVES, default=DEFAULTS["objective"],
+                   help="search objective besides energy: accuracy on the search split (default; ALWANN's) or "
+                        "its mean cross-entropy (finer: ranks mappings even where the search accuracy saturates)")
     q.add_argument("--tuning", choices=TUNINGS, default=DEFAULTS["tuning"],
                    help=f"weight tuning to each layer's multiplier (default {DEFAULTS['tuning']})")
     q.add_argument("--mult", action="append", metavar="SPEC",

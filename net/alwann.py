@@ -71,7 +71,7 @@ from .datapath import parse
 __all__ = ["Candidate", "candidates", "sweep_specs", "user_candidate", "load_library", "model_layers",
            "SearchSpace", "EvalContext", "make_context", "tuned_model", "mapped_model", "evaluate_mapping",
            "activation_histograms", "Engine", "AlwannProblem", "search", "SearchResult", "front_of", "fingerprints",
-           "initial_population", "finish", "goal_summary", "front_table", "tuning_table", "write_front", "read_front",
+           "initial_population", "OBJECTIVES", "objective_value", "finish", "goal_summary", "front_table", "tuning_table", "write_front", "read_front",
            "plot_front", "pick_point", "tile_designs", "load_setup_model", "tuned_point_model", "save_model",
            "Setup", "prepare", "verify_checkpoint", "connect", "check_scheduler", "DEFAULTS", "TUNINGS", "CHECKPOINT", "EXACT_SPEC", "short_spec", "model_digest"]
 
@@ -79,7 +79,7 @@ _PymooConfig.warnings["not_compiled"] = False      # pymoo's pure-Python paths a
 TUNINGS = _tuning.TUNINGS
 EXACT_SPEC = "approx:mul-array"
 CHECKPOINT = "checkpoint.pkl"
-DEFAULTS = {"pop": 50, "gens": 30, "tuning": "histogram", "seed": 0, "workers": 2, "search_fraction": 0.25,
+DEFAULTS = {"objective": "accuracy", "pop": 50, "gens": 30, "tuning": "histogram", "seed": 0, "workers": 2, "search_fraction": 0.25,
             "search_max": 1000, "calib": 512, "batch_size": 500}
 _FORMAT = "ecomac-alwann-mapping"
 _CKPT_VERSION = 1
@@ -359,15 +359,23 @@ def mapped_model(model: nn.Module, layer_specs: dict, tuning: str, hists: dict, 
 _WORKER_STATE: dict = {}       # per process: ctx.key -> {"weights": tuned-weight cache}
 
 
-def evaluate_mapping(ctx: EvalContext, mapping: tuple, split: str = "search", tuning: str | None = None) -> float:
-    """Top-1 accuracy (%) of the mapped, tuned model on ctx.splits[split] (net.evaluate.accuracy)."""
-    from .evaluate import accuracy
+def evaluate_mapping(ctx: EvalContext, mapping: tuple, split: str = "search", tuning: str | None = None) -> tuple:
+    """(top-1 accuracy %, mean cross-entropy) of the mapped, tuned model on ctx.splits[split]; the
+    accuracy is computed as net.evaluate.accuracy does (100 * correct / n)."""
+    from torch.nn import functional as F
     tuning = ctx.tuning if tuning is None else tuning
     state = _WORKER_STATE.setdefault(ctx.key, {"weights": {}})
     specs = {n: ctx.specs[c] for n, c in zip(ctx.layers, mapping)}
     m = mapped_model(ctx.model, specs, tuning, ctx.hists, ctx.calib, state["weights"])
     x, y = ctx.splits[split]
-    return float(accuracy(m, x, y, ctx.batch_size))
+    correct, loss = 0, 0.0
+    with torch.no_grad():
+        for i in range(0, len(y), ctx.batch_size):
+            out = m(torch.from_numpy(np.ascontiguousarray(x[i:i + ctx.batch_size], np.float32)))
+            yb = torch.from_numpy(np.asarray(y[i:i + ctx.batch_size], np.int64))
+            correct += int((out.argmax(-1) == yb).sum())
+            loss += float(F.cross_entropy(out.double(), yb, reduction="sum"))
+    return 100.0 * correct / len(y), loss / len(y)
 
 
 def activation_histograms(model: nn.Module, layers, calib: np.ndarray) -> dict:
@@ -405,12 +413,12 @@ def _init_worker(ctx: EvalContext) -> None:
     _WORKER_STATE["ctx"] = ctx
 
 
-def _pool_job(job) -> float:
+def _pool_job(job) -> tuple:
     mapping, split, tuning = job
     return evaluate_mapping(_WORKER_STATE["ctx"], mapping, split, tuning)
 
 
-def _dask_job(ctx: EvalContext, mapping, split, tuning) -> float:
+def _dask_job(ctx: EvalContext, mapping, split, tuning) -> tuple:
     return evaluate_mapping(ctx, tuple(mapping), split, tuning)
 
 
@@ -444,7 +452,7 @@ def check_scheduler(address: str, timeout: float = 5.0) -> None:
 
 
 class Engine:
-    """Runs evaluations (mapping, split, tuning) -> accuracy %: here (workers=1), in a pool of
+    """Runs evaluations (mapping, split, tuning) -> (accuracy %, mean loss): here (workers=1), in a pool of
     worker processes, or on a Dask cluster (scheduler address). Use as a context manager."""
 
     def __init__(self, ctx: EvalContext, workers: int = 2, scheduler: str | None = None,
@@ -471,16 +479,16 @@ class Engine:
         self._client = connect(address, timeout)
         self._ctx_future = self._client.scatter(self.ctx, broadcast=True, hash=False)
 
-    def run(self, jobs: list) -> list[float]:
-        """jobs: [(mapping, split, tuning or None)] -> accuracies (%), in order."""
+    def run(self, jobs: list) -> list[tuple]:
+        """jobs: [(mapping, split, tuning or None)] -> (accuracy %, mean loss) each, in order."""
         jobs = [(tuple(int(c) for c in m), s, t) for m, s, t in jobs]
         if not jobs:
             return []
         if self._client is not None:
             futs = [self._client.submit(_dask_job, self._ctx_future, m, s, t, pure=False) for m, s, t in jobs]
-            return [float(v) for v in self._client.gather(futs)]
+            return [(float(a), float(b)) for a, b in self._client.gather(futs)]
         if self._pool is not None:
-            return [float(v) for v in self._pool.map(_pool_job, jobs)]
+            return [(float(a), float(b)) for a, b in self._pool.map(_pool_job, jobs)]
         return [evaluate_mapping(self.ctx, m, s, t) for m, s, t in jobs]
 
     def close(self, cancel: bool = False) -> None:
@@ -521,56 +529,70 @@ def _pymoo():
 
 
 class AlwannProblem(Problem):
-    """Two objectives per chromosome: 100 - search accuracy (%), relative multiplier energy.
-    Evaluations go through `self.evaluate_accuracy(mappings) -> accuracies` (set by `search`; not
-    pickled with a checkpoint)."""
+    """Two objectives per chromosome: the search objective (100 - search accuracy %, or the mean
+    cross-entropy), relative multiplier energy. Evaluations go through
+    `self.evaluate_objective(mappings) -> values` (set by `search`; not pickled with a checkpoint)."""
 
     def __init__(self, space: SearchSpace):
         xl, xu = space.bounds()
         super().__init__(n_var=space.n_var, n_obj=2, xl=xl, xu=xu, vtype=int)
         self.space = space
-        self.evaluate_accuracy = None
+        self.evaluate_objective = None
 
     def _evaluate(self, X, out, *args, **kwargs):
         maps = [self.space.decode(x) for x in np.round(X).astype(int)]
-        acc = self.evaluate_accuracy(maps)
-        out["F"] = np.column_stack([100.0 - np.asarray(acc, float),
+        out["F"] = np.column_stack([np.asarray(self.evaluate_objective(maps), float),
                                     [self.space.relative_energy(m) for m in maps]])
 
     def __getstate__(self):
         d = dict(self.__dict__)
-        d["evaluate_accuracy"] = None
+        d["evaluate_objective"] = None
         return d
 
 
 # ---- the search -------------------------------------------------------------------------------
+OBJECTIVES = ("accuracy", "loss")
+
+
+def objective_value(v: tuple, objective: str) -> float:
+    """The minimized search objective of an evaluation (accuracy %, mean loss)."""
+    return 100.0 - v[0] if objective == "accuracy" else v[1]
+
+
+def _point(space, m, v, objective) -> dict:
+    return {"mapping": m, "accuracy_search_pct": v[0], "loss_search": v[1], "objective": objective_value(v, objective),
+            "relative_multiplier_energy": space.relative_energy(m)}
+
+
 @dataclass
 class SearchResult:
     space: SearchSpace
-    evaluated: dict                # mapping -> accuracy (%) on the search split
+    evaluated: dict                # mapping -> (accuracy %, mean loss) on the search split
     generations: int
     history: list                  # per generation: {gen, evaluated, front_size, seconds}
     seconds: float                 # this session's search time
     evaluations: int               # evaluations run in this session (cache misses)
+    objective: str = "accuracy"
 
     def points(self) -> list[dict]:
-        return [{"mapping": m, "accuracy_search_pct": self.evaluated[m],
-                 "relative_multiplier_energy": self.space.relative_energy(m)} for m in sorted(self.evaluated)]
+        return [_point(self.space, m, self.evaluated[m], self.objective) for m in sorted(self.evaluated)]
 
     def front(self) -> list[dict]:
         return front_of(self.points())
 
 
 def front_of(points: list[dict]) -> list[dict]:
-    """Non-dominated points (max accuracy, min energy), one per objective pair, by rising energy;
-    among equal pairs the smallest mapping."""
-    pts = sorted(points, key=lambda p: (p["relative_multiplier_energy"], -p["accuracy_search_pct"],
-                                        tuple(p["mapping"])))
-    out, best = [], -math.inf
+    """Non-dominated points (min objective, min energy), one per objective pair, by rising energy;
+    among equal pairs the smallest mapping. The objective is p["objective"] (default 100 - the
+    search accuracy)."""
+    def obj(p):
+        return p.get("objective", 100.0 - p["accuracy_search_pct"])
+    pts = sorted(points, key=lambda p: (p["relative_multiplier_energy"], obj(p), tuple(p["mapping"])))
+    out, best = [], math.inf
     for p in pts:
-        if p["accuracy_search_pct"] > best:
+        if obj(p) < best:
             out.append(p)
-            best = p["accuracy_search_pct"]
+            best = obj(p)
     return out
 
 
@@ -639,7 +661,8 @@ def _read_checkpoint(path: Path, fps: dict) -> dict:
 
 
 def _run_options(ctx: EvalContext, space: SearchSpace, pop: int, seed: int, options: dict | None) -> dict:
-    return {**(options or {}), "pop": pop, "seed": seed, "tiles": space.tiles, "tuning": ctx.tuning}
+    return {"objective": "accuracy", **(options or {}), "pop": pop, "seed": seed, "tiles": space.tiles,
+            "tuning": ctx.tuning}
 
 
 def verify_checkpoint(path, ctx: EvalContext, space: SearchSpace, *, pop: int, seed: int,
@@ -662,7 +685,11 @@ def search(ctx: EvalContext, space: SearchSpace, engine: Engine, *, pop: int = 5
         if isinstance(v, bool) or not isinstance(v, int) or v < lo:
             raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
     NSGA2, SBX, PM, RoundingRepair = _pymoo()
-    fps = fingerprints(ctx, space, _run_options(ctx, space, pop, seed, options))
+    run_options = _run_options(ctx, space, pop, seed, options)
+    objective = run_options["objective"]
+    if objective not in OBJECTIVES:
+        raise ValueError(f"unknown objective {objective!r} (objectives: {', '.join(OBJECTIVES)})")
+    fps = fingerprints(ctx, space, run_options)
     cache: dict = {}
     history: list = []
     ran = 0
@@ -682,38 +709,37 @@ def search(ctx: EvalContext, space: SearchSpace, engine: Engine, *, pop: int = 5
                      eliminate_duplicates=True)
         algo.setup(AlwannProblem(space), termination=("n_gen", gens), seed=seed, verbose=False)
 
-    def evaluate_accuracy(maps):
+    def evaluate_objective(maps):
         nonlocal ran
         todo = sorted({m for m in maps if m not in cache})
         for m, v in zip(todo, engine.run([(m, "search", None) for m in todo])):
             cache[m] = v
         ran += len(todo)
-        return [cache[m] for m in maps]
+        return [objective_value(cache[m], objective) for m in maps]
 
-    algo.problem.evaluate_accuracy = evaluate_accuracy
+    algo.problem.evaluate_objective = evaluate_objective
     steps = 0
     try:
         while algo.has_next() and (stop_after is None or steps < stop_after):
             algo.next()
             steps += 1
-            pts = [{"mapping": m, "accuracy_search_pct": v, "relative_multiplier_energy": space.relative_energy(m)}
-                   for m, v in cache.items()]
+            pts = [_point(space, m, v, objective) for m, v in cache.items()]
             fr = front_of(pts)
             gen = int(algo.n_gen - 1)
             history.append({"gen": gen, "evaluated": len(cache), "front_size": len(fr),
                             "seconds": round(time.monotonic() - t0, 3)})
             if ck is not None:
-                algo.problem.evaluate_accuracy = None
+                algo.problem.evaluate_objective = None
                 _write_checkpoint(ck, {"format": "ecomac-alwann-checkpoint", "version": _CKPT_VERSION,
                                        "fingerprints": fps, "generation": gen, "algorithm": algo,
                                        "cache": cache, "history": history})
-                algo.problem.evaluate_accuracy = evaluate_accuracy
+                algo.problem.evaluate_objective = evaluate_objective
             if on_generation is not None:
                 on_generation({"gen": gen, "gens": gens, "evaluated": len(cache), "front": fr,
                                "seconds": time.monotonic() - t0})
     finally:
-        algo.problem.evaluate_accuracy = None
-    return SearchResult(space, dict(cache), int(algo.n_gen - 1), history, time.monotonic() - t0, ran)
+        algo.problem.evaluate_objective = None
+    return SearchResult(space, dict(cache), int(algo.n_gen - 1), history, time.monotonic() - t0, ran, objective)
 
 
 # ---- finishing: test accuracy, energies, tunings side by side ---------------------------------
@@ -756,14 +782,18 @@ def finish(result: SearchResult, engine: Engine, layers: list[dict], cands: list
     if log:
         log(f"evaluating {len(jobs)} test and reference points")
     vals = dict(zip([(m, s, t) for m, s, t in jobs], engine.run(jobs)))
-    acc_search = dict(result.evaluated)
-    acc_search.update({m: vals[(m, "search", None)] for m in need_search})
+    acc_search = {m: v[0] for m, v in result.evaluated.items()}
+    acc_search.update({m: vals[(m, "search", None)][0] for m in need_search})
+    loss_search = {m: v[1] for m, v in result.evaluated.items()}
+    loss_search.update({m: vals[(m, "search", None)][1] for m in need_search})
+    vals = {k: v[0] for k, v in vals.items()}            # accuracies from here on
     base_test = vals[(exact, "test", tun)]
     memo: dict = {}
 
     def row(m, label=None, with_energy=False):
         acc_t = vals[(m, "test", tun)]
-        r = {"accuracy_search_pct": acc_search[m], "accuracy_test_pct": acc_t, "drop_pp": base_test - acc_t,
+        r = {"accuracy_search_pct": acc_search[m], "loss_search": loss_search[m], "accuracy_test_pct": acc_t,
+             "drop_pp": base_test - acc_t,
              "relative_multiplier_energy": space.relative_energy(m),
              "multiplier_energy_saved_pct": 100.0 * (1 - space.relative_energy(m)),
              "mapping": space.layer_specs(m), "tiles": list(dict.fromkeys(space.specs[c] for c in m))}
@@ -783,7 +813,7 @@ def finish(result: SearchResult, engine: Engine, layers: list[dict], cands: list
     if energy:
         base.update(per_inference_energy(layers, space.layer_specs(exact), memo))
     return {"baseline": base, "front": front_rows, "references": refs,
-            "evaluated": [{"accuracy_search_pct": p["accuracy_search_pct"],
+            "evaluated": [{"accuracy_search_pct": p["accuracy_search_pct"], "loss_search": p["loss_search"],
                            "relative_multiplier_energy": p["relative_multiplier_energy"]} for p in result.points()],
             "layers": [{k: L[k] for k in ("name", "kind", "macs")} for L in layers],
             "candidates": [c.to_json() for c in cands],
@@ -791,7 +821,8 @@ def finish(result: SearchResult, engine: Engine, layers: list[dict], cands: list
                        "evaluations_this_run": result.evaluations, "seconds": round(result.seconds, 2),
                        "seconds_per_evaluation": (round(result.seconds / result.evaluations, 4)
                                                   if result.evaluations else None),
-                       "history": result.history, "tiles": space.tiles, "tuning": tun}}
+                       "history": result.history, "tiles": space.tiles, "tuning": tun,
+                       "objective": result.objective}}
 
 
 def goal_summary(doc: dict, max_drop: float = 0.6) -> dict:
@@ -826,12 +857,13 @@ def short_spec(spec: str) -> str:
 def front_table(doc: dict) -> tuple[list[str], list[list]]:
     """(headers, rows) of the front: energy, accuracies, drop, per-inference energy, each layer's multiplier."""
     names = [L["name"] for L in doc["layers"]]
-    head = ["rel. mult. E", "saved %", "search acc %", "test acc %", "drop pp", "nJ/inference"] + names
+    head = ["rel. mult. E", "saved %", "search acc %", "search loss", "test acc %", "drop pp", "nJ/inference"] + names
     rows = []
     for r in doc["front"]:
         e = r.get("energy_pj")
         rows.append([round(r["relative_multiplier_energy"], 4), round(r["multiplier_energy_saved_pct"], 1),
-                     round(r["accuracy_search_pct"], 2), round(r["accuracy_test_pct"], 2), round(r["drop_pp"], 2),
+                     round(r["accuracy_search_pct"], 2), round(r.get("loss_search", float("nan")), 4),
+                     round(r["accuracy_test_pct"], 2), round(r["drop_pp"], 2),
                      None if e is None else round(e / 1e3, 2)] + [short_spec(r["mapping"][n]) for n in names])
     return head, rows
 

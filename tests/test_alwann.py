@@ -89,14 +89,15 @@ def test_resume_equals_an_uninterrupted_run(setup, tmp_path):
 
 def test_dask_local_cluster_and_processes_give_the_same_front(setup):
     distributed = pytest.importorskip("distributed")
+    opts = {"objective": "loss"}         # the finer objective: equal losses need bit-equal logits
     with alwann.Engine(setup.ctx, workers=1) as eng:
-        here = alwann.search(setup.ctx, setup.space, eng, pop=6, gens=2, seed=7)
+        here = alwann.search(setup.ctx, setup.space, eng, pop=6, gens=2, seed=7, options=opts)
     with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cl:
         with alwann.Engine(setup.ctx, scheduler=cl.scheduler_address) as eng:
             assert eng.description.startswith("Dask scheduler")
-            dask = alwann.search(setup.ctx, setup.space, eng, pop=6, gens=2, seed=7)
+            dask = alwann.search(setup.ctx, setup.space, eng, pop=6, gens=2, seed=7, options=opts)
     with alwann.Engine(setup.ctx, workers=2) as eng:
-        procs = alwann.search(setup.ctx, setup.space, eng, pop=6, gens=2, seed=7)
+        procs = alwann.search(setup.ctx, setup.space, eng, pop=6, gens=2, seed=7, options=opts)
     assert dask.evaluated == here.evaluated == procs.evaluated
     assert dask.front() == here.front() == procs.front()
 
