@@ -215,7 +215,8 @@ def _cmd_op(args) -> int:
     with Heartbeat(f"energy of {d.name}: synthesizing and simulating (cached afterwards)"):
         res = E.design_energy(d.name, params, mode=args.mode, stream=stream)
         if args.liberty:
-            res["liberty"] = E.design_liberty_energy(d.name, params, args.liberty, args.clock_mhz)
+            res["liberty"] = E.design_liberty_energy(d.name, params, args.liberty, args.clock_mhz,
+                                                     timed=args.mode == "timed")
     res["operands"] = _operands_text(res, args.stream)
     if args.json:
         print(json.dumps(res, indent=2))
@@ -223,7 +224,8 @@ def _cmd_op(args) -> int:
     _print_energy(res, f"{d.name} {res['params']}")
     if args.liberty:
         lib = res["liberty"]
-        print(f"cell library {Path(args.liberty).name} (zero-delay toggles of the mapped netlist, "
+        how = ("every transition with the library's cell delays" if lib.get("timed") else "zero-delay toggles")
+        print(f"cell library {Path(args.liberty).name} ({how} of the mapped netlist, "
               f"{lib['slew_ns']} ns input slew, {lib['voltage']} V, leakage at {lib['clock_mhz']:g} MHz)")
         for k in ("energy_pj", "internal_pj", "switching_pj", "input_pin_pj", "clock_pj", "leakage_pj"):
             v = lib[k] if k == "energy_pj" else lib[k] / lib["ops_per_cycle"]

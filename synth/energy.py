@@ -299,12 +299,14 @@ def calibration_table(mode: str = "activity", designs_available=None) -> list[di
 
 
 # ---- energy from a real cell library (synth/liberty.py) --------------------------------------
-def design_liberty_energy(design: str, params: dict | None, liberty: str, clock_mhz: float | None = None) -> dict:
-    """Energy per operation (pJ at the library's node) of a registered design mapped to `liberty`."""
+def design_liberty_energy(design: str, params: dict | None, liberty: str, clock_mhz: float | None = None,
+                          timed: bool = False) -> dict:
+    """Energy per operation (pJ at the library's node) of a registered design mapped to `liberty`
+    (timed: with the library's cell delays, glitches included)."""
     from .liberty import DEFAULT_CLOCK_MHZ, liberty_energy
     text, top, ops, full = _design_verilog(design, params)
     out = liberty_energy(text, top, liberty, ops_per_cycle=ops,
-                         clock_mhz=DEFAULT_CLOCK_MHZ if clock_mhz is None else clock_mhz)
+                         clock_mhz=DEFAULT_CLOCK_MHZ if clock_mhz is None else clock_mhz, timed=timed)
     out.update(design=design, params=full)
     return out
 

@@ -160,6 +160,34 @@ def _power_tables(pblock: str, templates: dict) -> list[dict]:
     return out
 
 
+_TIMING = re.compile(r'\btiming\s*\(\s*\)\s*\{')
+_DELAY = re.compile(r'\b(cell_rise|cell_fall)\s*\(\s*"?([\w.]*)"?\s*\)\s*\{([^}]*)\}', re.S)
+
+
+def _delay_tables(pblock: str, templates: dict) -> list[dict]:
+    """cell_rise/cell_fall tables of every timing() group of a pin (same shape as the power tables)."""
+    marks = list(_TIMING.finditer(pblock))
+    out = []
+    for i, m in enumerate(marks):
+        body = pblock[m.end(): marks[i + 1].start() if i + 1 < len(marks) else len(pblock)]
+        group = {}
+        for t in _DELAY.finditer(body):
+            kind, tmpl, tb = t.groups()
+            base = templates.get(tmpl, {})
+            vm = re.search(r'\bvalues\s*\((.*?)\)\s*;', tb, re.S)
+            vals = _np.array(_floats(vm.group(1))) if vm else _np.zeros(1)
+            i1 = _index(tb, "index_1") or base.get("index_1")
+            i2 = _index(tb, "index_2") or base.get("index_2")
+            if i1 is not None and i2 is not None and vals.size == len(i1) * len(i2):
+                vals = vals.reshape(len(i1), len(i2))
+            else:
+                i2 = None
+            group["rise" if kind == "cell_rise" else "fall"] = {"values": vals, "index_1": i1, "index_2": i2}
+        if group:
+            out.append(group)
+    return out
+
+
 _LIBS: dict[str, dict] = {}
 
 
@@ -194,7 +222,8 @@ def lib_cell(lib: dict, name: str) -> dict | None:
         clk = re.search(r'\bclock\s*:\s*"?(\w+)"?', pblock)
         pins[pname] = {"direction": d.group(1) if d else None, "capacitance": _attr(pblock, "capacitance") or 0.0,
                        "function": f.group(1) if f else None, "clock": bool(clk and clk.group(1) == "true"),
-                       "power": _power_tables(pblock, lib["templates"])}
+                       "power": _power_tables(pblock, lib["templates"]),
+                       "delay": _delay_tables(pblock, lib["templates"])}
     ff = _FF.search(block)
     ffd = None
     if ff:
@@ -451,10 +480,92 @@ class MappedNetlist:
             outs = {p: _np.array([self.cells[i][2].get(p, -1) for i in members], _np.intp) for p in self.funcs[t]}
             self.groups.append((t, pins, outs))
         self.depth = max(cell_level.values(), default=0)
+        self._cell_level = cell_level
+        self._timed = None
 
-    def run_lanes(self, cycle_words, cycles: int, lanes: int) -> dict:
+    # ---- timed sweep with the library's delays ----------------------------------------------
+    def _timed_plan(self, load, slew_ns: float, step_ns: float):
+        """Per cell: delay in steps of step_ns (mean of cell_rise/cell_fall over its output pins'
+        timing groups at slew_ns and the output net's load); the window of steps in which its
+        output can change; per step the active cells grouped by type."""
+        delay = {}
+        for i in self._cell_level:
+            t, lc, pins = self.cells[i]
+            ds = []
+            for pn in self.funcs[t]:
+                pd = lc["pins"][pn]
+                if pn in pins:
+                    v = _table_energy(pd["delay"], slew_ns, load[pins[pn]])   # the same rise/fall mean
+                    ds.append(v)
+            delay[i] = max(1, int(round((sum(ds) / len(ds) if ds else 0.0) / step_ns)))
+        never = 1 << 40
+        early = _np.full(self.n_rows, never, _np.int64)
+        late = _np.full(self.n_rows, -1, _np.int64)
+        for rs in self.inputs.values():
+            early[rs], late[rs] = 0, 0
+        for _, rows_p, q, qn in self.ff_groups:
+            for r in _np.concatenate([q[q >= 0], qn[qn >= 0]]):
+                early[r], late[r] = 0, 0
+        early[[0, 1]], late[[0, 1]] = never, -1
+        window = {}
+        for i in sorted(self._cell_level, key=self._cell_level.get):
+            t, lc, pins = self.cells[i]
+            ins = [pins[p] for p in set().union(*(function_pins(tr) for tr in self.funcs[t].values())) if p in pins]
+            e = min((int(early[r]) for r in ins), default=never)
+            lt = max((int(late[r]) for r in ins), default=-1)
+            if e >= never or lt < 0:
+                continue
+            window[i] = (e + delay[i], lt + delay[i])
+            for pn in self.funcs[t]:
+                if pn in pins:
+                    early[pins[pn]], late[pins[pn]] = e + delay[i], lt + delay[i]
+        T = max((w[1] for w in window.values()), default=0)
+        steps = []
+        for t in range(1, T + 1):
+            by: dict = {}
+            for i, (e, lt) in window.items():
+                if e <= t <= lt:
+                    by.setdefault(self.cells[i][0], []).append(i)
+            groups = []
+            for typ, members in by.items():
+                need = set().union(*(function_pins(tr) for tr in self.funcs[typ].values()))
+                pins = {p: _np.array([self.cells[i][2].get(p, 0) for i in members], _np.intp) for p in need}
+                outs = {p: _np.array([self.cells[i][2].get(p, -1) for i in members], _np.intp) for p in self.funcs[typ]}
+                groups.append((typ, pins, outs, _np.array([delay[i] for i in members], _np.intp)))
+            steps.append(groups)
+        return steps, max(delay.values(), default=1)
+
+    def sweep_timed(self, V_prev, V0, mask, plan):
+        """One cycle with the library's delays: V_prev = last cycle settled, V0 = the same with
+        this cycle's inputs and flip-flop outputs. Returns (settled V, transitions per row)."""
+        steps, max_d = plan
+        R = max_d + 1
+        H = _np.repeat(V_prev[None], R, axis=0)
+        H[0] = V0
+        counts = _np.zeros(self.n_rows, _np.int64)
+        counts += _np.bitwise_count((V0 ^ V_prev) & mask).sum(axis=1, dtype=_np.int64)
+        V = V0.copy()
+        for t, groups in enumerate(steps, start=1):
+            new = []
+            for typ, pins, outs, d in groups:
+                slot = (t - d) % R
+                env = {p: H[slot, r] for p, r in pins.items()}
+                for p, r in outs.items():
+                    ok = r >= 0
+                    val = eval_function(self.funcs[typ][p], env)
+                    val = _np.broadcast_to(val, (len(r), V.shape[1])) if _np.ndim(val) < 2 else val
+                    new.append((r[ok], val[ok]))
+            for r, val in new:
+                counts[r] += _np.bitwise_count((V[r] ^ val) & mask).sum(axis=1, dtype=_np.int64)
+                V[r] = val
+            H[t % R] = V
+        return V, counts
+
+    def run_lanes(self, cycle_words, cycles: int, lanes: int, timed=None) -> dict:
         """cycle_words(t) -> {port: (width, words)}; returns toggles per net row (summed over
-        cycles-1 transitions of every lane) and the outputs per cycle."""
+        cycles-1 transitions of every lane) and the outputs per cycle. timed = (load per row,
+        slew ns, step ns): also every transition with the library's delays (timed_toggles,
+        glitches included) and the values that sweep settled to (outputs_timed)."""
         W = -(-lanes // 64)
         mask = _np.full(W, _ONES, _np.uint64)
         if lanes % 64:
@@ -464,6 +575,9 @@ class MappedNetlist:
         toggles = _np.zeros(self.n_rows, _np.int64)
         prev = None
         outs = {n: _np.zeros((len(b), cycles, W), _np.uint64) for n, b in self.outputs.items()}
+        plan = self._timed_plan(*timed) if timed is not None else None
+        timed_toggles = _np.zeros(self.n_rows, _np.int64)
+        outs_t = {n: _np.zeros((len(b), cycles, W), _np.uint64) for n, b in self.outputs.items()}
         for t in range(cycles):
             for name, w in cycle_words(t).items():
                 V[self.inputs[name]] = w
@@ -471,6 +585,11 @@ class MappedNetlist:
                 V[q[q >= 0]] = st[q >= 0]
                 V[qn[qn >= 0]] = ~st[qn >= 0]
             V[0], V[1] = 0, _ONES
+            if plan is not None and prev is not None:
+                Vt, c = self.sweep_timed(prev, V.copy(), mask, plan)
+                timed_toggles += c
+                for n, b in self.outputs.items():
+                    outs_t[n][:, t] = Vt[b]
             for typ, pins, orows in self.groups:
                 env = {p: V[r] for p, r in pins.items()}
                 for p, r in orows.items():
@@ -485,7 +604,12 @@ class MappedNetlist:
                 outs[n][:, t] = V[b]
             state = [_np.broadcast_to(eval_function(tree, {p: V[r] for p, r in rows_p.items()}), (len(q), W)).copy()
                      for tree, rows_p, q, qn in self.ff_groups]
-        return {"toggles": toggles, "transitions": cycles - 1, "outputs": outs}
+        out = {"toggles": toggles, "transitions": cycles - 1, "outputs": outs}
+        if plan is not None:
+            for n, b in self.outputs.items():
+                outs_t[n][:, 0] = outs[n][:, 0]
+            out.update(timed_toggles=timed_toggles, outputs_timed=outs_t)
+        return out
 
 
 # ---- energy ------------------------------------------------------------------------------
@@ -507,6 +631,20 @@ def _check_units(u: dict, nom) -> None:
             raise ValueError(f"liberty energy needs {k} {v} (sky130's units), the library says {u.get(k)!r}")
     if nom is None:
         raise ValueError("liberty energy needs the library's nom_voltage")
+
+
+DELAY_STEP_NS = 0.01        # the timed sweep's time step: each cell's delay is a whole number of these
+
+
+def net_loads(g: MappedNetlist) -> "_np.ndarray":
+    """Capacitance (pF) on every net: the input pins it drives (clock pins excluded)."""
+    load = _np.zeros(g.n_rows)
+    for t, lc, pins in g.cells:
+        for pn, row in pins.items():
+            pd = lc["pins"].get(pn)
+            if pd is not None and pd["direction"] == "input" and not pd["clock"]:
+                load[row] += pd["capacitance"]
+    return load
 
 
 def netlist_energy_lib(g: MappedNetlist, toggles_per_cycle, clock_mhz: float = DEFAULT_CLOCK_MHZ,
@@ -550,16 +688,18 @@ def netlist_energy_lib(g: MappedNetlist, toggles_per_cycle, clock_mhz: float = D
 
 
 def liberty_energy(verilog_text: str, top: str, liberty: str, *, ops_per_cycle: float = 1,
-                   clock_mhz: float = DEFAULT_CLOCK_MHZ, seed: int = 2014) -> dict:
+                   clock_mhz: float = DEFAULT_CLOCK_MHZ, seed: int = 2014, timed: bool = False) -> dict:
     """Energy per operation of `top` mapped to the library `liberty`, in pJ at its node:
     uniform random data (valid=1, clear=0, rst=0 on clocked designs), zero-delay toggles of the
-    mapped netlist, priced by netlist_energy_lib; cached."""
+    mapped netlist (timed: every transition with the library's cell delays, glitches included),
+    priced by netlist_energy_lib; cached."""
     from . import cache
     from .yosys import _read_liberty
     if not clock_mhz or clock_mhz <= 0:
         raise ValueError(f"clock must be > 0 MHz, got {clock_mhz}")
     lib_text = _read_liberty(liberty)
-    k = cache.key("libenergy", LIB_ENERGY_VERSION, top, verilog_text, lib_text, clock_mhz, seed)
+    k = cache.key("libenergy", LIB_ENERGY_VERSION, top, verilog_text, lib_text, clock_mhz, seed,
+                  *(("timed", DELAY_STEP_NS) if timed else ()))
     hit = cache.load("libenergy", k)
     if hit is None:
         net = mapped_netlist(verilog_text, top, liberty)
@@ -577,10 +717,15 @@ def liberty_energy(verilog_text: str, top: str, liberty: str, *, ops_per_cycle: 
                 else:
                     w[n] = rng.integers(0, 2**64, size=(len(g.inputs[n]), W), dtype=_np.uint64)
             return w
-        res = g.run_lanes(words, cycles, lanes)
-        tog = res["toggles"] / (res["transitions"] * lanes)
+        res = g.run_lanes(words, cycles, lanes,
+                          timed=(net_loads(g), NOMINAL_SLEW_NS, DELAY_STEP_NS) if timed else None)
+        zero = res["toggles"] / (res["transitions"] * lanes)
+        tog = res["timed_toggles"] / (res["transitions"] * lanes) if timed else zero
         hit = {**netlist_energy_lib(g, tog, clock_mhz), "cells_total": sum(g.cell_types.values()),
-               "flip_flops": g.flip_flops, "toggles_per_cycle": float(tog.sum()), "lanes": lanes, "cycles": cycles}
+               "flip_flops": g.flip_flops, "toggles_per_cycle": float(tog.sum()), "lanes": lanes, "cycles": cycles,
+               "timed": timed}
+        if timed:
+            hit["zero_delay_toggles_per_cycle"] = float(zero.sum())
         cache.store("libenergy", k, hit)
     out = dict(hit)
     out.update(ops_per_cycle=ops_per_cycle, energy_pj=hit["energy_per_cycle_pj"] / ops_per_cycle)

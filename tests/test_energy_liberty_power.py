@@ -109,3 +109,26 @@ def test_cli_clock_needs_liberty(capsys):
 def test_liberty_energy_bad_clock():
     with pytest.raises(ValueError, match="clock must be > 0 MHz, got 0"):
         liberty_energy("module m(input a, output y); assign y = a; endmodule\n", "m", str(LIB), clock_mhz=0)
+
+
+@needs_lib
+def test_timed_sweep_with_library_delays_settles_and_counts_more():
+    from synth.liberty import DELAY_STEP_NS, NOMINAL_SLEW_NS, net_loads
+    g = _mapped("mul-array", {"bits": 4})
+    rng = np.random.default_rng(8)
+    lanes = 100
+
+    def words(t):
+        return {n: rng.integers(0, 2**64, size=(len(b), 2), dtype=np.uint64) for n, b in g.inputs.items()}
+    r = g.run_lanes(words, 12, lanes, timed=(net_loads(g), NOMINAL_SLEW_NS, DELAY_STEP_NS))
+    assert np.array_equal(r["outputs_timed"]["p"], r["outputs"]["p"])
+    assert (r["timed_toggles"] >= r["toggles"]).all() and ((r["timed_toggles"] - r["toggles"]) % 2 == 0).all()
+    assert r["timed_toggles"].sum() > r["toggles"].sum()
+
+
+@needs_lib
+def test_cli_op_liberty_timed(capsys):
+    assert main(["energy", "op", "mul-array", "--param", "bits=4", "--mode", "timed", "--liberty", str(LIB),
+                 "--json"]) == 0
+    lib = json.loads(capsys.readouterr().out)["liberty"]
+    assert lib["timed"] and lib["toggles_per_cycle"] > lib["zero_delay_toggles_per_cycle"]
