@@ -53,6 +53,7 @@ HEAVY = {
     ("tile", "storage"): "ecomac.cmd_tile.storage_table",
     ("train-experiments",): "net.train.experiment",
     ("prove", "--all"): "synth.prove.suite",
+    ("prove", "one design"): "synth.prove.prove",          # SAT proofs: a minute each by default
 }
 # commands whose exit status reports a result besides 0 and 2 (prove: 1 counterexample, 3 undecided)
 RESULT_CODES = {("prove",): {1, 3}}
