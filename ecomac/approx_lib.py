@@ -12,10 +12,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import re
-import shutil
-import subprocess
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +33,6 @@ FAMILIES = approx.FAMILIES
 MODES = ("activity", "static")
 JSON_KEYS = ("design", "params", "mae", "mae_pct", "wce", "wce_pct", "mre_pct", "ep_pct", "mse", "bias",
              "cells", "transistors", "energy_pj")
-CHAR_MAX_BITS = 10        # user Verilog is simulated exhaustively: 2^20 pairs at most
 def params_text(params: dict) -> str:
     """`k=4 correction=1` (bits left out when 8); `-` when empty."""
     items = [f"{k}={int(v) if isinstance(v, bool) else v}" for k, v in params.items()
@@ -208,113 +203,5 @@ def load_table(path) -> np.ndarray:
     return np.frombuffer(raw, dtype="<u2").reshape(256, 256)
 
 
-# ---- a user's Verilog --------------------------------------------------------------------
-def _module_ports(text: str, top: str, source: str = "Verilog") -> list[dict]:
-    """[{name, direction, width}] of module `top` in declaration order (Yosys front end)."""
-    from synth.yosys import SynthError, run_yosys
-    script = f"read_verilog -sv design.v\nhierarchy -top {top}\nproc\nwrite_json -noscopeinfo ports.json\n"
-    try:
-        out = run_yosys(script, {"design.v": text}, ["ports.json"])["ports.json"]
-    except SynthError as e:
-        raise ValueError(f"{source}: cannot read module {top}: {e}") from None
-    mods = json.loads(out)["modules"]
-    if top not in mods:
-        raise ValueError(f"module {top} not found (modules: {', '.join(sorted(mods))})")
-    return [{"name": n, "direction": p["direction"], "width": len(p["bits"])}
-            for n, p in mods[top]["ports"].items()]
-
-
-def _check_ports(ports: list[dict], top: str) -> tuple[str, str, str, int]:
-    ins = [p for p in ports if p["direction"] == "input"]
-    outs = [p for p in ports if p["direction"] == "output"]
-    seen = ", ".join(f"{p['direction']} {p['name']}[{p['width']}]" for p in ports) or "no ports"
-    ok = (len(ins) == 2 and len(outs) == 1 and len(ports) == 3 and ins[0]["width"] == ins[1]["width"]
-          and outs[0]["width"] == 2 * ins[0]["width"])
-    if not ok:
-        raise ValueError(f"module {top} must have two N-bit inputs and one 2N-bit output, has {seen}")
-    # operand a is the input named a (any case) when the names are a and b, else the first in the header
-    if sorted(p["name"].lower() for p in ins) == ["a", "b"]:
-        ins.sort(key=lambda p: p["name"].lower())
-    n = ins[0]["width"]
-    if not 2 <= n <= CHAR_MAX_BITS:
-        raise ValueError(f"module {top} has N={n}; characterize simulates all pairs, N must be in "
-                         f"2..{CHAR_MAX_BITS}")
-    return ins[0]["name"], ins[1]["name"], outs[0]["name"], n
-
-
-_TB = """`timescale 1ns/1ps
-module ecomac_char_tb;
-  reg [{n1}:0] a, b;
-  wire [{p1}:0] p;
-  integer i, j, fd;
-  {top} dut (.{an}(a), .{bn}(b), .{pn}(p));
-  initial begin
-    fd = $fopen("table.hex", "w");
-    for (i = 0; i < {size}; i = i + 1)
-      for (j = 0; j < {size}; j = j + 1) begin
-        a = i; b = j;
-        #1 $fwrite(fd, "%h\\n", p);
-      end
-    $fclose(fd);
-    $finish;
-  end
-endmodule
-"""
-
-
-def _esc(name: str) -> str:
-    return name if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_$]*", name) else f"\\{name} "
-
-
-def read_verilog_table(path, top: str) -> tuple[np.ndarray, int, str]:
-    """Simulate module `top` of Verilog file `path` on all 2^(2N) pairs with Icarus Verilog:
-    (table T[a, b], N, Verilog text). Inputs named a and b (any case) are a and b; otherwise the
-    first input of the module header is a, the second b."""
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"Verilog file {path} does not exist")
-    text = p.read_text(errors="replace")
-    an, bn, pn, n = _check_ports(_module_ports(text, top, str(path)), top)
-    if not shutil.which("iverilog"):
-        raise FileNotFoundError("Icarus Verilog (iverilog) is not installed: sudo apt-get install iverilog")
-    with tempfile.TemporaryDirectory(prefix="ecomac-char-") as d:
-        tb = _TB.format(n1=n - 1, p1=2 * n - 1, top=_esc(top), an=_esc(an), bn=_esc(bn), pn=_esc(pn),
-                        size=1 << n)
-        Path(d, "tb.v").write_text(tb)
-        Path(d, "dut.v").write_text(text)
-        comp = subprocess.run(["iverilog", "-g2012", "-o", "sim.vvp", "-s", "ecomac_char_tb", "tb.v", "dut.v"],
-                              cwd=d, capture_output=True, text=True)
-        if comp.returncode != 0:
-            first = (comp.stderr or comp.stdout).strip().splitlines()
-            raise ValueError(f"iverilog cannot compile {path}: {first[0] if first else 'error'}")
-        run = subprocess.run(["vvp", "-n", "sim.vvp"], cwd=d, capture_output=True, text=True)
-        out = Path(d, "table.hex")
-        if run.returncode != 0 or not out.exists():
-            raise ValueError(f"simulating {path} failed: {(run.stderr or run.stdout).strip()[:200]}")
-        lines = out.read_text().split()
-    if len(lines) != 1 << (2 * n):
-        raise ValueError(f"simulation of {top} gave {len(lines)} results, expected {1 << (2 * n)}")
-    bad = [i for i, s in enumerate(lines) if not re.fullmatch(r"[0-9a-fA-F]+", s)]
-    if bad:
-        i = bad[0]
-        raise ValueError(f"output {pn} of {top} is undefined ({lines[i]}) for a={i >> n}, b={i & ((1 << n) - 1)}")
-    t = np.array([int(s, 16) for s in lines], dtype=np.int64).reshape(1 << n, 1 << n)
-    return t, n, text
-
-
-def characterize_verilog(path, top: str) -> dict:
-    """Exhaustive metrics, cells, transistors and both energies of a user's N x N multiplier."""
-    t, n, text = read_verilog_table(path, top)
-    an, bn, pn, _ = _check_ports(_module_ports(text, top), top)
-    net = netlist_table(text, top, n, (an, bn, pn))
-    if not np.array_equal(net, t):
-        raise ValueError(f"Yosys's netlist of {top} disagrees with the Icarus simulation at "
-                         f"{_first_difference(net, t, n)} (netlist vs simulation): the energy would "
-                         f"price another circuit")
-    m = approx.metrics(t, n)
-    es = _energy(text, top, "static")
-    ea = _energy(text, top, "activity")
-    return {"design": f"{top} ({Path(path).name})", "params": {"bits": n}, **m,
-            "cells": es["cells_total"], "transistors": es["transistors"], "depth": es["depth"],
-            "energy_pj": ea["energy_pj"], "energy_static_pj": es["energy_pj"],
-            "energy_activity_pj": ea["energy_pj"], "toggles_per_op": ea.get("toggles_per_cycle")}
+# ---- a user's Verilog: synth/characterize.py (re-exported under the old names) ------------
+from synth.characterize import CHAR_MAX_BITS, characterize_verilog, read_verilog_table, signed_metrics  # noqa: E402,F401

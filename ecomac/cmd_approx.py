@@ -104,11 +104,14 @@ def _cmd_export(args) -> int:
 
 
 def _cmd_characterize(args) -> int:
-    r = lib.characterize_verilog(args.verilog, args.top)
+    r = lib.characterize_verilog(args.verilog, args.top, signed=args.signed)
+    r.pop("table")
     if args.json:
         print(json.dumps(r, indent=2))
         return 0
-    print(format_table(_table_rows([r]), _HEAD, title=f"{args.top}: all {1 << (2 * r['params']['bits'])} pairs"))
+    kind = "signed" if args.signed else "unsigned"
+    print(format_table(_table_rows([r]), _HEAD, title=f"{r['top']}: all {1 << (2 * r['params']['bits'])} pairs "
+                                                      f"({kind} {r['params']['bits']}x{r['params']['bits']})"))
     print(f"mae {r['mae']:.4g}  wce {r['wce']}  mse {r['mse']:.6g}  energy_pj {r['energy_pj']:.4g} (activity)")
     return 0
 
@@ -141,8 +144,12 @@ def add_parser(sub) -> None:
     q.set_defaults(func=_cmd_export)
 
     q = asub.add_parser("characterize", help="metrics and energy of your own N x N multiplier Verilog module")
-    q.add_argument("--verilog", required=True, metavar="FILE.v")
-    q.add_argument("--top", required=True, metavar="NAME", help="module with two N-bit inputs and a 2N-bit output")
+    q.add_argument("--verilog", required=True, action="append", metavar="FILE.v",
+                   help="Verilog file (repeatable: e.g. a mapped netlist and its cell library's models)")
+    q.add_argument("--top", metavar="NAME", help="module with two N-bit inputs and a 2N-bit output "
+                                                 "(default: the files' only top-level module)")
+    q.add_argument("--signed", action="store_true",
+                   help="two's-complement operands and product (metrics against the signed product)")
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=_cmd_characterize)
 

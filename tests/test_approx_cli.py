@@ -195,8 +195,11 @@ def test_characterize_verilog_generated_by_ecomac_matches_the_library(tmp_path, 
     assert code == 0
     got = json.loads(out)
     lib_row = lib.characterize("mul-bam", {"vbl": 5, "hbl": 3})
-    for k in approx.METRIC_KEYS + ("cells", "transistors", "energy_pj", "energy_static_pj"):
+    for k in approx.METRIC_KEYS + ("cells", "transistors", "energy_static_pj"):
         assert got[k] == pytest.approx(lib_row[k]), k
+    # characterize draws the activity stimuli by operand role (a, then b), not by port order
+    # as the library's default stream does: the same circuit, other random vectors
+    assert got["energy_pj"] == pytest.approx(lib_row["energy_pj"], rel=0.01)
     code, out, _ = run(capsys, "approx", "characterize", "--verilog", str(v), "--top", "mul_bam")
     assert code == 0 and "mul_bam" in out and "MRE%" in out
 
@@ -227,7 +230,7 @@ def test_characterize_hand_written_module(tmp_path):
     m = approx.metrics(expected.reshape(16, 16), 4)
     for k in approx.METRIC_KEYS:
         assert r[k] == pytest.approx(m[k]), k
-    assert r["params"] == {"bits": 4} and r["ep_pct"] > 0 and r["transistors"] > 0 and r["energy_pj"] > 0
+    assert r["params"] == {"bits": 4, "signed": False} and r["ep_pct"] > 0 and r["transistors"] > 0 and r["energy_pj"] > 0
     t, n, _ = lib.read_verilog_table(v, "mul4_lsb_or")
     assert n == 4 and np.array_equal(t.ravel(), expected)
 
@@ -249,7 +252,7 @@ def test_characterize_refuses_verilog_that_does_not_parse(tmp_path, capsys):
     v = tmp_path / "broken.v"
     v.write_text("module m(input [3:0] A, input [3:0] B, output [7:0] O);\n  assign O = A *;\nendmodule\n")
     code, _, err = run(capsys, "approx", "characterize", "--verilog", str(v), "--top", "m")
-    assert code == 2 and err.startswith(f"ecomac: error: {v}: cannot read module m: syntax error")
+    assert code == 2 and err.startswith(f"ecomac: error: {v}:2: cannot read module m: syntax error")
     assert err.count("\n") == 1
 
 
