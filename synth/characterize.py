@@ -93,6 +93,11 @@ def flatten_top(sources: list[tuple[str, str]], top: str | None, timeout: float 
             modules = sorted(read)
             used = {c["type"] for mod in read.values() for c in mod.get("cells", {}).values()}
             tops = [m for m in modules if m not in used]      # modules no other module instantiates
+            # a netlist beside its cell library: the unused cells are top-level too, but only
+            # the netlist instantiates modules of the files
+            parents = [m for m in tops if any(c["type"] in read for c in read[m].get("cells", {}).values())]
+            if len(tops) > 1 and len(parents) == 1:
+                tops = parents
         if modules and not top and len(tops) != 1:
             raise ValueError(f"give --top: {', '.join(p for p, _ in sources)} hold several top-level modules "
                              f"({', '.join(tops or modules)})")
@@ -313,3 +318,35 @@ def characterize_verilog(paths, top: str | None = None, signed: bool = False, *,
             "cells": es["cells_total"], "transistors": es["transistors"], "depth": es["depth"],
             "energy_pj": ea["energy_pj"], "energy_static_pj": es["energy_pj"],
             "energy_activity_pj": ea["energy_pj"], "toggles_per_op": ea.get("toggles_per_cycle")}
+
+
+def bit_by_bit_netlist(bits: int = 8, wire_bits: int = 2048, name: str = "wide_mul") -> str:
+    """A flattened-netlist-style exact multiplier that assigns one wide wire bit by bit (the
+    shape that made Icarus take 37-46 s): the partial products and ripple-carry rows of an
+    array multiplier, each bit its own `assign` into `wire [wire_bits-1:0] t`. For `make bench`."""
+    lines = [f"module {name}(input [{bits - 1}:0] a, input [{bits - 1}:0] b, output [{2 * bits - 1}:0] p);",
+             f"  wire [{wire_bits - 1}:0] t;"]
+    k = 0
+
+    def new(expr):
+        nonlocal k
+        if k >= wire_bits:
+            raise ValueError(f"wire_bits={wire_bits} is too small for a {bits}-bit multiplier")
+        lines.append(f"  assign t[{k}] = {expr};")
+        k += 1
+        return f"t[{k - 1}]"
+    acc = [new(f"a[{i}] & b[0]") for i in range(bits)] + ["1'b0"] * bits
+    for j in range(1, bits):
+        carry = "1'b0"
+        for i in range(bits):
+            pp = new(f"a[{i}] & b[{j}]")
+            x, c = acc[i + j], carry
+            s = new(f"{x} ^ {pp} ^ {c}")
+            carry = new(f"({x} & {pp}) | ({c} & ({x} ^ {pp}))")
+            acc[i + j] = s
+        acc[j + bits] = carry
+    while k < wire_bits:                       # the rest of the wire: unused bits, as netlists have
+        new("1'b0")
+    lines.append(f"  assign p = {{{', '.join(reversed(acc))}}};")
+    lines.append("endmodule")
+    return "\n".join(lines) + "\n"
