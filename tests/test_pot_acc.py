@@ -145,3 +145,8 @@ def test_cli_accumulators_bad_k(capsys):
 def test_cli_headline_rejects_unknown_accumulator(capsys):
     assert main(["energy", "headline", "--accumulator", "tree3"]) == 2
     assert "invalid choice: 'tree3'" in capsys.readouterr().err
+
+
+def test_cli_accumulator_choices_follow_golden():
+    from ecomac.cmd_energy import _ACCUMULATORS
+    assert _ACCUMULATORS == pot_acc.ACCUMULATORS
