@@ -34,7 +34,7 @@ from hypothesis import strategies as st
 from ecomac.cli import build_parser, main
 
 RUN_BOUND_S = 60          # one command, in-process (a cold synthesis cache included)
-EXAMPLES = 20             # per leaf command: ~380 runs, ~15 s warm, ~40 s on an empty cache
+EXAMPLES = 15             # per leaf command: ~480 runs over 32 commands, ~40 s
 TOOL_TIMEOUT_S = "30"
 
 # (command path, extra flag) -> the work function a valid run reaches (replaced by _stop)
