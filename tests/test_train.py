@@ -417,7 +417,10 @@ def test_report_table_renders_the_measured_summary():
     res = {"arch": "mlp", "data": "digits", "train_samples": 10, "test_samples": 5, "epochs": 1, "ft_epochs": 1,
            "batch_size": 4, "lr": 0.5, "seeds": [0, 1], "summary": summary}
     text = train_table(res)
-    assert "int8 QAT" in text and "90.75 ± 1.75" in text and "+0.25 ± 0.75" in text and "2.0" in text
+    fp32_row = next(line for line in text.splitlines() if line.startswith("FP32 "))
+    int8_row = next(line for line in text.splitlines() if line.startswith("int8 QAT"))
+    assert fp32_row.split()[1:] == ["91.00", "±", "1.00", "+0.00", "±", "0.00", "2", "40", "1"]
+    assert int8_row.split()[2:] == ["90.75", "±", "1.75", "+0.25", "±", "0.75", "-", "-", "2"]
     (order, title, body), = report_sections("/nonexistent/report")
     assert title == "Training on the arithmetic" and "make experiments" in body
 
