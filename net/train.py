@@ -371,11 +371,13 @@ def training_energy(model: nn.Module, input_shape, datapath=None, errors=None, b
 
 # ==== experiments (make experiments) ================================================================
 # (label, mode, datapath, options): mode "train" from scratch, "ptq" = the FP32 model of the same seed
-# on the datapath without training, "finetune" = FP32 model + ft_epochs on the datapath.
+# on the datapath without training, "finetune" = FP32 model + ft_epochs on the datapath (on FP32 itself:
+# the control that tells what the extra epochs alone give).
 APPROX_A = "approx:mul-drum,k=4"
 APPROX_B = "approx:mul-mitchell,frac_bits=3"
 EXPERIMENT_CONFIGS = (
     ("FP32", "train", None, {}),
+    ("FP32 fine-tune (control)", "finetune", None, {}),
     ("int8 QAT", "train", "int8", {}),
     ("ALS-POTQ (PoT errors)", "train", "mfmac", {}),
     ("ALS-POTQ without WBC", "train", "mfmac", {"wbc": False}),
@@ -402,7 +404,7 @@ EXTRA_4BIT = (
 
 # the smaller set for the expensive model (LeNet on 28x28 MNIST): ablations and 4-bit rows run on the MLP
 CORE_CONFIGS = tuple(c for c in EXPERIMENT_CONFIGS
-                     if c[0] in ("FP32", "int8 QAT", "ALS-POTQ (PoT errors)", "PoT PTQ only", "ASM {1} 8-bit",
+                     if c[0] in ("FP32", "FP32 fine-tune (control)", "int8 QAT", "ALS-POTQ (PoT errors)", "PoT PTQ only", "ASM {1} 8-bit",
                                  "ASM {1,3} 8-bit", f"{APPROX_A} PTQ", f"{APPROX_A} fine-tune STE",
                                  f"{APPROX_A} fine-tune table grad"))
 CONFIG_SETS = {"full": EXPERIMENT_CONFIGS + EXTRA_4BIT, "core": CORE_CONFIGS}
