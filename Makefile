@@ -57,9 +57,9 @@ experiments: env
 	$(BIN)/ecomac nn experiments -o $(BUILD)/experiments
 	$(BIN)/ecomac train-experiments -o $(BUILD)/experiments
 	$(BIN)/ecomac nn train --arch mlp --data digits --epochs 30 -o $(BUILD)/experiments/mlp_digits.pt
-	$(BIN)/ecomac alwann search --model $(BUILD)/experiments/mlp_digits.pt --data digits -o $(BUILD)/experiments/alwann_mlp_digits
+	$(BIN)/ecomac alwann search --model $(BUILD)/experiments/mlp_digits.pt --data digits --objective loss -o $(BUILD)/experiments/alwann_mlp_digits
 	$(BIN)/ecomac nn train --arch lenet --data mnist --epochs 10 -o $(BUILD)/experiments/lenet_mnist.pt
-	$(BIN)/ecomac alwann search --model $(BUILD)/experiments/lenet_mnist.pt --data mnist -o $(BUILD)/experiments/alwann_lenet_mnist
+	$(BIN)/ecomac alwann search --model $(BUILD)/experiments/lenet_mnist.pt --data mnist --objective loss -o $(BUILD)/experiments/alwann_lenet_mnist
 
 bench: env iverilog
 	$(BIN)/python -m ecomac.bench -o $(BUILD)/bench

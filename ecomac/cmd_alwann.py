@@ -20,10 +20,10 @@ __all__ = ["add_parser", "report_sections", "EXPERIMENTS"]
 # what `make experiments` runs (one line per model); the report quotes them
 EXPERIMENTS = (
     ("lenet_mnist", "ecomac nn train --arch lenet --data mnist --epochs 10 -o build/experiments/lenet_mnist.pt && "
-                    "ecomac alwann search --model build/experiments/lenet_mnist.pt --data mnist "
+                    "ecomac alwann search --model build/experiments/lenet_mnist.pt --data mnist --objective loss "
                     "-o build/experiments/alwann_lenet_mnist"),
     ("mlp_digits", "ecomac nn train --arch mlp --data digits --epochs 30 -o build/experiments/mlp_digits.pt && "
-                   "ecomac alwann search --model build/experiments/mlp_digits.pt --data digits "
+                   "ecomac alwann search --model build/experiments/mlp_digits.pt --data digits --objective loss "
                    "-o build/experiments/alwann_mlp_digits"),
 )
 
@@ -238,8 +238,10 @@ def report_sections(outdir) -> list[tuple[int, str, str]]:
         return [(65, title, f"No results yet: `make experiments` runs {cmds}; the report includes "
                             f"build/experiments/alwann_*/front.json when they exist.")]
     parts = [f"Made by `make experiments` ({cmds}). NSGA-II over the tiles' multipliers (the 33 points of "
-             "`ecomac approx sweep`) and the layer-to-tile map; objectives: accuracy on a search split carved "
-             "out of the training split, and relative multiplier energy (sum over layers of MACs x the "
+             "`ecomac approx sweep`) and the layer-to-tile map; objectives: accuracy (ALWANN's) or, with "
+             "`--objective loss` as used here, the mean cross-entropy on a search split carved out of the "
+             "training split (the models reach 100% on training data, where accuracy cannot rank mappings), and "
+             "relative multiplier energy (sum over layers of MACs x the "
              "multiplier's activity energy, over the same with mul-array). Test accuracy and drop are on the "
              "held-out test split against the exact 8-bit network (mul-array on every layer); energies per "
              "inference from synth.network (MAC + memory)."]
@@ -257,7 +259,8 @@ def report_sections(outdir) -> list[tuple[int, str, str]]:
                       "Weight tuning side by side (the same mappings, test accuracy %):", "",
                       "```", format_table(trows, thead), "```", "", _goal_line(doc), "",
                       f"{s['evaluated']} mappings in {s['generations']} generations (pop {s.get('pop')}, "
-                      f"{s['tiles']} tiles, tuning {s['tuning']}), {s['seconds']:.0f} s search, "
+                      f"{s['tiles']} tiles, tuning {s['tuning']}, objective {s.get('objective', 'accuracy')}), "
+                      f"{s['seconds']:.0f} s search, "
                       f"{s['seconds_per_evaluation'] or 0:.3f} s per evaluation ({s.get('engine')}), "
                       f"wall {s.get('wall_s', 0):.0f} s.", "",
                       f"![{d.name}]({d.name}.png)"]

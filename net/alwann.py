@@ -857,14 +857,16 @@ def short_spec(spec: str) -> str:
 def front_table(doc: dict) -> tuple[list[str], list[list]]:
     """(headers, rows) of the front: energy, accuracies, drop, per-inference energy, each layer's multiplier."""
     names = [L["name"] for L in doc["layers"]]
-    head = ["rel. mult. E", "saved %", "search acc %", "search loss", "test acc %", "drop pp", "nJ/inference"] + names
+    head = ["rel. mult. E", "saved %", "search acc %", "search loss", "test acc %", "drop pp", "MAC nJ",
+            "nJ/inference"] + names
     rows = []
     for r in doc["front"]:
         e = r.get("energy_pj")
         rows.append([round(r["relative_multiplier_energy"], 4), round(r["multiplier_energy_saved_pct"], 1),
                      round(r["accuracy_search_pct"], 2), round(r.get("loss_search", float("nan")), 4),
                      round(r["accuracy_test_pct"], 2), round(r["drop_pp"], 2),
-                     None if e is None else round(e / 1e3, 2)] + [short_spec(r["mapping"][n]) for n in names])
+                     None if r.get("mac_pj") is None else round(r["mac_pj"] / 1e3, 3),
+                     None if e is None else round(e / 1e3, 1)] + [short_spec(r["mapping"][n]) for n in names])
     return head, rows
 
 
