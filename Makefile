@@ -52,8 +52,10 @@ prove: env
 
 # trains the shipped models (FP32, 3 seeds) and evaluates every datapath: build/experiments/nn_eval_*.json;
 # then trains on the arithmetic (ALS-POTQ, QAT, ASM, approximate fine-tuning): build/experiments/train_*.json;
-# then ALWANN: FP32 models from nn train and the multiplier-assignment search: build/experiments/alwann_*/
+# then ALWANN: FP32 models from nn train and the multiplier-assignment search: build/experiments/alwann_*/;
+# first the report's heavy sections (cell-library energy, 64-lane ASM storage tiles): build/experiments/report_sections/
 experiments: env
+	$(BIN)/ecomac report --heavy -o $(BUILD)/report
 	$(BIN)/ecomac nn experiments -o $(BUILD)/experiments
 	$(BIN)/ecomac train-experiments -o $(BUILD)/experiments
 	$(BIN)/ecomac nn train --arch mlp --data digits --epochs 30 -o $(BUILD)/experiments/mlp_digits.pt

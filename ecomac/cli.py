@@ -171,7 +171,7 @@ def _cmd_synth(args) -> int:
 def _cmd_report(args) -> int:
     from .report import write_report
     check_output_dir(args.output)
-    print(write_report(args.output))
+    print(write_report(args.output, heavy=args.heavy))
     return 0
 
 
@@ -203,6 +203,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="synthesize the default designs and print every report section")
     p.add_argument("-o", "--output", default="build/report", metavar="DIR",
                    help="where report.md, tables and plots go")
+    p.add_argument("--heavy", action="store_true",
+                   help="also compute the slow sections (cell-library energy, 64-lane ASM storage tiles; "
+                        "tens of minutes cold) and keep them in build/experiments/report_sections/")
     p.set_defaults(func=_cmd_report)
 
     for mod in command_modules():

@@ -724,10 +724,14 @@ def _liberty_section() -> str:
         "", "```", _liberty_table(res, name), "```"])
 
 
+def heavy_report_sections():
+    """The cell-library energy of ~45 designs: about 20 minutes cold (ecomac/report.py)."""
+    return [(22, "Energy from a real cell library", 20, lambda outdir: _liberty_section())]
+
+
 def report_sections(outdir) -> list[tuple[int, str, str]]:
     outdir = Path(outdir)
     return [(20, "Energy model calibration (45 nm reference table)", _calibration_section()),
             (21, "Glitches: timed activity per design", _glitch_section()),
-            (22, "Energy from a real cell library", _liberty_section()),
             (30, "ALS-POTQ headline: MF-MAC vs FP32 training energy", _headline_section(outdir)),
             (31, "MF-MAC accumulators beyond the paper", _accumulator_section())]

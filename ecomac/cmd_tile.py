@@ -343,9 +343,14 @@ def report_sections(outdir) -> list[tuple[int, str, str]]:
         "",
         "![tile energy](tiles.png)",
     ])
+    return [(60, "Compute tiles: von Neumann vs near- vs in-memory (energy per MVM)", body)]
+
+
+def _storage_section(outdir) -> str:
+    outdir = Path(outdir)
     st = storage_table()
     atomic_write(outdir / "tiles_storage.json", json.dumps(st, indent=2) + "\n")
-    storage = "\n".join([
+    return "\n".join([
         "HADES: an alphabet set lets a weight be stored in fewer bits. `weight_storage=index` stores sign + "
         "the index into the alphabet's representable magnitudes (8-bit weights: {1} 25 magnitudes -> 6 bits, "
         "{1,3} 64 -> 7, {1,3,5,7} 144 -> 9) instead of the lanes' control word (7, 9, 11 bits); one "
@@ -354,5 +359,8 @@ def report_sections(outdir) -> list[tuple[int, str, str]]:
         "decoder shared by the row would serialize the lanes; decoding once at weight load is the control "
         "format itself. Same MVM as above (64 lanes x K = 256):",
         "", "```", _storage_body(st), "```", "", _vn_decoder_placement(st)])
-    return [(60, "Compute tiles: von Neumann vs near- vs in-memory (energy per MVM)", body),
-            (61, "ASM tiles with compact weight storage", storage)]
+
+
+def heavy_report_sections():
+    """ASM tiles in both weight formats: a dozen 64-lane compute-row syntheses, about an hour cold."""
+    return [(61, "ASM tiles with compact weight storage", 60, _storage_section)]
