@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from golden import pot
-from net.datapath import parse
 from rtl.export import generate
 
 from .runner import SIM_DIR, _slug, run_verilog

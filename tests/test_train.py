@@ -11,7 +11,7 @@ from torch import nn
 
 from ecomac.cli import main
 from golden import pot
-from net import data, kernels, models, potq, qat
+from net import data, kernels, models, potq
 from net.datapath import parse
 from net.train import TrainingDiverged, make_mode, pow2_lr, to_float, train
 
