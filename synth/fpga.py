@@ -41,6 +41,7 @@ __all__ = ["Device", "DEVICES", "SHELLS", "FitError", "shell_verilog", "place_an
 FPGA_PNR_VERSION = "1"     # bump when the flow below changes: old cache entries stop matching
 DEFAULT_FREQ_MHZ = 48.0    # the iCE40 UltraPlus oscillator's 48 MHz; nextpnr optimizes towards it
 DEFAULT_SEED = 1
+PNR_TIMEOUT_S = 900.0      # nextpnr's limit per run (ToolTimeout past it)
 SHELLS = ("auto", "io", "sipo", "none")
 
 
@@ -307,7 +308,9 @@ def place_and_route(verilog_text: str, top: str, ports: list[dict], device: str,
         argv = _pnr_cmd(dev.pnr) + list(dev.args) + [
             "--json", "pnr_in.json", "--freq", f"{float(freq_mhz):g}", "--seed", str(seed),
             "--report", "report.json", "--timing-allow-fail", "--log", "nextpnr.log", "-q"]
-        proc = run_tool(argv, what=f"nextpnr ({dev.name})", timeout=timeout, cwd=d)
+        # the router can circle for hours on a congested design: bounded unless the caller says
+        proc = run_tool(argv, what=f"nextpnr ({dev.name}) on {design}",
+                        timeout=timeout if timeout is not None else PNR_TIMEOUT_S, cwd=d)
         log = proc.stdout + proc.stderr
         try:
             log += Path(d, "nextpnr.log").read_text()
