@@ -210,7 +210,7 @@ def _yosys(dev: Device, text: str, top: str, shell_top: str | None, shell_text: 
                 "tee -q -o placed.json stat -json\nwrite_json pnr_in.json\n")
 
     last = None
-    for mapper in (("abc9", "abc") if dev.family == "ice40" else ("abc9",)):
+    for mapper in ("abc9", "abc"):
         Path(workdir, "script.ys").write_text(script(mapper))
         proc = run_tool(_yosys_cmd() + ["-q", "-l", "yosys.log", "-s", "script.ys"], what=f"yosys ({dev.family})",
                         timeout=timeout, cwd=workdir)

