@@ -232,21 +232,26 @@ def _table_row(r: dict) -> list:
 
 
 def _plot(rows: list[dict], path, title: str) -> None:
+    """Accuracy drop against energy per inference: the total (left) and its arithmetic part (right:
+    where the 8-bit datapaths, equal in memory traffic, differ)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     from .plot import save_figure
-    fig, ax = plt.subplots(figsize=(8, 5))
-    for r in rows:
-        ax.scatter(r["energy_pj"] / 1e3, r["drop_pp"], s=28)
-        ax.annotate(r["datapath"], (r["energy_pj"] / 1e3, r["drop_pp"]), fontsize=7, xytext=(4, 3),
-                    textcoords="offset points")
-    ax.axhline(0.0, color="0.6", lw=0.8)
-    ax.set_xscale("log")
-    ax.set_xlabel("energy per inference (nJ, arithmetic + memory; log scale)")
-    ax.set_ylabel("accuracy drop vs FP32 (percentage points)")
-    ax.set_title(title, fontsize=9)
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5.5))
+    for ax, key, label in ((axes[0], "energy_pj", "energy per inference (nJ, arithmetic + memory; log)"),
+                           (axes[1], "arithmetic_pj", "arithmetic energy per inference (nJ; log)")):
+        for i, r in enumerate(rows):
+            ax.scatter(r[key] / 1e3, r["drop_pp"], s=28, color=f"C{i % 10}", label=r["datapath"])
+            ax.annotate(r["datapath"], (r[key] / 1e3, r["drop_pp"]), fontsize=6.5, xytext=(4, 3),
+                        textcoords="offset points")
+        ax.axhline(0.0, color="0.6", lw=0.8)
+        ax.set_xscale("log")
+        ax.set_xlabel(label)
+        ax.set_ylabel("accuracy drop vs FP32 (percentage points)")
+    axes[1].legend(fontsize=6.5, loc="best")
+    fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     save_figure(fig, path)
 
