@@ -152,3 +152,16 @@ def test_report_section_includes_experiment_files(tmp_path):
     (_, title, body), = report_sections(tmp_path / "report")
     assert "Made by `make experiments" in body and "mlp on digits" in body
     assert "91.00 ± 1.41" in body and "+2.00 ± 1.41" in body and "FP32 92.00%" in body
+
+
+def test_all_specs_are_the_fixed_set_then_each_familys_best_points():
+    best = [{"design": "mul-drum", "limit": 2.0, "row": {"design": "mul-drum", "params": {"bits": 8, "k": 6}}},
+            {"design": "mul-drum", "limit": 5.0, "row": {"design": "mul-drum", "params": {"bits": 8, "k": 6}}},
+            {"design": "mul-trunc", "limit": 2.0,
+             "row": {"design": "mul-trunc", "params": {"bits": 8, "k": 4, "correction": True}}},
+            {"design": "mul-bam", "limit": 2.0, "row": None}]
+    specs = evaluate.standard_specs(best)
+    assert specs == ["fp32", "int8", "mfmac", "asm,alphabet=1", "asm,alphabet=1/3", "asm,alphabet=1/3/5/7",
+                     "approx:mul-drum,k=6", "approx:mul-trunc,k=4,correction=1"]
+    from net.datapath import parse
+    assert [parse(s).kind for s in specs[-2:]] == ["approx", "approx"]
