@@ -33,7 +33,7 @@ def add_parser(sub) -> None:
 # The train subparser and its option plumbing live in this block only (the training engineer adds
 # options here: keep them inside _add_train_parser / _train_kwargs).
 def _add_train_parser(ns) -> None:
-    from net.models import ARCHS
+    from net import ARCHS
     p = ns.add_parser("train", help="train a shipped model (FP32) on digits, mnist or FILE.npz")
     p.add_argument("--arch", required=True, choices=ARCHS, help="mlp or lenet")
     p.add_argument("--data", required=True, metavar="digits|mnist|FILE.npz")
