@@ -160,7 +160,9 @@ def _cmd_pick(args) -> int:
 
 
 def add_parser(sub) -> None:
-    from net.alwann import DEFAULTS, OBJECTIVES, TUNINGS
+    from net import ALWANN_DEFAULTS as DEFAULTS
+    from net import ALWANN_OBJECTIVES as OBJECTIVES
+    from net.tuning import TUNINGS
 
     from .cli import positive_int
 

@@ -17,3 +17,7 @@ importing torch.
 """
 
 ARCHS = ("mlp", "lenet")    # the architectures net.models builds
+# the ALWANN search's options (net/alwann.py): objectives and defaults
+ALWANN_OBJECTIVES = ("accuracy", "loss")
+ALWANN_DEFAULTS = {"objective": "accuracy", "pop": 50, "gens": 30, "tuning": "histogram", "seed": 0, "workers": 2,
+                   "search_fraction": 0.25, "search_max": 1000, "calib": 512, "batch_size": 500}

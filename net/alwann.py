@@ -65,6 +65,7 @@ from pymoo.config import Config as _PymooConfig
 from pymoo.core.problem import Problem
 from torch import nn
 
+from . import ALWANN_DEFAULTS, ALWANN_OBJECTIVES
 from . import tuning as _tuning
 from .datapath import parse
 
@@ -79,8 +80,7 @@ _PymooConfig.warnings["not_compiled"] = False      # pymoo's pure-Python paths a
 TUNINGS = _tuning.TUNINGS
 EXACT_SPEC = "approx:mul-array"
 CHECKPOINT = "checkpoint.pkl"
-DEFAULTS = {"objective": "accuracy", "pop": 50, "gens": 30, "tuning": "histogram", "seed": 0, "workers": 2, "search_fraction": 0.25,
-            "search_max": 1000, "calib": 512, "batch_size": 500}
+DEFAULTS = ALWANN_DEFAULTS
 _FORMAT = "ecomac-alwann-mapping"
 _CKPT_VERSION = 1
 
@@ -551,7 +551,7 @@ class AlwannProblem(Problem):
 
 
 # ---- the search -------------------------------------------------------------------------------
-OBJECTIVES = ("accuracy", "loss")
+OBJECTIVES = ALWANN_OBJECTIVES
 
 
 def objective_value(v: tuple, objective: str) -> float:
