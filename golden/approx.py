@@ -31,7 +31,7 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["FAMILIES", "APPROX_FAMILIES", "exact", "array", "trunc", "trunc_correction", "bam", "drum",
-           "mitchell", "product", "table", "operands", "metrics", "METRIC_KEYS", "check_params",
+           "mitchell", "product", "table", "operands", "metrics", "error_metrics", "METRIC_KEYS", "check_params",
            "MAX_TABLE_BITS"]
 
 FAMILIES = ("mul-array", "mul-exact", "mul-trunc", "mul-bam", "mul-drum", "mul-mitchell")
@@ -192,11 +192,17 @@ def metrics(approx_table, bits: int) -> dict:
     mae, wce (absolute); mae_pct, wce_pct (% of 2^(2N)); mre_pct (mean |err|/exact over
     pairs with exact != 0, %); ep_pct (% of pairs with any error); mse; bias (mean err).
     """
+    a, b = operands(bits)
+    return error_metrics(approx_table, a * b, bits)
+
+
+def error_metrics(approx_table, exact, bits: int) -> dict:
+    """The metrics of `metrics` for any operand grid (unsigned or signed): `exact` holds the
+    exact product of each table entry, in the table's order; relative errors use |exact|."""
     t = np.asarray(approx_table, dtype=np.int64).reshape(-1)
     if t.size != 1 << (2 * bits):
         raise ValueError(f"table has {t.size} entries, expected 2^(2*{bits}) = {1 << (2 * bits)}")
-    a, b = operands(bits)
-    ex = a * b
+    ex = np.asarray(exact, np.int64).reshape(-1)
     err = t - ex
     ae = np.abs(err)
     nz = ex != 0
@@ -204,5 +210,5 @@ def metrics(approx_table, bits: int) -> dict:
     mae = float(ae.mean())
     wce = int(ae.max())
     return {"mae": mae, "mae_pct": 100.0 * mae / scale, "wce": wce, "wce_pct": 100.0 * wce / scale,
-            "mre_pct": 100.0 * float((ae[nz] / ex[nz]).mean()), "ep_pct": 100.0 * float((err != 0).mean()),
+            "mre_pct": 100.0 * float((ae[nz] / np.abs(ex[nz])).mean()), "ep_pct": 100.0 * float((err != 0).mean()),
             "mse": float((err.astype(np.float64) ** 2).mean()), "bias": float(err.mean())}

