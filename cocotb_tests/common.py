@@ -10,7 +10,9 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, RisingEdge, Timer
 
-__all__ = ["params", "rng", "start_clock", "reset", "expect_equal", "stream_mac",
+from golden.fixed import pack, unpack
+
+__all__ = ["params", "rng", "start_clock", "reset", "expect_equal", "stream_mac", "stream_array_tile",
            "FallingEdge", "RisingEdge", "Timer"]
 
 DEFAULT_SEED = 20261122
@@ -68,3 +70,25 @@ async def stream_mac(dut, x, w, valid, clear, signed_bits: int | None = None) ->
         await FallingEdge(dut.clk)
         out.append(dut.acc.value.to_signed())
     return out
+
+
+async def stream_array_tile(dut, A, B, code_bits: int, acc_bits: int, gaps=None) -> list[int]:
+    """Drive the mfmac-array contract for one tile: column k of A on `a`, row k of B on `b`,
+    clear with the first step; gaps[k] true puts a bubble (valid low) before step k (never
+    before the first). Returns c (rows x cols accumulations, row-major) one cycle after the
+    last step."""
+    rows, K = A.shape
+    cols = B.shape[1]
+    for k in range(K):
+        if k > 0 and gaps is not None and gaps[k]:     # a bubble: nothing may change
+            dut.valid.value = 0
+            dut.clear.value = 0
+            await FallingEdge(dut.clk)
+        dut.a.value = pack(A[:, k], code_bits)
+        dut.b.value = pack(B[k, :], code_bits)
+        dut.valid.value = 1
+        dut.clear.value = int(k == 0)
+        await FallingEdge(dut.clk)
+    dut.valid.value = 0
+    dut.clear.value = 0
+    return unpack(dut.c.value.to_unsigned(), acc_bits, rows * cols)

@@ -10,9 +10,8 @@ import numpy as np
 import cocotb
 
 from golden import pot
-from golden.fixed import pack, unpack
 
-from .common import FallingEdge, expect_equal, params, reset, rng, start_clock
+from .common import expect_equal, params, reset, rng, start_clock, stream_array_tile
 
 
 @cocotb.test()
@@ -29,19 +28,6 @@ async def potq_backward_data_tile(dut):
     dut.valid.value = 0
     dut.clear.value = 0
     await reset(dut)
-    k = 0
-    while k < K:
-        if k > 0 and r.random() < 0.2:               # a bubble: nothing may change
-            dut.valid.value = 0
-            dut.clear.value = 0
-        else:
-            dut.a.value = pack(E[:, k], E_bits + 1)
-            dut.b.value = pack(W[k, :], E_bits + 1)
-            dut.valid.value = 1
-            dut.clear.value = int(k == 0)
-            k += 1
-        await FallingEdge(dut.clk)
-    dut.valid.value = 0
-    got = unpack(dut.c.value.to_unsigned(), acc_bits, rows * cols)
+    got = await stream_array_tile(dut, E, W, E_bits + 1, acc_bits, r.random(K) < 0.2)
     expect_equal(f"ALS-POTQ backward-data tile {rows}x{cols}, K={K}", got, want.ravel())
     dut._log.info(f"backward-data tile {rows}x{cols} (K={K}) of a training step equals the step's accumulations")

@@ -12,9 +12,7 @@ import numpy as np
 
 import cocotb
 
-from golden.fixed import pack, unpack
-
-from .common import FallingEdge, expect_equal, params, reset, start_clock, stream_mac
+from .common import expect_equal, params, reset, start_clock, stream_array_tile, stream_mac
 
 
 def _operands():
@@ -34,15 +32,7 @@ async def real_layer_tile(dut):
     dut.clear.value = 0
     await reset(dut)
     if design == "mfmac-array":
-        bits = p["exp_bits"] + 1
-        for k in range(K):
-            dut.a.value = pack(X[:, k], bits)
-            dut.b.value = pack(W[k, :], bits)
-            dut.valid.value = 1
-            dut.clear.value = int(k == 0)
-            await FallingEdge(dut.clk)
-        dut.valid.value = 0
-        got = unpack(dut.c.value.to_unsigned(), p["acc_bits"], rows * cols)
+        got = await stream_array_tile(dut, X, W, p["exp_bits"] + 1, p["acc_bits"])
     else:
         got = []
         ones = np.ones(K, int)
