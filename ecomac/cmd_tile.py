@@ -94,10 +94,8 @@ def tile_table(lanes: int = 64, depth: int = 256, bus_bits: int = 64, acc_bits: 
                workers: int = 2) -> list[dict]:
     """Every tile kind x datapath; `saving_pct` is against tile-vn with the int datapath."""
     from synth.energy import MODES
-
-    from synth.pool import check_workers, worker_pool
-    from .table import Progress
     from synth.movement import BUS_MM
+    from synth.pool import check_workers
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
     gtile.spec("vn", lanes, depth, bus_bits=bus_bits, acc_bits=acc_bits)      # validate before any work
@@ -109,10 +107,22 @@ def tile_table(lanes: int = 64, depth: int = 256, bus_bits: int = 64, acc_bits: 
     check_workers(workers)
     jobs = [(k, dp, lanes, depth, bus_bits, acc_bits, mode, bus_mm, float(min_sram_bytes))
             for dp in DATAPATH_PARAMS for k in ("vn", "near", "in")]
-    rows = []
     # each row synthesizes and simulates a compute row of `lanes` lanes the first time (minutes
     # at 64 lanes); the rows are cached, so a repeated run only reads them back
-    with Progress(len(jobs), "tile energy") as prog:
+    rows = _run_rows(jobs, workers, "tile energy")
+    base = next(r for r in rows if r["tile"] == "tile-vn" and r["datapath"] == "int")["total_pj"]
+    for r in rows:
+        r["saving_pct"] = 100.0 * (1.0 - r["total_pj"] / base)
+    return rows
+
+
+def _run_rows(jobs: list[tuple], workers: int, what: str) -> list[dict]:
+    """Every tile row job (`_one`), in worker processes when workers > 1, with progress."""
+    from synth.pool import worker_pool
+
+    from .table import Progress
+    rows = []
+    with Progress(len(jobs), what) as prog:
         if workers > 1:
             with worker_pool(workers) as pool:
                 for row in pool.map(_one, jobs):
@@ -122,9 +132,6 @@ def tile_table(lanes: int = 64, depth: int = 256, bus_bits: int = 64, acc_bits: 
             for j in jobs:
                 rows.append(_one(j))
                 prog.step(note=f"{KIND_NAMES[j[0]]}/{j[1]}")
-    base = next(r for r in rows if r["tile"] == "tile-vn" and r["datapath"] == "int")["total_pj"]
-    for r in rows:
-        r["saving_pct"] = 100.0 * (1.0 - r["total_pj"] / base)
     return rows
 
 
@@ -134,10 +141,8 @@ def storage_table(lanes: int = 64, depth: int = 256, bus_bits: int = 64, acc_bit
     compact indices, next to the int tiles; saving_pct against tile-vn/int, vs_int_pct against
     the same tile kind with int."""
     from synth.energy import MODES
-
-    from synth.pool import check_workers, worker_pool
-    from .table import Progress
     from synth.movement import BUS_MM
+    from synth.pool import check_workers
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
     gtile.spec("vn", lanes, depth, bus_bits=bus_bits, acc_bits=acc_bits)      # validate before any work
@@ -147,17 +152,7 @@ def storage_table(lanes: int = 64, depth: int = 256, bus_bits: int = 64, acc_bit
     same = {storage_label(DATAPATH_PARAMS["asm"]["alphabet"], "control"): "asm"}
     jobs = [(k, same.get(dp, dp), lanes, depth, bus_bits, acc_bits, mode, BUS_MM, 0.0)
             for dp in dps for k in ("vn", "near", "in")]
-    rows = []
-    with Progress(len(jobs), "tile storage") as prog:
-        if workers > 1:
-            with worker_pool(workers) as pool:
-                for row in pool.map(_one, jobs):
-                    rows.append(row)
-                    prog.step(note=f"{row['tile']}/{row['datapath']}")
-        else:
-            for j in jobs:
-                rows.append(_one(j))
-                prog.step(note=f"{KIND_NAMES[j[0]]}/{j[1]}")
+    rows = _run_rows(jobs, workers, "tile storage")
     back = {v: k for k, v in same.items()}
     rows = [{**r, "datapath": back.get(r["datapath"], r["datapath"])} for r in rows]
     base = next(r for r in rows if r["tile"] == "tile-vn" and r["datapath"] == "int")["total_pj"]
