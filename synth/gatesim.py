@@ -178,29 +178,10 @@ class GateNetlist:
         if (cell_level < 0).any():
             raise NetlistError("combinational loop in the netlist")
         self.depth = int(cell_level.max()) if len(comb) else 0
+        self._comb = comb
         groups: list[_Group] = []
-        for lv in range(1, self.depth + 1):
-            idx = np.nonzero(cell_level == lv)[0]
-            by_kind: dict[str, list[int]] = {"and": [], "xor": [], "mux": []}
-            for i in idx:
-                t = comb[i][0]
-                by_kind["and" if t in _AND_FORMS else "xor" if t in _XOR_FORMS else "mux"].append(i)
-            for kind, members in by_kind.items():
-                if not members:
-                    continue
-                ts = [comb[i][0] for i in members]
-                pins = [comb[i][1] for i in members]
-                y = np.array([p["Y"] for p in pins], np.intp)
-                a = np.array([p["A"] for p in pins], np.intp)
-                b = np.array([p.get("B", 0) for p in pins], np.intp)
-                if kind == "and":
-                    forms = np.array([_AND_FORMS[t] for t in ts], bool)
-                    groups.append(_Group("and", y, a, b, ia=_mask(forms[:, 0]), ib=_mask(forms[:, 1]),
-                                         io=_mask(forms[:, 2])))
-                elif kind == "xor":
-                    groups.append(_Group("xor", y, a, b, io=_mask([_XOR_FORMS[t] for t in ts])))
-                else:
-                    groups.append(_Group("mux", y, a, b, s=np.array([p["S"] for p in pins], np.intp)))
+        for lv in range(1, self.depth + 1):            # one group per gate kind and level
+            groups.extend(self._kind_groups(np.nonzero(cell_level == lv)[0]))
         self.groups = groups
         self._comb, self._cell_level = comb, cell_level
         self._timed = None
