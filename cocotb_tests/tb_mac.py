@@ -33,8 +33,9 @@ async def _check(dut, x, w, valid, clear, what):
     dut.clear.value = 0
     await reset(dut)
     bits, signed = _operand_bits()
-    # a pipelined PE (latency 2) shows step i's acc one clock later: one idle step flushes it
-    extra = 1 if params().get("pipeline") else 0
+    # a pipelined PE (latency 1 + pipeline, MfmacPe.latency) shows step i's acc `pipeline`
+    # clocks later: that many idle steps flush it
+    extra = int(params().get("pipeline", 0))
     pad = np.zeros(extra, np.int64)
     got = await stream_mac(dut, np.concatenate([x, pad]), np.concatenate([w, pad]),
                            np.concatenate([valid, pad]), np.concatenate([clear, pad]), bits if signed else None)

@@ -16,6 +16,12 @@ def test_mfmac_pe_pipelined(exp_bits, acc_bits):
     run_sim("mfmac-pe", {"exp_bits": exp_bits, "acc_bits": acc_bits, "pipeline": True}, "cocotb_tests.tb_mac")
 
 
+@pytest.mark.parametrize("exp_bits,acc_bits", [(3, 24), (1, 2), (2, 7), (5, 64)])
+def test_mfmac_pe_split_accumulator(exp_bits, acc_bits):
+    """pipeline=2: the accumulator's halves add on successive clocks (odd widths split unevenly)."""
+    run_sim("mfmac-pe", {"exp_bits": exp_bits, "acc_bits": acc_bits, "pipeline": 2}, "cocotb_tests.tb_mac")
+
+
 @pytest.mark.parametrize("bits,acc_bits", [(8, 24), (4, 8), (12, 32)])
 def test_int_mac(bits, acc_bits):
     run_sim("int-mac", {"bits": bits, "acc_bits": acc_bits}, "cocotb_tests.tb_mac")

@@ -63,28 +63,34 @@ _ACC_PARAM = Param("accumulator", "serial", "serial/tree2/tree4/tree8/tree16",
 
 
 @design("mfmac-pe", "PoT multiplication-free MAC: acc += (-1)^(sx^sw) 2^(ex+ew-2), no multiplier",
-        _POT_PARAMS + (Param("pipeline", False, "0/1", "register the signed product before the accumulator "
-                             "add (latency 2, a shorter clock path)", parse=parse_bool),
+        _POT_PARAMS + (Param("pipeline", 0, "0..2", "register stages added to shorten the clock path: 1 = "
+                             "the signed product registered before the accumulator add (latency 2); 2 = also "
+                             "the accumulator split in two halves, the low half's carry registered into the "
+                             "high half (latency 3)", parse=lambda n, t: _parse_pipeline(n, t)),
                        _ACC_PARAM),
         family="mfmac", op_count=lambda p: _acc_chunk(p.get("accumulator", "serial")))
 class MfmacPe(wiring.Component):
     """One MF-MAC processing element.
 
     On each clock: if `clear`, acc <- (valid ? x*w : 0); elif `valid`, acc <- acc + x*w.
-    `acc` shows the result one cycle after the inputs (`latency` = 1). With `pipeline`, the
+    `acc` shows the result one cycle after the inputs (`latency` = 1). With `pipeline` = 1, the
     signed product (and valid, clear) is registered first and the accumulator updates one
     clock later (`latency` = 2): the clock path is then the accumulator's two-input add,
-    as in int-mac, instead of product decode plus a three-input add.
+    as in int-mac, instead of product decode plus a three-input add. With `pipeline` = 2 the
+    accumulator is also split: the low half adds at stage 2 and registers its carry, the high
+    half adds that carry at stage 3, and the low half is delayed one clock to meet it
+    (`latency` = 3; `acc` is the plain accumulator one clock later): the clock path is then a
+    half-width add.
     """
     latency = 1
 
-    def __init__(self, exp_bits: int = 3, acc_bits: int = 24, pipeline: bool = False,
+    def __init__(self, exp_bits: int = 3, acc_bits: int = 24, pipeline: int = 0,
                  accumulator: str = "serial"):
         _check_pot(exp_bits, acc_bits)
-        if not isinstance(pipeline, bool):
-            raise TypeError(f"pipeline must be a boolean (0/1), not {pipeline!r}")
-        self.exp_bits, self.acc_bits, self.pipeline = exp_bits, acc_bits, pipeline
-        self.latency = 2 if pipeline else 1
+        # False/True are the 0/1 of the former boolean parameter
+        check_int("pipeline", int(pipeline) if isinstance(pipeline, bool) else pipeline, 0, 2)
+        self.exp_bits, self.acc_bits, self.pipeline = exp_bits, acc_bits, int(pipeline)
+        self.latency = 1 + self.pipeline
         # treeC: C products per clock, x and w carry C codes (element j = step j of the chunk)
         self.accumulator, self.chunk = accumulator, _acc_chunk(accumulator)
         if pipeline and self.chunk > 1:
@@ -135,6 +141,8 @@ class MfmacPe(wiring.Component):
         term = Signal(signed(n))
         valid, clear = Signal(), Signal()
         m.d.sync += [term.eq(Mux(sign, neg, pos)), valid.eq(self.valid), clear.eq(self.clear)]
+        if self.pipeline == 2:
+            return self._elaborate_split(m, term, valid, clear)
         # stage 2: the accumulator, a two-input add as in int-mac
         acc = Signal(signed(n))
         with m.If(clear):
@@ -143,6 +151,45 @@ class MfmacPe(wiring.Component):
             m.d.sync += acc.eq(acc + term)
         m.d.comb += self.acc.eq(acc)
         return m
+
+    def _elaborate_split(self, m, term, valid, clear):
+        # stages 2 and 3: the accumulator as two halves, so no carry chain is longer than half
+        # the width. Stage 2 adds the low half and registers its carry out (0 unless it added),
+        # stage 3 adds the high half of the same term plus that carry; the low half is delayed
+        # one clock so that acc = {hi, lo delayed} is the whole accumulator one clock late.
+        n = self.acc_bits
+        lo_bits = (n + 1) // 2
+        lo, carry = Signal(lo_bits), Signal()
+        lo_sum = Signal(lo_bits + 1)
+        m.d.comb += lo_sum.eq(Mux(clear, 0, lo) + term[:lo_bits])
+        with m.If(valid):
+            m.d.sync += lo.eq(lo_sum[:lo_bits])
+        with m.Elif(clear):
+            m.d.sync += lo.eq(0)
+        m.d.sync += carry.eq(valid & lo_sum[lo_bits])
+        term_hi, valid_hi, clear_hi, lo_late = Signal(n - lo_bits), Signal(), Signal(), Signal(lo_bits)
+        m.d.sync += [term_hi.eq(term[lo_bits:]), valid_hi.eq(valid), clear_hi.eq(clear), lo_late.eq(lo)]
+        hi = Signal(n - lo_bits)
+        # hi + term_hi + carry as one two-input add: the carry enters below both operands'
+        # lowest bits (c + c carries c into bit 1), so the mapper builds one carry chain
+        hi_sum = Signal(n - lo_bits + 1)
+        m.d.comb += hi_sum.eq(Cat(carry, Mux(clear_hi, 0, hi)) + Cat(carry, term_hi))
+        with m.If(valid_hi):
+            m.d.sync += hi.eq(hi_sum[1:])
+        with m.Elif(clear_hi):
+            m.d.sync += hi.eq(0)
+        m.d.comb += self.acc.eq(Cat(lo_late, hi))
+        return m
+
+
+def _parse_pipeline(name, text):
+    low = text.strip().lower()
+    if low in ("true", "yes", "on", "false", "no", "off"):     # the former boolean spellings
+        return int(parse_bool(name, low))
+    try:
+        return int(low, 10)
+    except ValueError:
+        raise ValueError(f"{name} must be 0, 1 or 2 (register stages added), got {text!r}") from None
 
 
 def _acc_chunk(accumulator) -> int:

@@ -128,8 +128,14 @@ def _mac_reference(design: str, p: dict) -> str:
         v, c, pr = "valid_q", "clear_q", "prod_q"
     else:
         v, c, pr = "valid", "clear", "prod"
-    body += ("  always @(posedge clk)\n    if (rst) acc <= 0;\n"
-             f"    else if ({c}) acc <= {v} ? {pr} : 0;\n    else if ({v}) acc <= acc + {pr};\nendmodule\n")
+    # pipeline = 2 (the split accumulator): the whole-width accumulator, its output one more
+    # register late, as a behavioural description places it (no halves, no carry register)
+    late = int(p.get("pipeline") or 0) >= 2
+    sum_ = "mac" if late else "acc"
+    if late:
+        body += f"  reg signed [{a - 1}:0] mac;\n  always @(posedge clk) acc <= rst ? 0 : mac;\n"
+    body += (f"  always @(posedge clk)\n    if (rst) {sum_} <= 0;\n"
+             f"    else if ({c}) {sum_} <= {v} ? {pr} : 0;\n    else if ({v}) {sum_} <= {sum_} + {pr};\nendmodule\n")
     return body
 
 
@@ -308,7 +314,7 @@ def suite() -> list[tuple[str, dict]]:
     pts += [("int-mac", {}), ("int-mac", {"bits": 16, "acc_bits": 40})]
     pts += [("asm-mul", {"w_bits": 12})]
     pts += [("mfmac-pe", {"exp_bits": e, "acc_bits": max(24, 2 * ((1 << e) - 2) + 2)}) for e in range(1, 6)]
-    pts += [("mfmac-pe", {"pipeline": True})]
+    pts += [("mfmac-pe", {"pipeline": True}), ("mfmac-pe", {"pipeline": 2})]
     for n in (8, 12):
         pts += [("mul-trunc", {"bits": n, "k": n, "correction": True}), ("mul-bam", {"bits": n, "vbl": n - 2, "hbl": 2}),
                 ("mul-drum", {"bits": n, "k": n // 2}), ("mul-mitchell", {"bits": n, "frac_bits": n - 1})]

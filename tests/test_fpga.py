@@ -118,5 +118,12 @@ def test_pipelined_mfmac_datasheet_and_parameter(capsys, tmp_path):
     _, sheet = generate("mfmac-pe", {"pipeline": True})
     assert sheet["latency"] == 2 and sheet["parameters"]["pipeline"] is True
     assert generate("mfmac-pe", {})[1]["latency"] == 1
-    code, _, err = run(capsys, "verilog", "mfmac-pe", "-p", "pipeline=maybe", "-o", str(tmp_path / "x.v"))
-    assert code == 2 and err == "ecomac: error: pipeline must be a boolean (0/1/true/false), got 'maybe'\n"
+    assert generate("mfmac-pe", {"pipeline": 2})[1]["latency"] == 3
+    # the CLI reads 0..2 and the former boolean spellings
+    for text, latency in (("0", 1), ("true", 2), ("1", 2), ("2", 3)):
+        code, _, _ = run(capsys, "verilog", "mfmac-pe", "-p", f"pipeline={text}", "-o", str(tmp_path / "x.v"))
+        assert code == 0 and json.loads((tmp_path / "x.json").read_text())["latency"] == latency
+    for text, msg in (("maybe", "pipeline must be 0, 1 or 2 (register stages added), got 'maybe'"),
+                      ("3", "pipeline must be in 0..2, got 3")):
+        code, _, err = run(capsys, "verilog", "mfmac-pe", "-p", f"pipeline={text}", "-o", str(tmp_path / "x.v"))
+        assert code == 2 and err == f"ecomac: error: {msg}\n"
