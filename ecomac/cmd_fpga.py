@@ -14,7 +14,7 @@ __all__ = ["add_parser", "report_sections", "ALL_DEVICES", "COMPARE"]
 
 ALL_DEVICES = ("ice40-hx8k", "ecp5-25k")          # `make fpga`: every default design on these
 # and the MAC comparison on every device: the multiplier-free PE against the exact one
-COMPARE = (("int-mac", {}), ("mfmac-pe", {}), ("mfmac-pe", {"pipeline": True}))
+COMPARE = (("int-mac", {}), ("mfmac-pe", {}), ("mfmac-pe", {"pipeline": 1}), ("mfmac-pe", {"pipeline": 2}))
 
 _HEAD = ["design", "params", "device", "shell", "pins", "LUTs", "carry", "FFs", "DSP", "BRAM", "LUT %",
          "shell LUT/FF %", "Fmax MHz", "met", "critical path (start -> end)"]
@@ -90,7 +90,8 @@ def run_all(devices, freq, seed, outdir) -> tuple[list[dict], list[str]]:
     if outdir is not None:
         out = Path(outdir)
         for r in rows:
-            tag = "_pipelined" if (r.get("params") or {}).get("pipeline") else ""
+            stages = int((r.get("params") or {}).get("pipeline") or 0)
+            tag = f"_pipeline{stages}" if stages else ""
             atomic_write(out / f"{r['top']}{tag}_{r['device']}.json", json.dumps(r, indent=2) + "\n")
         atomic_write(out / "fpga.json", json.dumps({"results": rows, "failed": failed}, indent=2) + "\n")
     return rows, failed
@@ -103,10 +104,10 @@ def _compare_rows(rows) -> list[list]:
         for r in rows:
             if r["device"] == dev and r["design"] in ("int-mac", "mfmac-pe") and r["params"].get("bits", 8) == 8 \
                     and r["params"].get("exp_bits", 3) == 3:
-                got[(r["design"], bool(r["params"].get("pipeline")))] = r
-        base = got.get(("int-mac", False))
-        for key, label in ((("int-mac", False), "int-mac"), (("mfmac-pe", False), "mfmac-pe"),
-                           (("mfmac-pe", True), "mfmac-pe pipeline=1")):
+                got[(r["design"], int(r["params"].get("pipeline") or 0))] = r
+        base = got.get(("int-mac", 0))
+        for key, label in ((("int-mac", 0), "int-mac"), (("mfmac-pe", 0), "mfmac-pe"),
+                           (("mfmac-pe", 1), "mfmac-pe pipeline=1"), (("mfmac-pe", 2), "mfmac-pe pipeline=2")):
             r = got.get(key)
             if r is None:
                 continue

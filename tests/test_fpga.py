@@ -127,3 +127,18 @@ def test_pipelined_mfmac_datasheet_and_parameter(capsys, tmp_path):
                       ("3", "pipeline must be in 0..2, got 3")):
         code, _, err = run(capsys, "verilog", "mfmac-pe", "-p", f"pipeline={text}", "-o", str(tmp_path / "x.v"))
         assert code == 2 and err == f"ecomac: error: {msg}\n"
+
+
+def test_mac_comparison_keeps_each_pipeline_depth():
+    """`make fpga`'s MAC table: pipeline=1 and pipeline=2 are separate rows, each against int-mac."""
+    from ecomac.cmd_fpga import COMPARE, _compare_rows
+    assert ("mfmac-pe", {"pipeline": 1}) in COMPARE and ("mfmac-pe", {"pipeline": 2}) in COMPARE
+
+    def row(design, params, fmax):
+        return {"design": design, "params": params, "device": "ice40-up5k", "latency": 1 + params.get("pipeline", 0),
+                "luts": 1, "flip_flops": 1, "dsp": 0, "fmax_mhz": fmax, "critical_path": None}
+    rows = [row("int-mac", {"bits": 8}, 50.0), row("mfmac-pe", {"pipeline": 0}, 25.0),
+            row("mfmac-pe", {"pipeline": True}, 50.0), row("mfmac-pe", {"pipeline": 2}, 75.0)]
+    got = {r[1]: (r[2], r[6], r[7]) for r in _compare_rows(rows)}
+    assert got == {"int-mac": (1, "50.0", "1.00"), "mfmac-pe": (1, "25.0", "0.50"),
+                   "mfmac-pe pipeline=1": (2, "50.0", "1.00"), "mfmac-pe pipeline=2": (3, "75.0", "1.50")}
