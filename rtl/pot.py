@@ -159,20 +159,21 @@ class MfmacPe(wiring.Component):
         # one clock so that acc = {hi, lo delayed} is the whole accumulator one clock late.
         n = self.acc_bits
         lo_bits = (n + 1) // 2
-        lo, carry = Signal(lo_bits), Signal()
-        lo_sum = Signal(lo_bits + 1)
+        lo, carry = Signal(lo_bits, name="lo"), Signal(name="carry")
+        lo_sum = Signal(lo_bits + 1, name="lo_sum")
         m.d.comb += lo_sum.eq(Mux(clear, 0, lo) + term[:lo_bits])
         with m.If(valid):
             m.d.sync += lo.eq(lo_sum[:lo_bits])
         with m.Elif(clear):
             m.d.sync += lo.eq(0)
         m.d.sync += carry.eq(valid & lo_sum[lo_bits])
-        term_hi, valid_hi, clear_hi, lo_late = Signal(n - lo_bits), Signal(), Signal(), Signal(lo_bits)
+        term_hi, lo_late = Signal(n - lo_bits, name="term_hi"), Signal(lo_bits, name="lo_late")
+        valid_hi, clear_hi = Signal(name="valid_hi"), Signal(name="clear_hi")
         m.d.sync += [term_hi.eq(term[lo_bits:]), valid_hi.eq(valid), clear_hi.eq(clear), lo_late.eq(lo)]
-        hi = Signal(n - lo_bits)
+        hi = Signal(n - lo_bits, name="hi")
         # hi + term_hi + carry as one two-input add: the carry enters below both operands'
         # lowest bits (c + c carries c into bit 1), so the mapper builds one carry chain
-        hi_sum = Signal(n - lo_bits + 1)
+        hi_sum = Signal(n - lo_bits + 1, name="hi_sum")
         m.d.comb += hi_sum.eq(Cat(carry, Mux(clear_hi, 0, hi)) + Cat(carry, term_hi))
         with m.If(valid_hi):
             m.d.sync += hi.eq(hi_sum[1:])
