@@ -45,13 +45,18 @@ class _Gates:
         return self.wire(xy ^ z, tag + "s"), self.wire((x & y) | (z & xy), tag + "c")
 
 
-def array_bits(m: Module, a, b, bits: int, keep=lambda i, j: True, const: int = 0, prefix: str = "arr"):
+def array_bits(m: Module, a, b, bits: int, keep=lambda i, j: True, const: int = 0, prefix: str = "arr",
+               rows: list | None = None):
     """Structural array multiplier of `a` and `b` (`bits` wide) keeping partial product a_i b_j
     where keep(i, j), plus the constant `const`; returns the 2*bits output bits (mod 2^(2 bits)).
 
     Row j of partial products enters a row of adders at columns j..j+bits-1 together with
     the running sum and carry vectors (carry-save: a carry goes to the next row, one column
     left); the last sum and carry vectors are merged by a ripple-carry adder.
+
+    `rows`, when given, receives the carry-save state after each row j: {"sum": {column:
+    signal name or 1}, "carry": {column: signal name}} (1 = a constant-one bit). The row-by-row
+    formal proof (synth/prove.py) cuts the netlist at these signals.
     """
     g = _Gates(m, prefix)
     width = 2 * bits
@@ -73,6 +78,9 @@ def array_bits(m: Module, a, b, bits: int, keep=lambda i, j: True, const: int = 
         # every carry lands inside the next row's columns, so none is left behind
         assert all(x is None for x in C), "carry outside the next row's columns"
         C = newC
+        if rows is not None:
+            rows.append({"sum": {c: _bit_name(x) for c, x in enumerate(S) if x is not None},
+                         "carry": {c: _bit_name(x) for c, x in enumerate(C) if x is not None}})
     out, carry = [], None
     for c in range(width):
         ins = [x for x in (S[c], C[c], carry) if x is not None]
@@ -83,6 +91,13 @@ def array_bits(m: Module, a, b, bits: int, keep=lambda i, j: True, const: int = 
         s, carry = g.add(ins, f"f{c}")
         out.append(s)
     return out
+
+
+def _bit_name(x):
+    """A carry-save bit for the proof's record: its Verilog signal name, or 1 for a constant one."""
+    if isinstance(x, Const):
+        return x.value
+    return x.name
 
 
 _BITS32 = Param("bits", 8, "2..32", "operand width N (unsigned); product is 2N bits")
@@ -100,7 +115,11 @@ class _Mul(wiring.Component):
         super().__init__(_ports(bits))
 
     def _array(self, m, keep=lambda i, j: True, const=0):
-        m.d.comb += self.p.eq(Cat(*array_bits(m, self.a, self.b, self.bits, keep, const)))
+        # the carry-save state after each row, filled when the design is elaborated (the
+        # row-by-row formal proof cuts the generated netlist there)
+        self.carry_save_rows = []
+        m.d.comb += self.p.eq(Cat(*array_bits(m, self.a, self.b, self.bits, keep, const,
+                                               rows=self.carry_save_rows)))
         return m
 
 

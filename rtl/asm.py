@@ -21,12 +21,17 @@ from golden.asm import (bank_plan, check_w_bits, encoded_bits, index_bits, parse
 from .params import Param, check_int, parse_int_list
 from .registry import design
 
-__all__ = ["AsmPrecomputeBank", "AsmLane", "AsmMul", "AsmPeRow", "bank_width"]
+__all__ = ["AsmPrecomputeBank", "AsmLane", "AsmMul", "AsmPeRow", "bank_width", "quartet_term_bits"]
 
 
 def bank_width(x_bits: int) -> int:
     """Width of every bank output: a*x for a <= 15 fits in x_bits + 4 signed bits."""
     return x_bits + 4
+
+
+def quartet_term_bits(x_bits: int) -> int:
+    """Width of a lane's quartet term q_j = bank[idx_j] << s_j (signed; s_j <= 3)."""
+    return bank_width(x_bits) + 3
 
 
 def _check_common(x_bits, w_bits, alphabet) -> tuple[int, int, tuple[int, ...]]:
@@ -89,6 +94,10 @@ class AsmLane(wiring.Component):
             "p": Out(signed(P)),
         })
 
+    @property
+    def quartet_bits(self) -> int:
+        return quartet_term_bits(self.x_bits)
+
     def elaborate(self, platform):
         m = Module()
         n = len(self.alphabet)
@@ -101,7 +110,7 @@ class AsmLane(wiring.Component):
             field = self.w[j * F:(j + 1) * F]
             shift, nz = field[:2], field[ib + 2]
             sel = Array(members)[field[2:2 + ib]] if n > 1 else members[0]
-            q = Signal(signed(bank_width(self.x_bits) + 3), name=f"q{j}")
+            q = Signal(signed(self.quartet_bits), name=f"q{j}")
             m.d.comb += q.eq(Mux(nz, sel << shift, 0))
             terms.append(q << (4 * j))
         total = terms[0]

@@ -9,7 +9,7 @@ from amaranth.lib import wiring
 
 from .registry import Design, get_design
 
-__all__ = ["generate", "datasheet", "ports"]
+__all__ = ["generate", "generate_component", "datasheet", "ports"]
 
 
 def _width_signed(shape) -> tuple[int, bool]:
@@ -38,11 +38,18 @@ def ports(component, verilog_text: str | None = None) -> list[dict]:
 
 def generate(name: str, params: dict | None = None) -> tuple[str, dict]:
     """Return (verilog_text, datasheet) for design `name` with `params`."""
+    text, sheet, _ = generate_component(name, params)
+    return text, sheet
+
+
+def generate_component(name: str, params: dict | None = None) -> tuple[str, dict, object]:
+    """(verilog_text, datasheet, the elaborated component): the component keeps what its
+    elaboration recorded (e.g. the array multipliers' carry-save rows for the formal proof)."""
     d: Design = get_design(name)
     full = d.full_params(params)
     comp = d.build(full)        # constructor checks + every port within the toolchain's width limit
     text = verilog.convert(comp, name=d.module, emit_src=False)
-    return text, datasheet(d, full, comp, text)
+    return text, datasheet(d, full, comp, text), comp
 
 
 def datasheet(d: Design, params: dict, comp, verilog_text: str) -> dict:

@@ -9,15 +9,26 @@ accumulators from reset, for every input sequence, by temporal induction). `prov
 the solver found no input (sequence) breaking an assert; `counterexample` comes with the
 inputs the solver found. A proof that does not finish within its time limit is `undecided`.
 
-Properties (PROPERTIES lists the names):
-  mul-*        p == reference product for every pair (a, b): a*b for mul-array/mul-exact,
-               the golden definition of each approximate family (golden/approx.py) otherwise
+Multipliers defeat SAT as whole units (mul-array against a*b: undecided after 120 s at
+N = 8), so the array family and asm-mul are proven white-box: the netlist is cut at the
+internal sums the RTL records (row by row, quartet by quartet; see "row-by-row proofs" below)
+and one lemma per row or quartet is proven for every value of the state before it.
+
+Properties (PROVABLE lists the designs):
+  mul-array,   p == const + sum_j b_j ((a & mask_j) << j), the golden definition by rows
+  mul-trunc,   (golden/approx.py `_kept_sum`), row by row at any N; at N <= 8 also the whole
+  mul-bam      unit against the sum of its kept partial-product bits, and for mul-array the
+               row sum against Yosys's own a*b
+  mul-exact,   p == the golden definition as a whole unit (mul-exact: a*b)
+  mul-drum,
+  mul-mitchell
   mfmac-pe     the PoT product (sign, one-hot magnitude) == behavioural shift, and the whole
                MAC (pipelined or not) == a behavioural MAC on that product
   int-mac      the whole MAC == a behavioural MAC on x*w (signed)
-  asm-mul      p == x * decode(w) for every x and every encoded word w that decodes (its
-               non-zero quartets name an alphabet member a with a*2^s <= 15): the encoding
-               is constrained by an assume-style guard on the word, as golden/asm.py defines it
+  asm-mul      quartet by quartet: q_j == nz_j ? (a[idx_j] * x) << s_j : 0 for every word
+               whose index names a member, and p == (-1)^sign sum_j q_j << 4j: golden/asm.py's
+               w*x (exact for every word the encoder emits); at w_bits = 4 also the whole unit
+               against x * decode(w) over the decodable words
 """
 from __future__ import annotations
 
@@ -32,7 +43,7 @@ from .yosys import SynthError, _yosys_cmd
 
 __all__ = ["PROVABLE", "prove", "reference_verilog", "DEFAULT_TIMEOUT_S"]
 
-PROVE_VERSION = "1"
+PROVE_VERSION = "2"
 DEFAULT_TIMEOUT_S = 600.0
 PROVABLE = ("mul-array", "mul-exact", "mul-trunc", "mul-bam", "mul-drum", "mul-mitchell",
             "mfmac-pe", "int-mac", "asm-mul")
@@ -176,6 +187,150 @@ def reference_verilog(design: str, params: dict, part: str = "main") -> str:
     raise ValueError(f"no formal proof for {design} (provable: {', '.join(PROVABLE)})")
 
 
+# ---- row-by-row (white-box) proofs: the netlist cut at its internal sums -----------------------
+# A multiplier miter is hard for SAT (mul-array against a*b is undecided after 120 s at N = 8),
+# but each row of an array multiplier is an adder. So the generated netlist is cut (Yosys
+# `expose -cut`) at every signal the RTL recorded as carry-save state: each cut signal becomes
+# a free input to its readers and an output of its driver. One assert per row j then states
+# value(state after row j) == value(state before row j) + row_j(a, b) for EVERY value of the
+# state before it (free inputs), and one more that the final adder's p == value(last state).
+# Every cut signal equals its driver in the real circuit, so chaining the row lemmas gives
+# p == const + sum_j row_j(a, b): the golden definition (golden/approx.py `_kept_sum`, one
+# masked row per bit of b). A lemma true only for reachable states would fail, never pass.
+def _array_rows(design: str, p: dict) -> tuple[list[int], int]:
+    """The golden definition of an array-family product by rows: (masks, const) with
+    p == const + sum_j b_j * ((a & masks[j]) << j) mod 2^(2N) (golden/approx.py)."""
+    n = p["bits"]
+    full = (1 << n) - 1
+    if design == "mul-array":
+        vbl, hbl, const = 0, 0, 0
+    elif design == "mul-trunc":
+        from golden.approx import trunc_correction
+        vbl, hbl = p["k"], 0
+        const = trunc_correction(n, p["k"]) if p["correction"] else 0
+    elif design == "mul-bam":
+        vbl, hbl, const = p["vbl"], p["hbl"], 0
+    else:
+        raise ValueError(f"{design} is not an array multiplier")
+    masks = [0 if j < hbl else full & ~((1 << max(vbl - j, 0)) - 1) for j in range(n)]
+    return masks, const
+
+
+def _cut_instance(module: str, ports: list[dict], cuts: list[tuple[str, int]]) -> tuple[list[str], str]:
+    """Declarations and the instance of `module` with its cut signals exposed: output `o` and
+    input `i` hold the cut signals, concatenated in `cuts` order (name, width)."""
+    total = sum(w for _, w in cuts)
+    decl = [f"  wire [{total - 1}:0] o;"]
+    conns, at = [], 0
+    for name, w in cuts:
+        conns += [f".\\{name} (o[{at + w - 1}:{at}])", f".\\{name}__i (i[{at + w - 1}:{at}])"]
+        at += w
+    outs = [p for p in ports if p["direction"] == "out"]
+    for o in outs:
+        decl.append(f"  wire [{o['width'] - 1}:0] {o['name']};")
+    conns = [f".{p['name']}({p['name']})" for p in ports] + conns
+    return decl, f"  {module} gate ({', '.join(conns)});"
+
+
+def _cut_harness(module: str, ports: list[dict], cuts: list[tuple[str, int]], body: list[str],
+                 lemmas: list[str]) -> str:
+    ins = [p for p in ports if p["direction"] == "in"]
+    total = sum(w for _, w in cuts)
+    decl = ", ".join([f"input wire {'signed ' if p.get('signed') else ''}[{p['width'] - 1}:0] {p['name']}"
+                      for p in ins] + [f"input wire [{total - 1}:0] i"])
+    wires, inst = _cut_instance(module, ports, cuts)
+    lines = [f"module ecomac_proof({decl});"] + wires + [inst] + body
+    lines += [f"  always @* assert ({cond});" for cond in lemmas]
+    return "\n".join(lines + ["endmodule"]) + "\n"
+
+
+def _array_rows_case(design: str, full: dict, text: str, comp, module: str, ports: list[dict]) -> dict:
+    n = full["bits"]
+    width = 2 * n
+    masks, const = _array_rows(design, full)
+    rows = comp.carry_save_rows
+    names = sorted({x for r in rows for part in ("sum", "carry") for x in r[part].values() if isinstance(x, str)})
+    at = {name: k for k, name in enumerate(names)}
+
+    def bits(state: dict, new: set) -> set:
+        return {x for part in ("sum", "carry") for x in state[part].values() if isinstance(x, str)}
+
+    def vector(cols: dict, new: set) -> str:
+        out = []
+        for c in range(width - 1, -1, -1):
+            x = cols.get(c)
+            out.append("1'b0" if x is None else "1'b1" if x == 1 else f"{'o' if x in new else 'i'}[{at[x]}]")
+        return "{" + ", ".join(out) + "}"
+
+    body, lemmas, before, prev = [], [], f"{width}'d{const}", set()
+    for j, state in enumerate(rows):
+        now = bits(state, set())
+        new = now - prev
+        row = f"(b[{j}] ? ({{{n}'d0, a & {n}'d{masks[j]}}} << {j}) : {width}'d0)"
+        body += [f"  wire [{width - 1}:0] after{j} = {vector(state['sum'], new)} + {vector(state['carry'], new)};",
+                 f"  wire [{width - 1}:0] expect{j} = {before} + {row};"]
+        lemmas.append(f"after{j} == expect{j}")
+        before = f"{vector(state['sum'], set())} + {vector(state['carry'], set())}"
+        prev = now
+    body.append(f"  wire [{width - 1}:0] merged = {before};")
+    lemmas.append("p == merged")
+    what = {"mul-array": "sum_j b_j (a << j)", "mul-trunc": "const + the kept rows (i + j >= k)",
+            "mul-bam": "the kept rows (j >= hbl, i + j >= vbl)"}[design]
+    return {"property": f"{design} p == {what} for all a, b (N={n}), row by row: "
+                        f"{len(rows)} carry-save row lemmas and the final adder, {len(names)} cut signals",
+            "text": text, "top": module, "cuts": [(name, 1) for name in names],
+            "harness": _cut_harness(module, ports, [(name, 1) for name in names], body, lemmas), "seq": False}
+
+
+def _asm_lanes_case(full: dict, text: str, module: str, ports: list[dict]) -> dict:
+    """asm-mul cut at its quartet terms q_j: lemma j, q_j == nz_j ? (a[idx_j] * x) << s_j : 0
+    (the bank and the select, against a behavioural multiple), and the sum lemma
+    p == (-1)^sign sum_j q_j << 4j mod 2^P: together golden/asm.py's w*x."""
+    from golden.asm import encoded_bits, index_bits, parse_alphabet, product_bits, quartet_field_bits
+
+    from rtl.asm import quartet_term_bits
+    alpha = parse_alphabet(full["alphabet"])
+    xb, wb = full["x_bits"], full["w_bits"]
+    eb, ib, fb, pb = encoded_bits(alpha, wb), index_bits(alpha), quartet_field_bits(alpha), product_bits(xb, wb)
+    qb, q = quartet_term_bits(xb), wb // 4
+    cuts = [(f"lane.q{j}", qb) for j in range(q)]
+    body, lemmas = [], []
+    for j in range(q):
+        idx = f"w[{j * fb + 2 + ib - 1}:{j * fb + 2}]" if ib else "1'b0"
+        members = " ".join(f"{k}: m{j} = x * {v};" for k, v in enumerate(alpha))
+        body += [f"  reg signed [{qb - 1}:0] m{j};",
+                 f"  always @* begin case ({idx}) {members} default: m{j} = 0; endcase end",
+                 f"  wire nz{j} = w[{j * fb + ib + 2}];",
+                 f"  wire signed [{qb - 1}:0] want{j} = nz{j} ? (m{j} <<< w[{j * fb + 1}:{j * fb}]) : {qb}'sd0;"]
+        # an index past the alphabet is no encoded word (golden/asm.py): excluded when nz
+        valid = f"!nz{j} || {idx} < {len(alpha)}" if ib and (1 << ib) > len(alpha) else "1"
+        lemmas.append(f"!({valid}) || o[{qb * (j + 1) - 1}:{qb * j}] == want{j}")
+        body.append(f"  wire signed [{qb - 1}:0] qi{j} = i[{qb * (j + 1) - 1}:{qb * j}];")
+    total = " + ".join(f"(qi{j} <<< {4 * j})" for j in range(q))
+    body += [f"  wire signed [{pb - 1}:0] total = {total};",
+             f"  wire signed [{pb - 1}:0] want_p = w[{eb - 1}] ? -total : total;"]
+    lemmas.append("p == want_p")
+    return {"property": f"asm-mul p == (-1)^sign sum_j [nz_j] (a[idx_j] x << s_j) << 4j (golden/asm.py's w*x) "
+                        f"for all x and every word (w_bits={wb}, alphabet={','.join(map(str, alpha))}), "
+                        f"quartet by quartet: {q} quartet lemmas and the sum",
+            "text": text, "top": module, "cuts": cuts, "harness": _cut_harness(module, ports, cuts, body, lemmas),
+            "seq": False}
+
+
+def _row_sum_is_product_case(n: int) -> dict:
+    """The row sum (the reference of the row-by-row proof) == Yosys's own a*b: SAT, N <= 8."""
+    w2 = 2 * n
+    text = (f"module ref_rows(input wire [{n - 1}:0] a, input wire [{n - 1}:0] b, output reg [{w2 - 1}:0] p);\n"
+            f"  integer j;\n  always @* begin p = 0;\n"
+            f"    for (j = 0; j < {n}; j = j + 1) if (b[j]) p = p + ({{{n}'d0, a}} << j);\n  end\nendmodule\n"
+            + _mul_reference("mul-array", {"bits": n}, "product"))
+    harness = (f"module ecomac_proof(input wire [{n - 1}:0] a, input wire [{n - 1}:0] b);\n"
+               f"  wire [{w2 - 1}:0] rows, prod;\n  ref_rows r (.a(a), .b(b), .p(rows));\n"
+               "  ref_mul m (.a(a), .b(b), .p(prod));\n  always @* assert (rows == prod);\nendmodule\n")
+    return {"property": f"reference: sum_j b_j (a << j) == a*b for all a, b (N={n})", "text": text,
+            "harness": harness, "seq": False}
+
+
 # ---- harnesses ------------------------------------------------------------------------------
 def _decl(ports, skip=()):
     return [p for p in ports if p["name"] not in skip]
@@ -205,21 +360,30 @@ def _harness(module: str, ports: list[dict], ref: str, outs: list[str], guard: s
 
 def _cases(design: str, params: dict) -> list[dict]:
     """The proofs for one design point: [{property, gate_text, gate_module, ports, ref, harness, seq}]."""
-    from rtl.export import generate
-    text, sheet = generate(design, params)
+    from rtl.export import generate_component
+    text, sheet, comp = generate_component(design, params)
     full = sheet["parameters"]
     ports = sheet["ports"]
     out = []
-    if design.startswith("mul-"):
+    if design in ("mul-array", "mul-trunc", "mul-bam"):
+        out.append(_array_rows_case(design, full, text, comp, sheet["module"], ports))
+        if full["bits"] <= 8:     # small enough for SAT without cuts: the link to a*b, or the whole unit
+            out.append(_row_sum_is_product_case(full["bits"]) if design == "mul-array" else
+                       {"property": f"{design} p == golden product for all a, b (N={full['bits']}), whole unit",
+                        "text": text + reference_verilog(design, full),
+                        "harness": _harness(sheet["module"], ports, "ref_mul", ["p"]), "seq": False})
+    elif design.startswith("mul-"):
         ref = reference_verilog(design, full)
         out.append({"property": f"{design} p == golden product for all a, b (N={full['bits']})",
                     "text": text + ref, "harness": _harness(sheet["module"], ports, "ref_mul", ["p"]), "seq": False})
     elif design == "asm-mul":
-        ref = reference_verilog(design, full)
-        out.append({"property": f"asm-mul p == x * decode(w) for all x and every decodable w "
-                                f"(w_bits={full['w_bits']}, alphabet={','.join(map(str, full['alphabet']))})",
-                    "text": text + ref, "harness": _harness(sheet["module"], ports, "ref_asm", ["p"], guard="ok"),
-                    "seq": False})
+        out.append(_asm_lanes_case(full, text, sheet["module"], ports))
+        if full["w_bits"] == 4:   # one quartet: small enough for SAT on the whole unit (8 bits: 80 s)
+            out.append({"property": f"asm-mul p == x * decode(w) for all x and every decodable w "
+                                    f"(w_bits={full['w_bits']}, alphabet={','.join(map(str, full['alphabet']))}), "
+                                    "whole unit",
+                        "text": text + reference_verilog(design, full),
+                        "harness": _harness(sheet["module"], ports, "ref_asm", ["p"], guard="ok"), "seq": False})
     elif design in ("mfmac-pe", "int-mac"):
         if design == "mfmac-pe":
             from amaranth.back import verilog as averilog
@@ -254,7 +418,13 @@ def _run_case(case: dict, timeout: float) -> dict:
         sat = "sat -verify -tempinduct -prove-asserts -set-init-zero -seq 1 -maxsteps 8 -show-inputs ecomac_proof\n"
     else:
         sat = "sat -verify -prove-asserts -show-inputs ecomac_proof\n"
-    script = ("read_verilog -sv design.v\nread_verilog -formal -sv harness.v\n"
+    cut = ""
+    if case.get("cuts"):
+        # cut the design (flattened, so submodule signals are reachable) before the harness sees it;
+        # a name that is no cell-driven wire leaves its port missing and `hierarchy -check` fails
+        cut = (f"hierarchy -top {case['top']}\nproc\nflatten\ninsbuf\n"
+               f"expose -cut -sep __ {' '.join('w:' + name for name, _ in case['cuts'])}\n")
+    script = ("read_verilog -sv design.v\n" + cut + "read_verilog -formal -sv harness.v\n"
               "hierarchy -check -top ecomac_proof\nproc\nchformal -lower\nflatten\nmemory\nopt -fast\nopt_clean\n" + sat)
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="ecomac-prove-") as d:
@@ -281,7 +451,11 @@ def _run_case(case: dict, timeout: float) -> dict:
             if name.startswith("gate_") or name.startswith("ref_"):
                 continue
             inputs.setdefault(name, m.group(2))
-        return {"property": case["property"], "result": "counterexample", "time_s": dt, "inputs": inputs}
+        out = {"property": case["property"], "result": "counterexample", "time_s": dt, "inputs": inputs}
+        if case.get("cuts"):
+            out["note"] = ("a lemma failed for these operands and some state `i` of the cut signals (the state "
+                           "may be unreachable): simulate the unit at these operands to see whether p is wrong")
+        return out
     err = re.search(r"ERROR:\s*(.*)", log)
     raise SynthError(f"the proof of {case['property']} did not run: "
                      f"{err.group(1).strip() if err else f'yosys exit {proc.returncode}'}")
@@ -309,13 +483,15 @@ def prove(design: str, params: dict | None = None, timeout: float = DEFAULT_TIME
 
 def suite() -> list[tuple[str, dict]]:
     """`make prove`: every exact unit at the widths simulation cannot enumerate, the PoT product
-    at E = 1..5 (inside the MF-MAC proofs), and each approximate family at N = 8 and N = 12."""
+    at E = 1..5 (inside the MF-MAC proofs), and each approximate family at N = 8 and N = 12
+    (the array-cut families, proven row by row, at N = 16 too)."""
     pts = [("mul-array", {"bits": n}) for n in (8, 12, 16)] + [("mul-exact", {"bits": 16})]
     pts += [("int-mac", {}), ("int-mac", {"bits": 16, "acc_bits": 40})]
-    pts += [("asm-mul", {"w_bits": 12})]
+    pts += [("asm-mul", {"w_bits": w}) for w in (4, 8, 12)]
     pts += [("mfmac-pe", {"exp_bits": e, "acc_bits": max(24, 2 * ((1 << e) - 2) + 2)}) for e in range(1, 6)]
     pts += [("mfmac-pe", {"pipeline": True}), ("mfmac-pe", {"pipeline": 2})]
     for n in (8, 12):
         pts += [("mul-trunc", {"bits": n, "k": n, "correction": True}), ("mul-bam", {"bits": n, "vbl": n - 2, "hbl": 2}),
                 ("mul-drum", {"bits": n, "k": n // 2}), ("mul-mitchell", {"bits": n, "frac_bits": n - 1})]
+    pts += [("mul-trunc", {"bits": 16, "k": 16, "correction": True}), ("mul-bam", {"bits": 16, "vbl": 14, "hbl": 2})]
     return pts

@@ -84,5 +84,71 @@ def test_prove_bad_input_is_one_line(capsys, argv, msg):
 
 
 def test_undecided_when_the_solver_runs_out_of_time():
-    r = prove.prove("mul-array", {"bits": 8}, timeout=1)
+    r = prove.prove("mul-drum", {"bits": 12, "k": 6}, timeout=1)   # ~17 s as a whole unit
     assert r["result"] == "undecided" and "did not finish within 1 s" in r["proofs"][0]["note"]
+
+
+# ---- white-box proofs: the widths SAT cannot take as whole units ----------------------------
+@pytest.mark.parametrize("design,params,lemmas", [
+    ("mul-array", {"bits": 16}, 16),
+    ("mul-trunc", {"bits": 12, "k": 12, "correction": True}, 12),
+    ("mul-bam", {"bits": 12, "vbl": 10, "hbl": 2}, 12),
+    ("asm-mul", {"w_bits": 12}, 3),
+    ("asm-mul", {"w_bits": 12, "alphabet": "1,3,5"}, 3),   # index 3 names no member: excluded
+])
+def test_row_by_row_proofs_hold_at_wide_operands(design, params, lemmas):
+    r = prove.prove(design, params, timeout=120)
+    assert r["result"] == "proven", r
+    (p,) = r["proofs"]
+    assert f"{lemmas} {'quartet' if design == 'asm-mul' else 'carry-save row'} lemmas" in p["property"]
+
+
+def test_narrow_array_is_also_proven_whole_and_linked_to_a_times_b():
+    r = prove.prove("mul-array", {"bits": 6}, timeout=120)
+    assert r["result"] == "proven" and len(r["proofs"]) == 2
+    assert r["proofs"][1]["property"] == "reference: sum_j b_j (a << j) == a*b for all a, b (N=6)"
+    r = prove.prove("mul-bam", {"bits": 6, "vbl": 4, "hbl": 1}, timeout=120)
+    assert r["result"] == "proven" and r["proofs"][1]["property"].endswith("whole unit")
+
+
+def test_a_wrong_row_is_caught(monkeypatch):
+    """One partial-product bit missing from row 5 of the reference: that row's lemma fails."""
+    good = prove._array_rows
+
+    def broken(design, p):
+        masks, const = good(design, p)
+        return [m ^ (1 << 3) if j == 5 else m for j, m in enumerate(masks)], const
+    monkeypatch.setattr(prove, "_array_rows", broken)
+    r = prove.prove("mul-array", {"bits": 12}, timeout=120)
+    assert r["result"] == "counterexample" and "lemma failed" in r["proofs"][0]["note"]
+    assert set(r["proofs"][0]["inputs"]) >= {"a", "b"}
+
+
+def test_a_wrong_alphabet_multiple_is_caught(monkeypatch):
+    """The reference's multiple 5x taken as 4x: a quartet lemma fails."""
+    good = prove._asm_lanes_case
+
+    def broken(*args):
+        case = good(*args)
+        assert "= x * 5;" in case["harness"]
+        case["harness"] = case["harness"].replace("= x * 5;", "= x * 4;")
+        return case
+    monkeypatch.setattr(prove, "_asm_lanes_case", broken)
+    r = prove.prove("asm-mul", {"w_bits": 8}, timeout=120)
+    assert r["result"] == "counterexample"
+
+
+def test_every_cut_signal_must_exist(monkeypatch):
+    """A cut naming no wire of the netlist is an error, never a proof of something else."""
+    good = prove._array_rows_case
+
+    def renamed(*args):
+        case = good(*args)
+        (name, width), *rest = case["cuts"]
+        case["cuts"] = [("no_such_wire", width)] + rest
+        case["harness"] = case["harness"].replace(f"\\{name} ", "\\no_such_wire ").replace(
+            f"\\{name}__i ", "\\no_such_wire__i ")
+        return case
+    monkeypatch.setattr(prove, "_array_rows_case", renamed)
+    with pytest.raises(Exception, match="did not run"):
+        prove.prove("mul-array", {"bits": 4}, timeout=60)
