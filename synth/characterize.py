@@ -5,9 +5,15 @@ Flow: Yosys reads the user's files (each under its own name, so every message na
 user's file and line), lists their modules, flattens `top` and writes it as one Verilog
 text; the generic flow (synth.yosys) maps it to gates, and synth.gatesim evaluates that
 netlist bit-parallel on all 2^(2N) operand pairs -- a flattened netlist that assigns a wide
-wire bit by bit costs no more than any other. Icarus Verilog then simulates the user's own
-files on a seeded sample of pairs (and the corner operands) as a cross-check that Yosys's
-reading of the Verilog is the simulator's: a disagreement is an error, never a silent table.
+wire bit by bit costs no more than any other. Icarus Verilog simulates the user's own files
+on a seeded sample of pairs (and the corner operands) as a cross-check that Yosys's reading
+of the Verilog is the simulator's: a disagreement is an error, never a silent table. Where
+Icarus cannot get through that sample in its time budget (Icarus 11 on a netlist assigning
+a 2,048-bit wire bit by bit needs seconds per pair), it also simulates Yosys's flattened
+reading of the files, one wire per bit, on the whole sample (the independent simulator then
+checks synthesis, mapping and the bit-parallel evaluation; the parser only on what the first
+run finished). Icarus and the energy model's calibration run on threads beside Yosys: the
+machine's second core does them while the first synthesizes.
 
 Tables: T[a, b] with a, b the operands' N-bit patterns (index a * 2^N + b); unsigned by
 default; with signed=True the operands and the 2N-bit product are two's complement and T
@@ -25,6 +31,7 @@ import json
 import re
 import shutil
 import tempfile
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -33,11 +40,12 @@ from .proc import ToolTimeout, run_tool
 from .yosys import _yosys_cmd, failure_log
 
 __all__ = ["CHAR_MAX_BITS", "read_sources", "flatten_top", "read_verilog_table", "characterize_verilog",
-           "signed_metrics", "CROSS_CHECK_PAIRS"]
+           "signed_metrics", "CROSS_CHECK_PAIRS", "CROSS_CHECK_S", "READING_CHECK_S"]
 
 CHAR_MAX_BITS = 10          # 2^20 pairs at most
 CROSS_CHECK_PAIRS = 1024    # Icarus samples this many random pairs (after the corners) ...
 CROSS_CHECK_S = 1.5         # ... or as many as it finishes in this time (at least the corners, normally)
+READING_CHECK_S = 3.0       # the same bound for Yosys's reading, one wire per bit (~0.1 s at 8x8)
 _SEED = 2014
 _TIMEOUT_S = 300.0          # per tool run (ECOMAC_TOOL_TIMEOUT overrides): an endless loop must not hang
 
@@ -74,14 +82,18 @@ def _user_names(msg: str, names: dict[str, str]) -> str:
 
 
 def flatten_top(sources: list[tuple[str, str]], top: str | None, timeout: float | None = None) -> dict:
-    """Read every source with Yosys, pick `top`, flatten it: {top, text (one Verilog module),
-    ports [{name, direction, width}] in declaration order, modules (every module read)}."""
+    """Read every source with Yosys, pick `top`, flatten it: {top, text (one Verilog module,
+    one wire per bit), ports [{name, direction, width}] in declaration order, modules (every
+    module read)}."""
     names = {f"src{i}_{re.sub(r'[^A-Za-z0-9_.-]', '_', Path(p).name)}": p for i, (p, _) in enumerate(sources)}
     reads = "".join(f"read_verilog -sv {tmp}\n" for tmp in names)
     pick = f"hierarchy -check -top {top}\n" if top else "hierarchy -check -auto-top\n"
     script = (reads + "proc\nwrite_json -noscopeinfo read.json\n" + pick +
-              "flatten\nopt_clean\n"
-              "write_verilog -noattr -norename flat.v\nwrite_json -noscopeinfo ports.json\n")
+              "flatten\nopt_clean\nwrite_json -noscopeinfo ports.json\n"
+              # one wire per bit: Icarus 11 re-sends a whole vector to every reader on each
+              # change of one of its bits, so a wide wire assigned bit by bit crawls there
+              # (later versions defer the update, steveicarus/iverilog#1066)
+              "splitnets\nopt_clean\nwrite_verilog -noattr -norename flat.v\n")
     with tempfile.TemporaryDirectory(prefix="ecomac-char-") as d:
         for tmp, (_, text) in zip(names, sources):
             Path(d, tmp).write_text(text)
@@ -198,37 +210,46 @@ def _esc(name: str) -> str:
     return name if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_$]*", name) else f"\\{name} "
 
 
-def _icarus_sample(paths: list[str], top: str, an: str, bn: str, pn: str, n: int, timeout: float | None):
-    """(a, b, p) of Icarus simulating the user's files on CROSS_CHECK_PAIRS seeded pairs plus corners."""
-    if not shutil.which("iverilog"):
-        return None
+def _sample_pairs(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The corner operands (every pair of them) first, then CROSS_CHECK_PAIRS seeded random pairs."""
     rng = np.random.default_rng(_SEED)
     hi = (1 << n) - 1
     corners = np.array([0, 1, hi, hi - 1, 1 << (n - 1), (1 << (n - 1)) - 1], np.int64)
     ca, cb = (x.ravel() for x in np.meshgrid(corners, corners, indexing="ij"))
-    a = np.concatenate([ca, rng.integers(0, 1 << n, CROSS_CHECK_PAIRS)])
-    b = np.concatenate([cb, rng.integers(0, 1 << n, CROSS_CHECK_PAIRS)])
+    return (np.concatenate([ca, rng.integers(0, 1 << n, CROSS_CHECK_PAIRS)]),
+            np.concatenate([cb, rng.integers(0, 1 << n, CROSS_CHECK_PAIRS)]))
+
+
+def _icarus_run(files: list[tuple[str, str]], what: str, top: str, an: str, bn: str, pn: str, n: int,
+                a: np.ndarray, b: np.ndarray, budget: float, timeout: float | None):
+    """(a, b, p) of Icarus simulating `files` [(name in messages, text or None = that path)] on the
+    pairs (a, b), cut to those it finished within `budget` seconds; `what` names the files."""
     lim = _limit(timeout)
     with tempfile.TemporaryDirectory(prefix="ecomac-char-sim-") as d:
         Path(d, "tb.v").write_text(_TB.format(n1=n - 1, p1=2 * n - 1, last=len(a) - 1, top=_esc(top), an=_esc(an),
                                               bn=_esc(bn), pn=_esc(pn)))
         Path(d, "a.hex").write_text("".join(f"{v:x}\n" for v in a))
         Path(d, "b.hex").write_text("".join(f"{v:x}\n" for v in b))
-        absolute = [str(Path(p).resolve()) for p in paths]
-        comp = run_tool(["iverilog", "-g2012", "-o", "sim.vvp", "-s", "ecomac_char_tb", "tb.v", *absolute],
+        paths = []
+        for i, (name, text) in enumerate(files):
+            if text is None:
+                paths.append(str(Path(name).resolve()))
+            else:
+                paths.append(str(Path(d, f"src{i}.v")))
+                Path(paths[-1]).write_text(text)
+        comp = run_tool(["iverilog", "-g2012", "-o", "sim.vvp", "-s", "ecomac_char_tb", "tb.v", *paths],
                         what="iverilog", timeout=lim, cwd=d)
         if comp.returncode != 0:
             first = (comp.stderr or comp.stdout).strip().splitlines()
             msg = first[0] if first else "error"
-            for p, ab in zip(paths, absolute):
-                msg = msg.replace(ab, p)
-            raise ValueError(f"iverilog cannot compile {', '.join(paths)}: {msg}")
+            for (name, _), path in zip(files, paths):
+                msg = msg.replace(path, name)
+            raise ValueError(f"iverilog cannot compile {what}: {msg}")
         out = Path(d, "out.hex")
         try:
             # bounded: a netlist whose every bit lives in one wide vector re-evaluates every
             # assign on every event in Icarus; what finished within the budget is compared
-            run = run_tool(["vvp", "-n", "sim.vvp"], what=f"vvp simulating {top}", timeout=min(lim, CROSS_CHECK_S),
-                           cwd=d)
+            run = run_tool(["vvp", "-n", "sim.vvp"], what=f"vvp simulating {top}", timeout=min(lim, budget), cwd=d)
             if run.returncode != 0 or not out.exists():
                 raise ValueError(f"simulating {top} failed: {(run.stderr or run.stdout).strip()[:200]}")
         except ToolTimeout:
@@ -244,37 +265,108 @@ def _icarus_sample(paths: list[str], top: str, an: str, bn: str, pn: str, n: int
     return a, b, np.array([int(s, 16) for s in lines], np.int64)
 
 
+def _icarus_sample(sources: list[tuple[str, str]], flat_text: str, top: str, an: str, bn: str, pn: str, n: int,
+                   timeout: float | None) -> dict:
+    """Icarus on the sample pairs: {"files": (a, b, p) simulated from the user's files,
+    "reading": (a, b, p) from Yosys's flattened reading, or None}; None without iverilog."""
+    if not shutil.which("iverilog"):
+        return None
+    a, b = _sample_pairs(n)
+    where = ", ".join(p for p, _ in sources)
+    files = _icarus_run([(p, None) for p, _ in sources], where, top, an, bn, pn, n, a, b, CROSS_CHECK_S, timeout)
+    reading = None
+    if len(files[0]) < len(a):
+        # The user's files did not get through the sample in the budget (Icarus 11 on a wide wire
+        # assigned bit by bit takes seconds per pair, and longer still to settle the first). Their
+        # gate netlist is then checked against the same simulator on the whole sample, reading
+        # Yosys's flattening of them with one wire per bit (~0.1 s): a slip of synthesis, of the
+        # mapping or of the bit-parallel evaluation still stops the run; the reading of the source
+        # is checked on the pairs the first run finished.
+        what = f"Yosys's reading of {where}"
+        reading = _icarus_run([(what, flat_text)], what, top, an, bn, pn, n, a, b, READING_CHECK_S, timeout)
+    return {"files": files, "reading": reading}
+
+
+class _Background:
+    """fn(*args) on a thread; result() waits and returns its value or raises its exception.
+
+    Its tools go through run_tool like every other (own process group, timeout); an interrupt
+    of the caller waits for the one in flight, which is bounded (vvp by CROSS_CHECK_S or
+    READING_CHECK_S)."""
+
+    def __init__(self, fn, *args):
+        self._value = self._error = None
+        self._thread = threading.Thread(target=self._run, args=(fn, args), daemon=True)
+        self._thread.start()
+
+    def _run(self, fn, args):
+        try:
+            self._value = fn(*args)
+        except BaseException as e:          # handed to the caller by result()
+            self._error = e
+
+    def result(self):
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+    def wait(self) -> None:
+        """Wait without raising: the caller is already failing with its own error."""
+        self._thread.join()
+
+
+def _compare(t: np.ndarray, sample, signed: bool, n: int, top: str, simulated: str) -> int:
+    if sample is None:
+        return 0
+    a, b, p = sample
+    if signed:
+        p = _to_signed(p, 2 * n)
+    bad = np.flatnonzero(t[a, b] != p)
+    if bad.size:
+        i = int(bad[0])
+        raise ValueError(f"Yosys's netlist of {top} disagrees with the Icarus simulation of {simulated} at "
+                         f"a={a[i]}, b={b[i]}: {t[a[i], b[i]]} vs {p[i]} (the energy would price another "
+                         f"circuit)")
+    return len(a)
+
+
 def read_verilog_table(paths, top: str | None = None, signed: bool = False, *, cross_check: bool = True,
                        timeout: float | None = None) -> tuple[np.ndarray, int, dict]:
     """(table T[a, b] (np.int64), N, info) of the multiplier `top` in the Verilog file(s) `paths`.
 
     Inputs named a and b (any case) are a and b; otherwise the first input of the module
-    header is a, the second b. info: top, ports, operand names, flattened Verilog text."""
-    sources = read_sources(paths)
+    header is a, the second b. info: top, ports, operand names, flattened Verilog text,
+    icarus_checked_pairs (simulated from the user's files), icarus_reading_checked_pairs
+    (from Yosys's reading, when the former were cut short)."""
+    return _table_of(read_sources(paths), top, signed, cross_check, timeout)
+
+
+def _table_of(sources: list[tuple[str, str]], top: str | None, signed: bool, cross_check: bool,
+              timeout: float | None) -> tuple[np.ndarray, int, dict]:
     flat = flatten_top(sources, top, timeout)
     top = flat["top"]
     where = ", ".join(p for p, _ in sources)
     an, bn, pn, n = _check_ports(flat["ports"], top, where)
-    # the user's own text (files concatenated) is what gets synthesized and priced: Yosys
-    # re-reading its own flattened output maps to a slightly different netlist
-    text = "\n".join(t for _, t in sources)
-    t = _netlist_table(text, top, an, bn, pn, n, signed, where)
-    if cross_check:
-        sample = _icarus_sample([p for p, _ in sources], top, an, bn, pn, n, timeout)
-        checked = 0
-        if sample is not None:
-            a, b, p = sample
-            checked = len(a)
-            if signed:
-                p = _to_signed(p, 2 * n)
-            bad = np.flatnonzero(t[a, b] != p)
-            if bad.size:
-                i = int(bad[0])
-                raise ValueError(f"Yosys's netlist of {top} disagrees with the Icarus simulation of {where} at "
-                                 f"a={a[i]}, b={b[i]}: {t[a[i], b[i]]} vs {p[i]} (the energy would price another "
-                                 f"circuit)")
+    # Icarus on the second core while Yosys synthesizes on the first
+    sim = _Background(_icarus_sample, sources, flat["text"], top, an, bn, pn, n, timeout) if cross_check else None
+    try:
+        # the user's own text (files concatenated) is what gets synthesized and priced: Yosys
+        # re-reading its own flattened output maps to a slightly different netlist
+        text = "\n".join(t for _, t in sources)
+        t = _netlist_table(text, top, an, bn, pn, n, signed, where)
+    except BaseException:
+        if sim is not None:
+            sim.wait()
+        raise
+    checked = reading = 0
+    if sim is not None:
+        samples = sim.result()
+        if samples is not None:
+            checked = _compare(t, samples["files"], signed, n, top, where)
+            reading = _compare(t, samples["reading"], signed, n, top, f"Yosys's reading of {where}")
     return t, n, {"top": top, "ports": flat["ports"], "a": an, "b": bn, "p": pn, "text": text,
-                  "icarus_checked_pairs": checked if cross_check else 0,
+                  "icarus_checked_pairs": checked, "icarus_reading_checked_pairs": reading,
                   "modules": flat["modules"]}
 
 
@@ -295,24 +387,47 @@ def _operand_stream(an: str, bn: str, n: int) -> dict:
     return {an: a, bn: b}
 
 
+def _calibrate(user_text: str) -> None:
+    """The energy model's calibration in both modes (synth.energy.calibration, cached): with an
+    empty cache ~1 s of Amaranth and Yosys that does not depend on the user's circuit, so it
+    runs on a thread while the user's files go through Yosys and Icarus."""
+    from . import energy
+    text = energy._design_verilog(*energy.CALIBRATION_DESIGN)[0]
+    if text == user_text:
+        # the user's file is the calibration design: the caller's synthesis of the same text
+        # would write the same cache entries as this thread's; it calibrates afterwards instead
+        return
+    for mode in ("static", "activity"):
+        energy.calibration(mode)
+
+
 def characterize_verilog(paths, top: str | None = None, signed: bool = False, *, timeout: float | None = None) -> dict:
     """Exhaustive table, metrics, cells, transistors and both energies of a user's N x N multiplier.
 
     Keys: design, top, files, params {bits, signed}, table (T[a, b], np.int64), the metric
-    keys, cells, transistors, depth, energy_pj (= activity), energy_static_pj,
-    energy_activity_pj, toggles_per_op."""
+    keys, icarus_checked_pairs, icarus_reading_checked_pairs (read_verilog_table), cells,
+    transistors, depth, energy_pj (= activity), energy_static_pj, energy_activity_pj,
+    toggles_per_op."""
     from golden import approx
 
     from .energy import netlist_energy
-    t, n, info = read_verilog_table(paths, top, signed, timeout=timeout)
+    sources = read_sources(paths)
+    calibrated = _Background(_calibrate, "\n".join(t for _, t in sources))
+    try:
+        t, n, info = _table_of(sources, top, signed, True, timeout)
+    except BaseException:
+        calibrated.wait()
+        raise
+    calibrated.result()
     m = signed_metrics(t, n) if signed else approx.metrics(t, n)
     text, top = info["text"], info["top"]
     es = netlist_energy(text, top, mode="static")
     ea = netlist_energy(text, top, mode="activity", stream=_operand_stream(info["a"], info["b"], n))
-    files = [p for p, _ in read_sources(paths)]
+    files = [p for p, _ in sources]
     return {"design": f"{top} ({', '.join(Path(p).name for p in files)})", "top": top, "files": files,
             "params": {"bits": n, "signed": bool(signed)}, "table": t, **m,
             "icarus_checked_pairs": info["icarus_checked_pairs"],
+            "icarus_reading_checked_pairs": info["icarus_reading_checked_pairs"],
             "cells": es["cells_total"], "transistors": es["transistors"], "depth": es["depth"],
             "energy_pj": ea["energy_pj"], "energy_static_pj": es["energy_pj"],
             "energy_activity_pj": ea["energy_pj"], "toggles_per_op": ea.get("toggles_per_cycle")}

@@ -141,3 +141,38 @@ def test_directory_and_endless_loop(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("ECOMAC_TOOL_TIMEOUT", "3")
     code, _, err = run(capsys, "approx", "characterize", "--verilog", str(f))
     assert code == 2 and err == f"ecomac: error: yosys reading {f} did not finish within 3 s and was stopped\n"
+
+
+def test_simulation_and_synthesis_disagreeing_is_an_error(tmp_path, capsys):
+    """Yosys synthesizes a*b whatever the sensitivity list; Icarus re-evaluates only when a
+    changes, so its p goes stale along a row of the corner pairs: the run stops there."""
+    f = tmp_path / "sens.v"
+    f.write_text("module s(input [3:0] a, input [3:0] b, output reg [7:0] p);\n  always @(a) p = a * b;\nendmodule\n")
+    code, out, err = run(capsys, "approx", "characterize", "--verilog", str(f))
+    assert code == 2 and out == ""
+    assert err == (f"ecomac: error: Yosys's netlist of s disagrees with the Icarus simulation of {f} at a=1, b=1: "
+                   "1 vs 0 (the energy would price another circuit)\n")
+
+
+def test_yosys_reading_is_simulated_when_the_files_run_is_cut_short(tmp_path, monkeypatch):
+    """Where Icarus cannot get through the sample on the user's files in its budget, it simulates
+    Yosys's flattened reading (one wire per bit) on the whole sample, and a slip between that and
+    the evaluated gate netlist (injected here into the table) still stops the run."""
+    v = tmp_path / "wide.v"
+    v.write_text(ch.bit_by_bit_netlist(bits=4, wire_bits=200))
+    monkeypatch.setattr(ch, "CROSS_CHECK_S", 0.001)          # the files' vvp is stopped at once
+    sample = len(ch._sample_pairs(4)[0])
+    t, n, info = ch.read_verilog_table([v])
+    assert np.array_equal(t, approx.table("mul-array", bits=4))
+    assert info["icarus_checked_pairs"] < sample and info["icarus_reading_checked_pairs"] == sample
+    exact = ch._netlist_table
+
+    def slipped(*args):
+        t = exact(*args)
+        t[15, 15] ^= 1                                        # one corner pair computed wrong
+        return t
+    monkeypatch.setattr(ch, "_netlist_table", slipped)
+    with pytest.raises(ValueError) as e:
+        ch.read_verilog_table([v])
+    assert str(e.value) == (f"Yosys's netlist of wide_mul disagrees with the Icarus simulation of Yosys's reading "
+                            f"of {v} at a=15, b=15: 224 vs 225 (the energy would price another circuit)")
