@@ -24,6 +24,7 @@ def fresh_cache(tmp_path, monkeypatch):
     ("mfmac-pe", {"exp_bits": 1, "acc_bits": 4}),
     ("mfmac-pe", {"exp_bits": 4, "acc_bits": 32}),
     ("mfmac-pe", {"exp_bits": 3, "pipeline": True}),
+    ("mfmac-pe", {"exp_bits": 3, "pipeline": 2}),
     ("int-mac", {"bits": 4, "acc_bits": 12}),
     ("mul-trunc", {"bits": 8, "k": 8, "correction": True}),
     ("mul-drum", {"bits": 8, "k": 4}),
