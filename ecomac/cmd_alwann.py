@@ -112,6 +112,7 @@ def _goal_line(doc: dict) -> str:
 
 def _cmd_pick(args) -> int:
     from net import alwann
+    from rtl.registry import get_design
 
     from . import designs
     from .outputs import check_output_dir
@@ -132,7 +133,9 @@ def _cmd_pick(args) -> int:
     for i, t in enumerate(tiles):
         stem = f"tile{i}_{alwann.short_spec(t['spec']).replace(',', '_').replace('=', '')}"
         if t["design"] is not None:
-            sheet = designs.write_verilog(t["design"], t["params"], out / f"{stem}.v")
+            # one module name per tile, so that every tile's Verilog goes into one project
+            sheet = designs.write_verilog(t["design"], t["params"], out / f"{stem}.v",
+                                          module=f"{get_design(t['design']).module}_tile{i}")
             t["module"] = sheet["module"]
         else:
             src = Path(t["params"]["file"])

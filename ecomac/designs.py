@@ -19,11 +19,12 @@ def default_designs():
     return [d for d in all_designs() if d.default]
 
 
-def write_verilog(name: str, params: dict | None, out: str | Path) -> dict:
-    """Write FILE.v and the datasheet FILE.json beside it (both atomically)."""
+def write_verilog(name: str, params: dict | None, out: str | Path, module: str | None = None) -> dict:
+    """Write FILE.v and the datasheet FILE.json beside it (both atomically); `module` renames
+    the top module."""
     out = Path(out)
     with Heartbeat(f"generating {name} Verilog"):
-        text, sheet = generate(name, params)
+        text, sheet = generate(name, params, module)
     atomic_write(out, text)
     atomic_write(out.with_suffix(".json"), json.dumps(sheet, indent=2) + "\n")
     return sheet

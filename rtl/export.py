@@ -36,20 +36,30 @@ def ports(component, verilog_text: str | None = None) -> list[dict]:
     return out
 
 
-def generate(name: str, params: dict | None = None) -> tuple[str, dict]:
-    """Return (verilog_text, datasheet) for design `name` with `params`."""
-    text, sheet, _ = generate_component(name, params)
+_MODULE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def generate(name: str, params: dict | None = None, module: str | None = None) -> tuple[str, dict]:
+    """Return (verilog_text, datasheet) for design `name` with `params`; `module` renames the
+    top module (and prefixes its submodules), e.g. to put several variants in one project."""
+    text, sheet, _ = generate_component(name, params, module)
     return text, sheet
 
 
-def generate_component(name: str, params: dict | None = None) -> tuple[str, dict, object]:
+def generate_component(name: str, params: dict | None = None,
+                       module: str | None = None) -> tuple[str, dict, object]:
     """(verilog_text, datasheet, the elaborated component): the component keeps what its
     elaboration recorded (e.g. the array multipliers' carry-save rows for the formal proof)."""
     d: Design = get_design(name)
+    if module is not None and not _MODULE_NAME.fullmatch(module):
+        raise ValueError(f"module name must be a Verilog identifier (letters, digits, _), got {module!r}")
     full = d.full_params(params)
     comp = d.build(full)        # constructor checks + every port within the toolchain's width limit
-    text = verilog.convert(comp, name=d.module, emit_src=False)
-    return text, datasheet(d, full, comp, text), comp
+    text = verilog.convert(comp, name=module or d.module, emit_src=False)
+    sheet = datasheet(d, full, comp, text)
+    if module is not None:
+        sheet["module"] = module
+    return text, sheet, comp
 
 
 def datasheet(d: Design, params: dict, comp, verilog_text: str) -> dict:

@@ -399,3 +399,18 @@ def test_an_input_that_is_a_folder_is_named_as_one(tmp_path, capsys, argv, what)
     d.mkdir()
     msg = one_line_error(*run(capsys, *[a.replace("{d}", str(d)) for a in argv])[::2])
     assert msg == f"{what} {d} is a folder, not a file"
+
+
+def test_generate_renames_the_top_and_its_submodules():
+    """`module` (alwann pick: one name per tile) renames the top and prefixes every submodule;
+    a name that is no Verilog identifier is refused in one line."""
+    import re
+
+    from rtl.export import generate
+    text, sheet = generate("asm-mul", {}, module="asm_mul_tile3")
+    names = re.findall(r"^module\s+(\S+)", text, re.M)
+    assert sheet["module"] == "asm_mul_tile3" and "asm_mul_tile3" in names
+    assert all(n.lstrip("\\").startswith("asm_mul_tile3") for n in names), names
+    with pytest.raises(ValueError, match=r"^module name must be a Verilog identifier \(letters, digits, _\), "
+                                         r"got 'tile 3'$"):
+        generate("asm-mul", {}, module="tile 3")
