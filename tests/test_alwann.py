@@ -128,7 +128,7 @@ def test_search_pick_and_nn_eval_reproduce_the_front_exactly(mlp, tmp_path, caps
             assert "module " + t["module"] in (hw / t["verilog"]).read_text()
     # every tile's Verilog goes into one project: no module (top or sub) is defined twice
     import re
-    defined = [m for t in picked["tiles"] for m in re.findall(r"^module\s+(\S+)", (hw / t["verilog"]).read_text(), re.M)]
+    defined = [m for t in picked["tiles"] for m in re.findall(r"^module\s+([^\s(]+)", (hw / t["verilog"]).read_text(), re.M)]
     assert len(defined) == len(set(defined)), defined
     assert len({t["module"] for t in picked["tiles"]}) == len(picked["tiles"])
     assert json.loads((hw / "mapping.json").read_text()) == point["mapping"]
