@@ -8,16 +8,16 @@ from pathlib import Path
 
 from synth import energy as E
 from synth import network as N
+from synth import network_comparison as NC
 from synth import reference
 from synth.cache import atomic_write
 
 from .plot import check_plot_path, figure_bytes, png_bytes
 from .table import Heartbeat, format_table
 
-__all__ = ["add_parser", "report_sections", "datapath_comparison", "COMPARE_DATAPATHS"]
+__all__ = ["add_parser", "report_sections", "heavy_report_sections"]
 
 _ACCUMULATORS = ("serial", "tree2", "tree4", "tree8", "tree16")   # golden.pot_acc.ACCUMULATORS
-EXAMPLE_NETS = ("examples/nets/resnet18.json", "examples/nets/transformer_block.json")
 _ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -332,26 +332,6 @@ def _plot_layers(res: dict, fmt: str = "png") -> bytes:
     return figure_bytes(fig, fmt)
 
 
-def headline(nets: list[str] | None = None, mode: str = "activity", mfmac: str = "mfmac") -> list[dict]:
-    """Per net: training energy on fp32, int8 and mfmac and the MF-MAC reductions vs FP32
-    (`mfmac`: the MF-MAC datapath, e.g. `mfmac,accumulator=tree8`; its figures stay under "mfmac")."""
-    out = []
-    for path in nets or [str(_ROOT / p) for p in EXAMPLE_NETS]:
-        net = N.load_net(path)
-        res = {dp: N.net_energy(net, dp, training=True, mode=mode) for dp in ("fp32", "int8")}
-        res["mfmac"] = N.net_energy(net, mfmac, training=True, mode=mode)
-        red = N.reduction(res["fp32"], res["mfmac"])
-        out.append({"net": net.name, "macs_per_step": res["fp32"]["macs"], "mode": mode,
-                    "energy": {dp: {k: r[k] for k in ("arithmetic_pj", "multiply_pj", "accumulate_pj",
-                                                       "memory_pj", "sram_pj", "dram_pj", "energy_pj")}
-                               for dp, r in res.items()},
-                    "mfmac_datapath": mfmac,
-                    "mfmac_vs_fp32_arithmetic_pct": red["arithmetic_pct"],
-                    "mfmac_vs_fp32_total_pct": red["total_pct"],
-                    "paper_arithmetic_pct": N.PAPER_ALS_POTQ_REDUCTION})
-    return out
-
-
 def _headline_table(rows: list[dict]) -> str:
     body = []
     for r in rows:
@@ -368,7 +348,7 @@ def _cmd_headline(args) -> int:
     from synth.accumulators import spec
     accs = args.accumulator or ["serial"]
     with Heartbeat("ALS-POTQ headline: pricing fp32, int8 and mfmac (cached after the first run)"):
-        per = {a: headline(args.net, args.mode, spec(a)) for a in accs}
+        per = {a: NC.headline(args.net, args.mode, spec(a)) for a in accs}
     if args.json:
         print(json.dumps(per["serial"] if accs == ["serial"] else per, indent=2))
         return 0
@@ -532,50 +512,7 @@ def _plot_headline(rows: list[dict]) -> bytes:
     return png_bytes(fig)
 
 
-# the datapaths of the report's comparison table (ResNet-18 training)
-COMPARE_DATAPATHS = ("fp32", "int8", "mfmac", "asm", "approx:mul-array", "approx:mul-drum,k=6",
-                     "approx:mul-drum,k=4", "approx:mul-mitchell,frac_bits=7")
 SIGN_MAGNITUDE_REF = "approx:mul-array"      # approx-mac with the exact array: sign-magnitude alone
-
-
-def _product_error_pct(spec: str) -> float | None:
-    """Mean relative error (%) of an approx datapath's products on its own N(0,1) int8 operand
-    stream (pairs with a non-zero exact product); None for exact multipliers."""
-    import numpy as np
-
-    from golden import approx_mac
-    if not spec.startswith(N.APPROX_PREFIX):
-        return None
-    dp = N.datapath(spec)
-    rng = np.random.default_rng(45)                # the same draw as synth.network.mac_energy
-    shape = (N.STREAM_LANES, N.STREAM_CYCLES)
-    x, w = dp.operand(rng, shape).ravel(), dp.operand(rng, shape).ravel()
-    p = {k: v for k, v in dp.mac[1].items() if k != "acc_bits"}
-    got, ex = approx_mac.product(x, w, **p), x * w
-    nz = ex != 0
-    return 100.0 * float(np.mean(np.abs(got - ex)[nz] / np.abs(ex[nz])))
-
-
-def datapath_comparison(net_path: str | None = None, datapaths=COMPARE_DATAPATHS,
-                        mode: str = "activity") -> list[dict]:
-    """Per datapath: per-MAC energy and the training step of `net_path` (default ResNet-18),
-    with % saved against FP32 and against int8 (per MAC, arithmetic and total)."""
-    net = N.load_net(net_path or str(_ROOT / EXAMPLE_NETS[0]))
-    res = {dp: N.net_energy(net, dp, training=True, mode=mode) for dp in datapaths}
-    base = {b: res[b] if b in res else N.net_energy(net, b, training=True, mode=mode) for b in ("fp32", "int8")}
-    out = []
-    for dp, r in res.items():
-        per = r["per_mac"]
-        row = {"datapath": dp, "net": net.name, "mode": mode, "mac_design": per["mac_design"],
-               "mac_pj": per["mac_pj"], "multiply_pj": per["multiply_pj"], "accumulate_pj": per["accumulate_pj"],
-               "operand_bits": per["operand_bits"], "arithmetic_pj": r["arithmetic_pj"],
-               "memory_pj": r["memory_pj"], "energy_pj": r["energy_pj"],
-               "product_mre_pct": _product_error_pct(dp)}
-        for b, e in base.items():
-            row[f"mac_vs_{b}_pct"] = 100.0 * (1 - per["mac_pj"] / e["per_mac"]["mac_pj"])
-            row[f"total_vs_{b}_pct"] = 100.0 * (1 - r["energy_pj"] / e["energy_pj"])
-        out.append(row)
-    return out
 
 
 def _comparison_table(rows: list[dict]) -> str:
@@ -607,11 +544,11 @@ def _sign_magnitude_note(rows: list[dict]) -> str:
 
 
 def _headline_section(outdir: Path) -> str:
-    rows = headline(mode="activity")
-    static = {r["net"]: r for r in headline(mode="static")}
+    rows = NC.headline(mode="activity")
+    static = {r["net"]: r for r in NC.headline(mode="static")}
     png = outdir / "energy_training.png"
     atomic_write(png, _plot_headline(rows))
-    compare = datapath_comparison(mode="activity")
+    compare = NC.datapath_comparison(mode="activity")
     body = [
         "Linear and conv layers of the two example nets (`examples/nets/`), one training step = "
         "forward, backward-data and weight-gradient products (3 x the forward MACs). Arithmetic = "
@@ -645,7 +582,7 @@ def _accumulator_section() -> str:
     rows = accumulator_table(mode="activity")
     body = []
     for a in ACCUMULATORS:
-        for r in headline(mode="activity", mfmac=spec(a)):
+        for r in NC.headline(mode="activity", mfmac=spec(a)):
             body.append([spec(a), r["net"], _fmt_pj(r["energy"]["mfmac"]["arithmetic_pj"]),
                          f"{r['mfmac_vs_fp32_arithmetic_pct']:.1f}%", f"{r['mfmac_vs_fp32_total_pct']:.1f}%"])
     return "\n".join([

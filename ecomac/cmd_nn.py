@@ -1,4 +1,5 @@
-"""`ecomac nn`: networks on ecomac arithmetic (train, eval, experiments). Logic lives in net/."""
+"""`ecomac nn`: networks on ecomac arithmetic (train, eval, experiments; train-experiments from
+cmd_train_report.py). Logic lives in net/."""
 from __future__ import annotations
 
 import argparse
@@ -27,6 +28,8 @@ def add_parser(sub) -> None:
     _add_train_parser(ns)
     _add_eval_parser(ns)
     _add_experiments_parser(ns)
+    from .cmd_train_report import add_nn_parser
+    add_nn_parser(ns)                     # nn train-experiments: training on the arithmetic
 
 
 # ==== nn train ======================================================================================

@@ -1,166 +1,42 @@
-"""`ecomac tile energy`: energy per MVM of tile-vn, tile-near and tile-in for each datapath,
-split into arithmetic and data movement (synth/movement.py), and the `make report` section."""
+"""`ecomac tile energy|storage`: energy per MVM of tile-vn, tile-near and tile-in for each datapath,
+split into arithmetic and data movement, and the `make report` sections. The rows are computed by
+synth/tiles.py (on synth/movement.py); this module prints and plots them."""
 from __future__ import annotations
 
 import json
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-from golden import tile as gtile
+from synth import tiles
 from synth.cache import atomic_write
+from synth.tiles import DATAPATH_PARAMS, HADES_REFERENCE, STORAGE_ALPHABETS, storage_label
 
 from .plot import save_png
-from .table import format_table
+from .table import Progress, format_table
 
-__all__ = ["add_parser", "report_sections", "tile_table", "DATAPATH_PARAMS"]
-
-KIND_NAMES = {"vn": "tile-vn", "near": "tile-near", "in": "tile-in"}
-# "8-bit data" per datapath: int 8x8; asm 8-bit activations and 8-bit sign-magnitude weights
-# over {1,3,5,7}; mfmac the 4-bit PoT codes of ALS-POTQ (magnitudes 1..64, 7 octaves)
-DATAPATH_PARAMS = {
-    "int": {"datapath": "int", "x_bits": 8, "w_bits": 8},
-    "mfmac": {"datapath": "mfmac", "exp_bits": 3},
-    "asm": {"datapath": "asm", "x_bits": 8, "w_bits": 8, "alphabet": (1, 3, 5, 7)},
-}
-HADES_REFERENCE = ">50% energy benefit of in-/near-memory tiles vs a von Neumann design (HADES paper; a reference, not measured here)"
+__all__ = ["add_parser", "report_sections", "heavy_report_sections"]
 
 
-_CACHE_VERSION = "1"      # bump when a row's contents change
-_SOURCES = ("rtl/tile.py", "rtl/asm.py", "rtl/pot.py", "rtl/intmac.py", "golden/tile.py", "golden/asm.py",
-            "golden/pot.py", "synth/movement.py", "synth/energy.py", "synth/gatesim.py", "synth/yosys.py",
-            "synth/reference.py", "ecomac/cmd_tile.py")
+@contextmanager
+def _progress(what: str):
+    """A progress(done, total, note) for synth.tiles: the bar on stderr starts with the work (after the
+    arguments passed their checks, so a refused run prints its error line only) and ends with it."""
+    with ExitStack() as stack:
+        bar = None
+
+        def step(done: int, total: int, note: str) -> None:
+            nonlocal bar
+            if bar is None:
+                bar = stack.enter_context(Progress(total, what))
+            if done:
+                bar.step(note=note)
+        yield step
 
 
-def _sources_digest() -> str:
-    """Hash of the code a row depends on: a cached row is reused only while that code is unchanged."""
-    import hashlib
-
-    import amaranth
-    root = Path(__file__).resolve().parent.parent
-    h = hashlib.sha256(amaranth.__version__.encode())
-    for rel in _SOURCES:
-        try:
-            h.update((root / rel).read_bytes())
-        except OSError:
-            h.update(rel.encode())
-    return h.hexdigest()
-
-
-def _one(job):
-    """One tile x datapath row, cached by its parameters and the sources (repeated runs are instant)."""
-    from synth import cache
-    k = cache.key("tile-energy", _CACHE_VERSION, json.dumps(list(job)), _sources_digest())
-    hit = cache.load("tile-energy", k)
-    if hit is not None:
-        return hit
-    row = _compute(job)
-    cache.store("tile-energy", k, row)
-    return row
-
-
-STORAGE_ALPHABETS = ((1,), (1, 3), (1, 3, 5, 7))
-
-
-def storage_label(alphabet, storage: str) -> str:
-    """The datapath label of an ASM storage row, e.g. asm{1,3}/index."""
-    return "asm{" + ",".join(map(str, alphabet)) + "}/" + storage
-
-
-def _datapath_params(dp: str) -> dict:
-    """DATAPATH_PARAMS, or an ASM storage row `asm{...}/control|index` (8-bit x and w)."""
-    if dp in DATAPATH_PARAMS:
-        return DATAPATH_PARAMS[dp]
-    alpha, storage = dp[len("asm{"):].split("}/")
-    return {"datapath": "asm", "x_bits": 8, "w_bits": 8, "alphabet": tuple(int(a) for a in alpha.split(",")),
-            "weight_storage": storage}
-
-
-def _compute(job):
-    kind, dp, lanes, depth, bus_bits, acc_bits, mode, bus_mm, min_sram = job
-    from synth.movement import MovementModel, mvm_energy
-    s = gtile.spec(kind, lanes, depth, acc_bits=acc_bits, bus_bits=bus_bits, **_datapath_params(dp))
-    e = mvm_energy(s, mode, MovementModel(bus_mm=bus_mm, min_sram_bytes=min_sram))
-    return {"tile": KIND_NAMES[kind], "datapath": dp, "lanes": lanes, "depth": depth,
-            "stored_weight_bits": s.w_width, "bus_bits": s.bus_bits or None,
-            "arithmetic_pj": e["arithmetic_pj"], "movement_pj": e["movement_pj"], "total_pj": e["total_pj"],
-            "movement_parts_pj": e["movement"]["parts"], "counts": e["movement"]["counts"],
-            "per_access_pj": e["movement"]["per_access"], "pj_per_mac_arithmetic": e["arithmetic"]["pj_per_mac"],
-            "compute_row_cells": e["arithmetic"]["cells"], "compute_row_transistors": e["arithmetic"]["transistors"],
-            "weight_load_pj": e["weight_load_pj"], "mode": mode, "bus_mm": bus_mm,
-            "min_sram_bytes": min_sram}
-
-
-def tile_table(lanes: int = 64, depth: int = 256, bus_bits: int = 64, acc_bits: int = 24,
-               mode: str = "activity", bus_mm: float | None = None, min_sram_bytes: float = 0.0,
-               workers: int = 2) -> list[dict]:
-    """Every tile kind x datapath; `saving_pct` is against tile-vn with the int datapath."""
-    from synth.energy import MODES
-    from synth.movement import BUS_MM
-    from synth.pool import check_workers
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
-    gtile.spec("vn", lanes, depth, bus_bits=bus_bits, acc_bits=acc_bits)      # validate before any work
-    bus_mm = BUS_MM if bus_mm is None else float(bus_mm)
-    if not bus_mm >= 0:
-        raise ValueError(f"bus length must be >= 0 mm, got {bus_mm}")
-    if not min_sram_bytes >= 0:
-        raise ValueError(f"min_sram_bytes must be >= 0, got {min_sram_bytes}")
-    check_workers(workers)
-    jobs = [(k, dp, lanes, depth, bus_bits, acc_bits, mode, bus_mm, float(min_sram_bytes))
-            for dp in DATAPATH_PARAMS for k in ("vn", "near", "in")]
-    # each row synthesizes and simulates a compute row of `lanes` lanes the first time (minutes
-    # at 64 lanes); the rows are cached, so a repeated run only reads them back
-    rows = _run_rows(jobs, workers, "tile energy")
-    base = next(r for r in rows if r["tile"] == "tile-vn" and r["datapath"] == "int")["total_pj"]
-    for r in rows:
-        r["saving_pct"] = 100.0 * (1.0 - r["total_pj"] / base)
-    return rows
-
-
-def _run_rows(jobs: list[tuple], workers: int, what: str) -> list[dict]:
-    """Every tile row job (`_one`), in worker processes when workers > 1, with progress."""
-    from synth.pool import worker_pool
-
-    from .table import Progress
-    rows = []
-    with Progress(len(jobs), what) as prog:
-        if workers > 1:
-            with worker_pool(workers) as pool:
-                for row in pool.map(_one, jobs):
-                    rows.append(row)
-                    prog.step(note=f"{row['tile']}/{row['datapath']}")
-        else:
-            for j in jobs:
-                rows.append(_one(j))
-                prog.step(note=f"{KIND_NAMES[j[0]]}/{j[1]}")
-    return rows
-
-
-def storage_table(lanes: int = 64, depth: int = 256, bus_bits: int = 64, acc_bits: int = 24,
-                  mode: str = "activity", workers: int = 2) -> list[dict]:
-    """ASM tiles with the alphabets {1}, {1,3}, {1,3,5,7}, weights stored as control words or
-    compact indices, next to the int tiles; saving_pct against tile-vn/int, vs_int_pct against
-    the same tile kind with int."""
-    from synth.energy import MODES
-    from synth.movement import BUS_MM
-    from synth.pool import check_workers
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
-    gtile.spec("vn", lanes, depth, bus_bits=bus_bits, acc_bits=acc_bits)      # validate before any work
-    check_workers(workers)
-    dps = ["int"] + [storage_label(a, st) for a in STORAGE_ALPHABETS for st in gtile.WEIGHT_STORAGES]
-    # asm{1,3,5,7}/control is tile_table's "asm" row: the same job, so its cached row is reused
-    same = {storage_label(DATAPATH_PARAMS["asm"]["alphabet"], "control"): "asm"}
-    jobs = [(k, same.get(dp, dp), lanes, depth, bus_bits, acc_bits, mode, BUS_MM, 0.0)
-            for dp in dps for k in ("vn", "near", "in")]
-    rows = _run_rows(jobs, workers, "tile storage")
-    back = {v: k for k, v in same.items()}
-    rows = [{**r, "datapath": back.get(r["datapath"], r["datapath"])} for r in rows]
-    base = next(r for r in rows if r["tile"] == "tile-vn" and r["datapath"] == "int")["total_pj"]
-    ints = {r["tile"]: r["total_pj"] for r in rows if r["datapath"] == "int"}
-    for r in rows:
-        r["saving_pct"] = 100.0 * (1.0 - r["total_pj"] / base)
-        r["vs_int_pct"] = 100.0 * (1.0 - r["total_pj"] / ints[r["tile"]])
-    return rows
+def _rows(table, what: str, **kwargs) -> list[dict]:
+    """synth.tiles' `table` (tile_table or storage_table) with its progress on stderr."""
+    with _progress(what) as step:
+        return table(progress=step, **kwargs)
 
 
 def _storage_body(rows) -> str:
@@ -187,7 +63,8 @@ def _vn_decoder_placement(rows) -> str:
 
 
 def _cmd_storage(args) -> int:
-    rows = storage_table(args.lanes, args.depth, args.bus_bits, args.acc_bits, args.mode, workers=args.workers)
+    rows = _rows(tiles.storage_table, "tile storage", lanes=args.lanes, depth=args.depth, bus_bits=args.bus_bits,
+                 acc_bits=args.acc_bits, mode=args.mode, workers=args.workers)
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -230,8 +107,9 @@ def _plot(rows, path: Path) -> None:
 
 
 def _cmd_energy(args) -> int:
-    rows = tile_table(args.lanes, args.depth, args.bus_bits, args.acc_bits, args.mode, args.bus_mm,
-                      args.min_sram_bytes, workers=args.workers)
+    rows = _rows(tiles.tile_table, "tile energy", lanes=args.lanes, depth=args.depth, bus_bits=args.bus_bits,
+                 acc_bits=args.acc_bits, mode=args.mode, bus_mm=args.bus_mm, min_sram_bytes=args.min_sram_bytes,
+                 workers=args.workers)
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -275,20 +153,11 @@ def add_parser(sub) -> None:
     p.set_defaults(func=_cmd_storage)
 
 
-def _half_saving_mm(rows) -> float:
-    """Bus length at which tile-near/int is 50% below tile-vn/int (vn total = 2 x near total)."""
-    vn = next(r for r in rows if r["tile"] == "tile-vn" and r["datapath"] == "int")
-    near = next(r for r in rows if r["tile"] == "tile-near" and r["datapath"] == "int")
-    per_mm = vn["movement_parts_pj"]["bus_pj"] / vn["bus_mm"]
-    rest = vn["total_pj"] - vn["movement_parts_pj"]["bus_pj"]
-    return (2 * near["total_pj"] - rest) / per_mm
-
-
 def report_sections(outdir) -> list[tuple[int, str, str]]:
     from synth.movement import BUS_MM, WIRE_PJ_PER_BIT_MM
     outdir = Path(outdir)
-    rows = tile_table()
-    floor = tile_table(min_sram_bytes=8192)
+    rows = _rows(tiles.tile_table, "tile energy")
+    floor = _rows(tiles.tile_table, "tile energy", min_sram_bytes=8192)
     atomic_write(outdir / "tiles.json", json.dumps({"rows": rows, "min_sram_8kb": floor}, indent=2) + "\n")
     _plot(rows, outdir / "tiles.png")
 
@@ -320,7 +189,7 @@ def report_sections(outdir) -> list[tuple[int, str, str]]:
         "",
         "Near memory saves only the bus in this model (vn and near read the same 16 KB array, and "
         "access energy is linear in width): tile-near/int would reach 50% only with a bus of "
-        f"{_half_saving_mm(rows):.1f} mm at the assumed wire energy.",
+        f"{tiles.half_saving_bus_mm(rows):.1f} mm at the assumed wire energy.",
         "",
         "tile-in's advantage rests on small arrays costing less per bit (the SRAM model extrapolated "
         "below 8 KB). Pricing every weight array under 8 KB like 8 KB per bit instead (the bank keeps its "
@@ -343,7 +212,7 @@ def report_sections(outdir) -> list[tuple[int, str, str]]:
 
 def _storage_section(outdir) -> str:
     outdir = Path(outdir)
-    st = storage_table()
+    st = _rows(tiles.storage_table, "tile storage")
     atomic_write(outdir / "tiles_storage.json", json.dumps(st, indent=2) + "\n")
     return "\n".join([
         "HADES: an alphabet set lets a weight be stored in fewer bits. `weight_storage=index` stores sign + "

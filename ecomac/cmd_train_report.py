@@ -1,29 +1,34 @@
-"""`ecomac train-experiments` (make experiments) and the report section "Training on the arithmetic":
+"""`ecomac nn train-experiments` (make experiments) and the report section "Training on the arithmetic":
 FP32, int8 QAT, ALS-POTQ (with/without WBC and PRC), PoT PTQ, ASM alphabets, approximate
-multipliers (PTQ, fine-tuned with STE and with the table gradient). Logic lives in net/train.py."""
+multipliers (PTQ, fine-tuned with STE and with the table gradient). What runs is net/experiments.py
+(on net/train.py); `ecomac train-experiments` is its deprecated old name."""
 from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 
 from .outputs import check_output_dir
 from .table import format_table
 
-__all__ = ["add_parser", "report_sections", "TRAIN_EXPERIMENTS", "TRAIN_EXPERIMENTS_CMD", "train_table"]
+__all__ = ["add_parser", "add_nn_parser", "report_sections", "TRAIN_EXPERIMENTS_CMD", "train_table"]
 
-# (arch, data, epochs, fine-tune epochs, batch, net.train.CONFIG_SETS key, train-sample limit): the MLP on
-# digits runs every mode and the ablations; LeNet on MNIST (about 100x the work per image on 2 shared
-# cores) the core modes for one epoch
-TRAIN_EXPERIMENTS = (("mlp", "digits", 15, 2, 64, "full", None), ("lenet", "mnist", 1, 1, 32, "core", None))
-TRAIN_SEEDS = (0, 1, 2)
-TRAIN_EXPERIMENTS_CMD = "make experiments  (= ecomac train-experiments -o build/experiments)"
+TRAIN_EXPERIMENTS_CMD = "make experiments  (= ecomac nn train-experiments -o build/experiments)"
+_HELP = "train every mode (FP32, int8 QAT, ALS-POTQ, ASM, approximate fine-tuning) x 3 seeds"
+
+
+def add_nn_parser(ns) -> None:
+    """`ecomac nn train-experiments` (cmd_nn adds it to the nn group)."""
+    _add_args(ns.add_parser("train-experiments", help=_HELP), _cmd)
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("train-experiments",
-                       help="train every mode (FP32, int8 QAT, ALS-POTQ, ASM, approximate fine-tuning) x 3 seeds")
+    _add_args(sub.add_parser("train-experiments", help="deprecated: use `ecomac nn train-experiments`"),
+              _cmd_deprecated)
+
+
+def _add_args(p, func) -> None:
+    from net.experiments import TRAIN_SEEDS
     p.add_argument("-o", "--output", default="build/experiments", metavar="DIR",
                    help="where train_ARCH_DATA.json go (default build/experiments)")
     p.add_argument("--only", action="append", metavar="ARCH:DATA", help="run only these (e.g. mlp:digits)")
@@ -31,42 +36,20 @@ def add_parser(sub) -> None:
     p.add_argument("--seed", type=int, action="append", metavar="S",
                    help="run exactly these seeds instead (repeatable; to split a run over processes)")
     p.add_argument("--json", action="store_true", help="the summaries")
-    p.set_defaults(func=_cmd)
+    p.set_defaults(func=func)
+
+
+def _cmd_deprecated(args) -> int:
+    print("ecomac: warning: `ecomac train-experiments` is deprecated; use `ecomac nn train-experiments`",
+          file=sys.stderr)
+    return _cmd(args)
 
 
 def _cmd(args) -> int:
-    from net.train import CONFIG_SETS, experiment
-
-    from synth.cache import atomic_write
+    from net.experiments import train_experiments
     out = check_output_dir(args.output)
-    known = {f"{t[0]}:{t[1]}": t for t in TRAIN_EXPERIMENTS}
-    bad = [o for o in args.only or [] if o not in known]
-    if bad:
-        raise ValueError(f"--only {bad[0]!r}: not an experiment (experiments: {', '.join(known)})")
-    if not 1 <= args.seeds <= 10:
-        raise ValueError(f"--seeds must be in 1..10, got {args.seeds}")
-    bad = [s for s in args.seed or [] if not 0 <= s < 2**32]
-    if bad:
-        raise ValueError(f"--seed must be in 0..2^32-1, got {bad[0]}")
-    todo = [known[o] for o in args.only] if args.only else list(TRAIN_EXPERIMENTS)
-    results = []
-    for arch, name, epochs, ft, batch, which, limit in todo:
-        t0 = time.perf_counter()
-        path = out / f"train_{arch}_{name}.json"
-
-        def write(res, path=path, t0=t0):
-            res["wall_s"] = time.perf_counter() - t0
-            res["command"] = TRAIN_EXPERIMENTS_CMD
-            atomic_write(path, json.dumps(res, indent=2) + "\n")
-        configs = CONFIG_SETS[which]
-        seeds = tuple(args.seed) if args.seed else tuple(range(args.seeds))
-        res = experiment(arch, name, seeds=seeds,
-                         epochs=epochs, ft_epochs=ft, batch_size=batch, configs=configs, train_limit=limit,
-                         on_seed=write)
-        write(res)
-        print(f"{arch} on {name}: {len(configs)} configs x {len(res['seeds'])} seeds in {res['wall_s']:.0f} s "
-              f"-> {path}", file=sys.stderr)
-        results.append(res)
+    results = train_experiments(out, args.only, args.seeds, args.seed, command=TRAIN_EXPERIMENTS_CMD,
+                                log=lambda line: print(line, file=sys.stderr))
     if args.json:
         print(json.dumps([{k: r[k] for k in ("arch", "data", "epochs", "seeds", "wall_s", "summary")}
                           for r in results], indent=2))

@@ -45,7 +45,7 @@ def test_decoder_rtl_exhaustive(alphabet, w_bits):
 
 
 def test_storage_rows_parse():
-    from ecomac.cmd_tile import _datapath_params, storage_label
+    from synth.tiles import _datapath_params, storage_label
     assert storage_label((1, 3), "index") == "asm{1,3}/index"
     assert _datapath_params("asm{1,3}/index") == {"datapath": "asm", "x_bits": 8, "w_bits": 8, "alphabet": (1, 3),
                                                   "weight_storage": "index"}
@@ -63,7 +63,8 @@ def test_index_storage_prices_decoders_and_narrower_reads():
 
 
 def test_vn_decoder_placement_sums_the_measured_parts():
-    from ecomac.cmd_tile import STORAGE_ALPHABETS, _vn_decoder_placement, storage_label
+    from ecomac.cmd_tile import _vn_decoder_placement
+    from synth.tiles import STORAGE_ALPHABETS, storage_label
     rows = []
     for k, a in enumerate(STORAGE_ALPHABETS):
         for st, arith, reads, bus in (("control", 1000.0, 2000.0, 3000.0 + k), ("index", 1100.0, 1500.0, 2000.0)):

@@ -42,16 +42,16 @@ HEAVY = {
     ("report",): "ecomac.report.write_report",
     ("approx", "sweep"): "ecomac.approx_lib.sweep",
     ("asm", "measure"): "ecomac.cmd_asm.measure",
-    ("tile", "energy"): "ecomac.cmd_tile.tile_table",
+    ("tile", "energy"): "synth.tiles.tile_table",
     ("energy", "calibration"): "synth.energy.calibration_table",
-    ("energy", "headline"): "ecomac.cmd_energy.headline",
+    ("energy", "headline"): "synth.network_comparison.headline",
     ("synth",): "ecomac.designs.synth_defaults",        # synth --all
     ("energy", "accumulators"): "synth.accumulators.accumulator_table",
     ("fpga",): "synth.fpga.fpga_many",                   # fpga --all
     ("fpga", "one design"): "synth.fpga.place_and_route",  # nextpnr: tens of seconds per design
     ("emulate", "--bench"): "net.emulate.bench",          # minutes: two shapes x eight datapaths
-    ("tile", "storage"): "ecomac.cmd_tile.storage_table",
-    ("train-experiments",): "net.train.experiment",
+    ("tile", "storage"): "synth.tiles.storage_table",
+    ("nn", "train-experiments"): "net.train.experiment",   # also its deprecated alias `train-experiments`
     ("prove", "--all"): "synth.prove.suite",
     ("prove", "one design"): "synth.prove.prove",          # SAT proofs: a minute each by default
 }

@@ -11,6 +11,7 @@ from ecomac import cmd_energy
 from ecomac.cli import main
 from golden import asm
 from synth import network as N
+from synth.network_comparison import datapath_comparison
 
 ROOT = Path(__file__).resolve().parent.parent
 RESNET = ROOT / "examples/nets/resnet18.json"
@@ -71,7 +72,7 @@ def test_asm_lane_stream_drives_the_lane_netlist_to_the_product():
 
 
 def test_comparison_rows_are_consistent():
-    rows = {r["datapath"]: r for r in cmd_energy.datapath_comparison(
+    rows = {r["datapath"]: r for r in datapath_comparison(
         str(RESNET), ("fp32", "int8", "asm", "approx:mul-array", "approx:mul-drum,k=6"))}
     int8, fp32 = rows["int8"], rows["fp32"]
     for r in rows.values():

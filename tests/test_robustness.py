@@ -364,17 +364,17 @@ def test_heartbeat_is_silent_for_fast_steps_and_speaks_for_slow_ones():
 
 
 def test_repeated_tile_rows_come_from_the_cache(tmp_path, monkeypatch):
-    from ecomac import cmd_tile
+    from synth import tiles
     monkeypatch.setenv("ECOMAC_CACHE", str(tmp_path))
     calls = []
 
     def compute(job):
         calls.append(job)
-        return {"tile": cmd_tile.KIND_NAMES[job[0]], "datapath": job[1], "total_pj": 1.0 + len(calls)}
-    monkeypatch.setattr(cmd_tile, "_compute", compute)
+        return {"tile": tiles.KIND_NAMES[job[0]], "datapath": job[1], "total_pj": 1.0 + len(calls)}
+    monkeypatch.setattr(tiles, "_compute", compute)
     job = ("vn", "int", 4, 8, 64, 24, "static", 1.0, 0.0)
-    first = cmd_tile._one(job)
-    assert cmd_tile._one(job) == first and len(calls) == 1
+    first = tiles._one(job)
+    assert tiles._one(job) == first and len(calls) == 1
 
 
 # ---- external tools bounded -----------------------------------------------------------------

@@ -1,0 +1,70 @@
+"""The training experiments of `make experiments` (`ecomac nn train-experiments`): which model
+trains on which data, for how many epochs, over which seeds and mode sets (net/train.py
+CONFIG_SETS: FP32, int8 QAT, ALS-POTQ with/without WBC and PRC, PoT PTQ, ASM alphabets,
+approximate multipliers PTQ / fine-tuned with STE and with the table gradient), each one's
+result written as train_ARCH_DATA.json (after every seed, so a stopped run keeps what it had).
+
+Imports nothing heavy at module level (the CLI reads the names below to build its parser);
+torch loads when a run starts.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+__all__ = ["TRAIN_EXPERIMENTS", "TRAIN_SEEDS", "train_experiments", "select_experiments"]
+
+# (arch, data, epochs, fine-tune epochs, batch, net.train.CONFIG_SETS key, train-sample limit): the MLP on
+# digits runs every mode and the ablations; LeNet on MNIST (about 100x the work per image on 2 shared
+# cores) the core modes for one epoch
+TRAIN_EXPERIMENTS = (("mlp", "digits", 15, 2, 64, "full", None), ("lenet", "mnist", 1, 1, 32, "core", None))
+TRAIN_SEEDS = (0, 1, 2)
+
+
+def select_experiments(only=None, seeds: int = len(TRAIN_SEEDS), seed=None) -> tuple[list[tuple], tuple[int, ...]]:
+    """The experiments to run (`only`: "ARCH:DATA" names, default all) and their seeds (`seed`:
+    exactly these, else 0..seeds-1), validated with one-line errors before any work."""
+    known = {f"{t[0]}:{t[1]}": t for t in TRAIN_EXPERIMENTS}
+    bad = [o for o in only or [] if o not in known]
+    if bad:
+        raise ValueError(f"--only {bad[0]!r}: not an experiment (experiments: {', '.join(known)})")
+    if not 1 <= seeds <= 10:
+        raise ValueError(f"--seeds must be in 1..10, got {seeds}")
+    bad = [s for s in seed or [] if not 0 <= s < 2**32]
+    if bad:
+        raise ValueError(f"--seed must be in 0..2^32-1, got {bad[0]}")
+    todo = [known[o] for o in only] if only else list(TRAIN_EXPERIMENTS)
+    return todo, tuple(seed) if seed else tuple(range(seeds))
+
+
+def train_experiments(out, only=None, seeds: int = len(TRAIN_SEEDS), seed=None, command: str = "",
+                      log=None) -> list[dict]:
+    """Run the selected experiments (select_experiments) into folder `out`: each one's result
+    (net.train.experiment, plus wall_s and `command`, what made it) goes to
+    out/train_ARCH_DATA.json after every seed; log(line) after each experiment (default: stderr).
+    Returns the results."""
+    from synth.cache import atomic_write
+
+    from . import train
+    todo, seeds_run = select_experiments(only, seeds, seed)
+    log = log or (lambda s: print(s, file=sys.stderr))
+    out = Path(out)
+    results = []
+    for arch, name, epochs, ft, batch, which, limit in todo:
+        t0 = time.perf_counter()
+        path = out / f"train_{arch}_{name}.json"
+
+        def write(res, path=path, t0=t0):
+            res["wall_s"] = time.perf_counter() - t0
+            res["command"] = command
+            atomic_write(path, json.dumps(res, indent=2) + "\n")
+        configs = train.CONFIG_SETS[which]
+        res = train.experiment(arch, name, seeds=seeds_run, epochs=epochs, ft_epochs=ft, batch_size=batch,
+                               configs=configs, train_limit=limit, on_seed=write)
+        write(res)
+        log(f"{arch} on {name}: {len(configs)} configs x {len(res['seeds'])} seeds in {res['wall_s']:.0f} s "
+            f"-> {path}")
+        results.append(res)
+    return results
