@@ -57,7 +57,7 @@ prove: env
 experiments: env
 	$(BIN)/ecomac report --heavy -o $(BUILD)/report
 	$(BIN)/ecomac nn experiments -o $(BUILD)/experiments
-	$(BIN)/ecomac train-experiments -o $(BUILD)/experiments
+	$(BIN)/ecomac nn train-experiments -o $(BUILD)/experiments
 	$(BIN)/ecomac nn train --arch mlp --data digits --epochs 30 -o $(BUILD)/experiments/mlp_digits.pt
 	$(BIN)/ecomac alwann search --model $(BUILD)/experiments/mlp_digits.pt --data digits --objective loss -o $(BUILD)/experiments/alwann_mlp_digits
 	$(BIN)/ecomac nn train --arch lenet --data mnist --epochs 10 -o $(BUILD)/experiments/lenet_mnist.pt
