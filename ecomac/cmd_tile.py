@@ -9,7 +9,7 @@ from pathlib import Path
 
 from synth import tiles
 from synth.cache import atomic_write
-from synth.tiles import DATAPATH_PARAMS, HADES_REFERENCE, STORAGE_ALPHABETS, storage_label
+from synth.tiles import DATAPATH_PARAMS, HADES_REFERENCE, storage_label
 
 from .plot import save_png
 from .table import Progress, format_table
@@ -48,16 +48,9 @@ def _storage_body(rows) -> str:
 
 
 def _vn_decoder_placement(rows) -> str:
-    """tile-vn with index storage: decoders per lane after the bus (measured) against the same
-    decoders at the memory, the bus then carrying control words (index arithmetic and reads +
-    the control rows' bus energy)."""
-    by = {(r["tile"], r["datapath"]): r for r in rows}
-    parts = []
-    for a in STORAGE_ALPHABETS:
-        c, i = by[("tile-vn", storage_label(a, "control"))], by[("tile-vn", storage_label(a, "index"))]
-        at_mem = i["arithmetic_pj"] + i["movement_parts_pj"]["weight_reads_pj"] + c["movement_parts_pj"]["bus_pj"]
-        parts.append(f"{storage_label(a, '')[:-1]} {i['total_pj'] / 1e3:.2f} nJ per lane vs {at_mem / 1e3:.2f} nJ "
-                     f"at the memory (control storage {c['total_pj'] / 1e3:.2f} nJ)")
+    parts = [f"{storage_label(d['alphabet'], '')[:-1]} {d['per_lane_pj'] / 1e3:.2f} nJ per lane vs "
+             f"{d['at_memory_pj'] / 1e3:.2f} nJ at the memory (control storage {d['control_pj'] / 1e3:.2f} nJ)"
+             for d in tiles.vn_decoder_placement(rows)]
     return ("tile-vn, where the decoders sit: after the bus, one per lane, against the same decoders at the "
             "memory with the bus carrying control words: " + "; ".join(parts) + ".")
 

@@ -5,6 +5,7 @@ datapath, split into arithmetic (the synthesized compute row) and data movement 
   storage_table(...)  ASM tiles over the alphabets {1}, {1,3}, {1,3,5,7} with weights stored as
                       control words or compact indices, next to the int tiles
   half_saving_bus_mm(rows)  the tile-vn bus length at which tile-near/int saves 50%
+  vn_decoder_placement(rows)  tile-vn index storage: decoders per lane vs at the memory
 
 A row synthesizes and simulates a compute row of `lanes` lanes the first time (minutes at 64
 lanes); rows are cached by their parameters and the sources they depend on, so a repeated run
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from golden import tile as gtile
 
-__all__ = ["tile_table", "storage_table", "storage_label", "half_saving_bus_mm", "DATAPATH_PARAMS", "KIND_NAMES",
+__all__ = ["tile_table", "storage_table", "storage_label", "half_saving_bus_mm", "vn_decoder_placement", "DATAPATH_PARAMS", "KIND_NAMES",
            "STORAGE_ALPHABETS", "HADES_REFERENCE"]
 
 KIND_NAMES = {"vn": "tile-vn", "near": "tile-near", "in": "tile-in"}
@@ -179,3 +180,17 @@ def half_saving_bus_mm(rows) -> float:
     per_mm = vn["movement_parts_pj"]["bus_pj"] / vn["bus_mm"]
     rest = vn["total_pj"] - vn["movement_parts_pj"]["bus_pj"]
     return (2 * near["total_pj"] - rest) / per_mm
+
+
+def vn_decoder_placement(rows) -> list[dict]:
+    """tile-vn with index storage (storage_table rows), per alphabet: the decoders per lane after the
+    bus (`per_lane_pj`, measured) against the same decoders at the memory, the bus then carrying
+    control words (`at_memory_pj` = index arithmetic and reads + the control row's bus energy),
+    and the control-storage row's total (`control_pj`)."""
+    by = {(r["tile"], r["datapath"]): r for r in rows}
+    out = []
+    for a in STORAGE_ALPHABETS:
+        c, i = by[("tile-vn", storage_label(a, "control"))], by[("tile-vn", storage_label(a, "index"))]
+        at_mem = i["arithmetic_pj"] + i["movement_parts_pj"]["weight_reads_pj"] + c["movement_parts_pj"]["bus_pj"]
+        out.append({"alphabet": a, "per_lane_pj": i["total_pj"], "at_memory_pj": at_mem, "control_pj": c["total_pj"]})
+    return out
