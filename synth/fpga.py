@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import cache
-from .proc import ToolError, run_tool
+from .proc import ToolError, ToolTimeout, run_tool
 from .yosys import SynthError, _FPGA, _yosys_cmd, failure_log, fpga_synth_script
 
 __all__ = ["Device", "DEVICES", "SHELLS", "FitError", "shell_verilog", "place_and_route", "pins_needed",
@@ -42,6 +42,10 @@ FPGA_PNR_VERSION = "1"     # bump when the flow below changes: old cache entries
 DEFAULT_FREQ_MHZ = 48.0    # the iCE40 UltraPlus oscillator's 48 MHz; nextpnr optimizes towards it
 DEFAULT_SEED = 1
 PNR_TIMEOUT_S = 900.0      # nextpnr's limit per run (ToolTimeout past it)
+# nextpnr's default router (router1) can circle for hours on a congested design (tile-in on the
+# HX8K: not routed in 35 minutes), where router2 routes it in 20 s: router1 gets this long,
+# then the run is repeated with router2 (recorded as "router" in the result)
+ROUTER1_LIMIT_S = 180.0
 SHELLS = ("auto", "io", "sipo", "none")
 
 
@@ -317,8 +321,17 @@ def place_and_route(verilog_text: str, top: str, ports: list[dict], device: str,
             "--json", "pnr_in.json", "--freq", f"{float(freq_mhz):g}", "--seed", str(seed),
             "--report", "report.json", "--timing-allow-fail", "--log", "nextpnr.log", "-q"]
         # the router can circle for hours on a congested design: bounded unless the caller says
-        proc = run_tool(argv, what=f"nextpnr ({dev.name}) on {design}",
-                        timeout=timeout if timeout is not None else PNR_TIMEOUT_S, cwd=d)
+        limit = timeout if timeout is not None else PNR_TIMEOUT_S
+        router = "router1"
+        try:
+            proc = run_tool(argv, what=f"nextpnr ({dev.name}) on {design}", timeout=min(limit, ROUTER1_LIMIT_S),
+                            cwd=d)
+        except ToolTimeout:
+            if limit <= ROUTER1_LIMIT_S:
+                raise
+            router = "router2"
+            proc = run_tool(argv + ["--router", "router2"], what=f"nextpnr ({dev.name}, router2) on {design}",
+                            timeout=limit - ROUTER1_LIMIT_S, cwd=d)
         log = proc.stdout + proc.stderr
         try:
             log += Path(d, "nextpnr.log").read_text()
@@ -333,6 +346,7 @@ def place_and_route(verilog_text: str, top: str, ports: list[dict], device: str,
                             f"{m.group(1).strip() if m else f'exit {proc.returncode}'}")
         rep = json.loads(Path(d, "report.json").read_text())
     res = _summarize(rep, dev, design, top, shell, pins, bare, cells, mapper, float(freq_mhz), seed)
+    res["router"] = router
     cache.store("fpga", k, res)
     return res
 

@@ -24,6 +24,7 @@ def test_place_and_route_small_mac_on_hx8k(tmp_path, monkeypatch, capsys):
     assert code == 0
     r = json.loads(out)
     assert r["device"] == "ice40-hx8k" and r["shell"] == "io" and r["lut_mapper"] == "abc9"
+    assert r["router"] == "router1"
     # pins: x, w (2 bits each), valid, clear, acc (4), clk, rst
     assert r["pins"] == 2 + 2 + 1 + 1 + 4 + 2
     assert r["utilization"]["SB_IO"]["used"] == r["pins"]
@@ -76,6 +77,19 @@ endmodule
     out = subprocess.run(["vvp", "-n", str(tmp_path / "sim")], capture_output=True, text=True, timeout=60).stdout
     rows = [tuple(map(int, line.split())) for line in out.splitlines() if line and line[0].isdigit()]
     assert len(rows) == 16 and all(p == a * b for a, b, p in rows)
+
+
+def test_router2_takes_over_when_router1_runs_out_of_time(tmp_path, monkeypatch):
+    """router1 can circle for hours on a congested design (tile-in on the HX8K): past
+    ROUTER1_LIMIT_S the run is repeated with router2, and the result says so."""
+    monkeypatch.setenv("ECOMAC_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(fpga, "ROUTER1_LIMIT_S", 0.01)          # router1 is stopped at once
+    text, sheet = generate("mfmac-pe", {"exp_bits": 1, "acc_bits": 4})
+    r = fpga.place_and_route(text, sheet["module"], sheet["ports"], "ice40-hx8k", design="mfmac-pe")
+    assert r["router"] == "router2" and r["fmax_mhz"] > 0
+    with pytest.raises(fpga.ToolTimeout, match="did not finish within 0.01 s"):   # no time left for router2
+        fpga.place_and_route(text, sheet["module"], sheet["ports"], "ice40-hx8k", design="mfmac-pe", seed=2,
+                             timeout=0.01)
 
 
 def test_pins_and_fit_messages(capsys):
