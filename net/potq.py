@@ -18,6 +18,24 @@ Adaptive layer-wise scaling: every tensor gets one power-of-two scale 2^k per la
 step, from the tensor's current maximum (the quantizer's k = round(log2 max) - (2^E - 2), the
 largest magnitude on the top code). With PRC the maximum is replaced by the clipping threshold.
 
+Per-sample error scales (err_scale="sample"): the error gets one power-of-two scale se_b = 2^k_b
+per sample b (per row of a Linear layer's B x N error, per C x H x W slice of a conv error), each
+row quantized by the same golden quantizer on its own maximum, so a confidently classified
+sample's small errors keep their codes instead of underflowing against the batch's largest row.
+
+    backward-data  dX_int = MAC(Eq, Wq)           dX_b = dX_int_b * se_b * sw
+    weight-grad    dW_int = MAC(Ew^T, Xw)         dW   = dW_int * 2^k_ref * sx
+
+Backward-data: the scale of row b factors out of row b's accumulations, so the MAC is the
+tensor-scale one and only the epilogue's per-row power of two changes. Weight gradient: the sum
+runs over b, so the rows must share one scale inside the MAC: rescale_rows rewrites every row's
+codes to the common scale 2^k_ref by an exponent add (e + k_b - k_ref, an adder on the code's
+exponent field, no multiplication) into the codes of a wider MF-MAC (wgrad_exp_bits, default 5),
+whose larger exponent range holds the rows' spread: k_ref = max(min k_b, max k_b - slack), slack =
+max_exp(wgrad_exp_bits) - max_exp(error exp_bits), so the largest row's top code still fits and a
+row more than `slack` octaves below the largest loses only its codes that fall under the smallest
+power (flushed to the zero code and counted). X is recoded to the wider exp_bits (same values).
+
 Weight Bias Correction (wbc): PoT rounding in the log domain and the underflow of small weights
 shift each output channel's weight mean. WBC measures the shift per output channel
 delta_c = mean(W_c) - mean(Wq_c * sw) and adds delta_c * sum_k x_k to the output (and
@@ -33,7 +51,9 @@ kept in [prc_min, 1]. The scale stays a power of two (it comes from the quantize
 tensor); the clip is a comparison outside the MAC.
 
 Statistics per epoch (history): per layer, the percentage of nonzero error elements that
-underflow to the zero code, and the number of accumulations that wrapped at acc_bits.
+underflow to the zero code, and the number of accumulations that wrapped at acc_bits; with
+per-sample scales also the percentage of nonzero error elements the weight gradient loses
+(underflow at quantization plus the flush at the common scale).
 """
 from __future__ import annotations
 
@@ -49,10 +69,13 @@ from golden import pot
 from . import kernels
 from .datapath import parse
 
-__all__ = ["PotqMode", "PotLinear", "PotConv2d", "recode", "ptq", "record", "conv_backward_data", "conv_weight_grad"]
+__all__ = ["PotqMode", "PotLinear", "PotConv2d", "recode", "rescale_rows", "ptq", "record", "conv_backward_data",
+           "conv_weight_grad", "ERR_SCALES"]
 
 _NO_WRAP_BITS = 62
 ERR_ROUNDING = ("nearest", "stochastic")
+ERR_SCALES = ("tensor", "sample")
+DEFAULT_WGRAD_EXP_BITS = 5
 
 
 def recode(codes, exp_from: int, exp_to: int) -> np.ndarray:
@@ -61,6 +84,35 @@ def recode(codes, exp_from: int, exp_to: int) -> np.ndarray:
     mag = np.abs(v)
     e = np.where(mag == 0, 0, np.log2(np.maximum(mag, 1)).astype(np.int64) + 1)
     return pot.encode((v < 0).astype(np.int64), e, exp_to)
+
+
+def rescale_rows(codes, ks, exp_from: int, exp_to: int):
+    """Rows of PoT codes (row b: codes of exp_bits exp_from with scale 2^ks[b]) as codes of exp_bits
+    exp_to >= exp_from sharing one scale 2^k_ref: each nonzero exponent field e becomes
+    e + ks[b] - k_ref (an exponent add), with k_ref = max(min ks, max ks - slack), slack =
+    max_exp(exp_to) - max_exp(exp_from), so no field passes the top; fields that fall below 1 (under
+    the smallest power at the common scale) become the zero code.
+
+    codes: B x ... (row b = codes[b]); ks: B integers. Returns (codes B x ..., k_ref, number of
+    nonzero codes flushed to zero). value(out) * 2^k_ref == value(codes[b]) * 2^ks[b] for every
+    code not flushed."""
+    c = np.asarray(codes, np.int64)
+    ks = np.asarray(ks, np.int64).reshape(-1)
+    if c.shape[0] != ks.size:
+        raise ValueError(f"rescale_rows: {c.shape[0]} rows but {ks.size} scales")
+    if exp_to < exp_from:
+        raise ValueError(f"rescale_rows: exp_to must be at least exp_from ({exp_from}), got {exp_to}")
+    if ks.size == 0:
+        return c.copy(), 0, 0
+    slack = pot.max_exp(exp_to) - pot.max_exp(exp_from)
+    k_ref = int(max(ks.min(), ks.max() - slack))
+    shift = (ks - k_ref).reshape((-1,) + (1,) * (c.ndim - 1))
+    e = c & ((1 << exp_from) - 1)
+    s = (c >> exp_from) & 1
+    e2 = np.where(e == 0, 0, e + shift)
+    flushed = int(((e != 0) & (e2 < 1)).sum())
+    e2 = np.where(e2 < 1, 0, e2)
+    return pot.encode(s & (e2 != 0), e2, exp_to), k_ref, flushed
 
 
 def stochastic_codes(t, scale: float, exp_bits: int, rng) -> np.ndarray:
@@ -89,11 +141,17 @@ class _LayerStats:
     def reset(self):
         self.err_nonzero = 0
         self.err_underflow = 0
+        self.wgrad_flushed = 0     # per-sample scales: nonzero codes flushed at the common scale
         self.overflows = 0
 
     def summary(self):
         pct = 100.0 * self.err_underflow / self.err_nonzero if self.err_nonzero else 0.0
         return pct, self.overflows
+
+    def wgrad_lost_pct(self):
+        """Percentage of nonzero errors that add nothing to the weight gradient."""
+        lost = self.err_underflow + self.wgrad_flushed
+        return 100.0 * lost / self.err_nonzero if self.err_nonzero else 0.0
 
 
 _VALUE_TABLES = {}
@@ -132,9 +190,10 @@ def _np(t: torch.Tensor) -> np.ndarray:
 class _PotCore:
     """What a PoT layer knows of its mode (not a Module: plain attributes)."""
 
-    def __init__(self, dp, dp_err, wbc, err_rng=None):
+    def __init__(self, dp, dp_err, wbc, err_rng=None, dp_wgrad=None):
         self.dp, self.dp_err, self.wbc = dp, dp_err, wbc
         self.err_rng = err_rng          # a Generator: stochastic rounding of the errors
+        self.dp_wgrad = dp_wgrad        # per-sample error scales: the weight gradient's wider MF-MAC
         self.stats = _LayerStats()
         self.last = None        # the last step's codes and accumulations (for proofs)
         self.record = False
@@ -152,9 +211,10 @@ class _PotCore:
         return q, s, delta
 
     def quantize_err(self, g):
-        """(codes, scale) of the error; counts underflow (nonzero -> zero code)."""
+        """(codes, scale) of the error; counts underflow (nonzero -> zero code). Per-sample
+        scales: scale is B x 1 (x 1 x 1), one power of two per sample from its own maximum."""
         gn = _np(g)
-        q, s = self.dp_err.quantize(gn, "x")
+        q, s = self.dp_err.quantize(gn, "x", axis=0 if self.dp_wgrad is not None else None)
         if self.err_rng is not None:
             q = stochastic_codes(gn, s, self.dp_err.params["exp_bits"], self.err_rng)
         nz = gn != 0
@@ -162,10 +222,21 @@ class _PotCore:
         self.stats.err_underflow += int((nz & (_vals(self.dp_err, q) == 0)).sum())
         return q, s
 
-    def backward_codes(self, q):
-        """Forward codes as codes of the error datapath (recoded when its exp_bits is wider)."""
-        ef, ee = self.dp.params["exp_bits"], self.dp_err.params["exp_bits"]
+    def backward_codes(self, q, dp=None):
+        """Forward codes as codes of the error datapath (or `dp`; recoded when its exp_bits is wider)."""
+        ef, ee = self.dp.params["exp_bits"], (dp or self.dp_err).params["exp_bits"]
         return q if ef == ee else recode(q, ef, ee)
+
+    def wgrad_operands(self, eq, se, xq):
+        """(datapath, error codes, activation codes, error scale) of the weight-gradient product:
+        the error datapath's codes and scale, or (per-sample scales) every sample's error codes
+        rescaled to one common scale on the wider MF-MAC (rescale_rows) and X recoded to it."""
+        if self.dp_wgrad is None:
+            return self.dp_err, eq, self.backward_codes(xq), se
+        ks = np.round(np.log2(np.asarray(se, np.float64).reshape(-1))).astype(np.int64)
+        ew, k_ref, flushed = rescale_rows(eq, ks, self.dp_err.params["exp_bits"], self.dp_wgrad.params["exp_bits"])
+        self.stats.wgrad_flushed += flushed
+        return self.dp_wgrad, ew, self.backward_codes(xq, self.dp_wgrad), float(np.ldexp(1.0, k_ref))
 
 
 class _PotLinearFn(torch.autograd.Function):
@@ -199,18 +270,20 @@ class _PotLinearFn(torch.autograd.Function):
         else:
             eq, se = core.quantize_err(gy)
             dpe = core.dp_err
-            wqe, xqe = core.backward_codes(wq), core.backward_codes(xq)
+            wqe = core.backward_codes(wq)
             # the first layer's input needs no error: its backward-data product is skipped
             dxi = _mm(dpe, eq, wqe, core.stats) if ctx.needs_input_grad[0] else np.zeros(xq.shape, np.int64)
-            dwi = _mm(dpe, eq.T, xqe, core.stats)
+            dpw, ew, xqw, sew = core.wgrad_operands(eq, se, xq)
+            dwi = _mm(dpw, ew.T, xqw, core.stats)
             ed = _vals(dpe, eq) * se
             dx = dxi * (se * sw)
             if delta is not None:
                 dx = dx + (ed @ delta)[:, None]
-            dw = dwi * (se * sx)
+            dw = dwi * (sew * sx)
             db = ed.sum(axis=0)
             if core.record:
-                core.last.update({"eq": eq, "se": se, "wq_e": wqe, "xq_e": xqe, "dx_int": dxi, "dw_int": dwi})
+                core.last.update({"e_float": _np(gy), "eq": eq, "se": se, "wq_e": wqe, "xq_e": xqw, "ew": ew, "se_w": sew,
+                                  "dp_wgrad": dpw, "dx_int": dxi, "dw_int": dwi})
         return _f(dx), _f(dw), (_f(db) if has_b else None), None
 
 
@@ -305,10 +378,11 @@ class _PotConvFn(torch.autograd.Function):
         else:
             eq, se = core.quantize_err(gy)
             dpe = core.dp_err
-            wqe, xqe = core.backward_codes(wq), core.backward_codes(xq)
+            wqe = core.backward_codes(wq)
             dxi = (conv_backward_data(dpe, eq, wqe, stride, padding, xshape[2:], core.stats)
                    if ctx.needs_input_grad[0] else np.zeros(xshape, np.int64))
-            dwi = conv_weight_grad(dpe, eq, xqe, kh, kw, stride, padding, core.stats)
+            dpw, ew, xqw, sew = core.wgrad_operands(eq, se, xq)
+            dwi = conv_weight_grad(dpw, ew, xqw, kh, kw, stride, padding, core.stats)
             ed = _vals(dpe, eq) * se
             dx = dxi * (se * sw)
             if delta is not None:
@@ -317,10 +391,11 @@ class _PotConvFn(torch.autograd.Function):
                                                   torch.ones(1, 1, kh, kw, dtype=torch.float64), s,
                                                   stride=stride, padding=padding).numpy()
                 dx = dx + corr
-            dw = dwi * (se * sx)
+            dw = dwi * (sew * sx)
             db = ed.sum(axis=(0, 2, 3))
             if core.record:
-                core.last.update({"eq": eq, "se": se, "wq_e": wqe, "xq_e": xqe, "dx_int": dxi, "dw_int": dwi})
+                core.last.update({"e_float": _np(gy), "eq": eq, "se": se, "wq_e": wqe, "xq_e": xqw, "ew": ew, "se_w": sew,
+                                  "dp_wgrad": dpw, "dx_int": dxi, "dw_int": dwi})
         return _f(dx), _f(dw), (_f(db) if has_b else None), None, None, None
 
 
@@ -415,14 +490,34 @@ def _error_datapath(dp, errors):
     return de
 
 
+def _wgrad_datapath(dp_err, err_scale, wgrad_exp_bits):
+    """The weight gradient's MF-MAC with per-sample error scales (None: the error datapath's)."""
+    if err_scale not in ERR_SCALES:
+        raise ValueError(f"err_scale must be one of {', '.join(ERR_SCALES)}, got {err_scale!r}")
+    if err_scale == "tensor":
+        if wgrad_exp_bits is not None:
+            raise ValueError("wgrad_exp_bits applies to err_scale=sample only")
+        return None
+    if dp_err is None:
+        raise ValueError("err_scale=sample scales PoT errors: it needs an mfmac error datapath, not fp32")
+    ee = dp_err.params["exp_bits"]
+    e = DEFAULT_WGRAD_EXP_BITS if wgrad_exp_bits is None else wgrad_exp_bits
+    if isinstance(e, bool) or not isinstance(e, (int, np.integer)) or not ee <= e <= 5:
+        raise ValueError(f"wgrad_exp_bits must be an integer in {ee}..5 (at least the errors' exp_bits), "
+                         f"got {wgrad_exp_bits!r}")
+    return parse(f"mfmac,exp_bits={int(e)}")
+
+
 class PotqMode:
     """The ALS-POTQ training mode (net.train calls convert, start_epoch, after_step, end_epoch).
 
     Options: wbc (Weight Bias Correction, default True), prc (Parameterized Ratio Clipping,
-    default True), prc_min (the smallest clipping ratio, default 1/16)."""
+    default True), prc_min (the smallest clipping ratio, default 1/16), err_rounding (nearest or
+    stochastic), err_scale ("tensor": one power-of-two error scale per tensor, the default;
+    "sample": one per sample, the weight gradient on an MF-MAC of wgrad_exp_bits, default 5)."""
 
     def __init__(self, dp, errors=None, wbc: bool = True, prc: bool = True, prc_min: float = 1 / 16,
-                 err_rounding: str = "nearest"):
+                 err_rounding: str = "nearest", err_scale: str = "tensor", wgrad_exp_bits: int | None = None):
         dp = parse(dp)
         if dp.kind != "mfmac":
             raise ValueError(f"ALS-POTQ needs an mfmac datapath, got {dp.spec!r}")
@@ -438,13 +533,24 @@ class PotqMode:
         if err_rounding == "stochastic" and self.dp_err is None:
             raise ValueError("err_rounding=stochastic rounds PoT errors: it needs an mfmac error datapath, not fp32")
         self.err_rounding = err_rounding
+        self.err_scale = err_scale
+        self.dp_wgrad = _wgrad_datapath(self.dp_err, err_scale, wgrad_exp_bits)
         self.wbc, self.prc, self.prc_min = wbc, prc, float(prc_min)
         self.layers = {}
 
     def describe(self) -> dict:
         return {"kind": "als-potq", "datapath": self.dp.canonical,
                 "errors": self.dp_err.canonical if self.dp_err is not None else "fp32",
-                "wbc": self.wbc, "prc": self.prc, "err_rounding": self.err_rounding, "scale": "per tensor, per step: 2^(round(log2 max) - top)"}
+                "wbc": self.wbc, "prc": self.prc, "err_rounding": self.err_rounding, "err_scale": self.err_scale,
+                "weight_grad_datapath": self.product_datapaths()["weight_grad"],
+                "scale": "per tensor, per step: 2^(round(log2 max) - top)" + (
+                    "; errors per sample, the weight gradient at one common scale" if self.dp_wgrad else "")}
+
+    def product_datapaths(self) -> dict:
+        """The canonical datapath of each product of a training step (fp32: float errors)."""
+        back = self.dp_err.canonical if self.dp_err is not None else "fp32"
+        return {"forward": self.dp.canonical, "backward_data": back,
+                "weight_grad": self.dp_wgrad.canonical if self.dp_wgrad is not None else back}
 
     def convert(self, model: nn.Module) -> nn.Module:
         m = copy.deepcopy(model)
@@ -454,7 +560,7 @@ class PotqMode:
             if not name or type(mod) not in (nn.Linear, nn.Conv2d):
                 continue
             rng = np.random.default_rng([seed, len(self.layers)]) if self.err_rounding == "stochastic" else None
-            core = _PotCore(self.dp, self.dp_err, self.wbc, rng)
+            core = _PotCore(self.dp, self.dp_err, self.wbc, rng, self.dp_wgrad)
             new = (PotLinear.from_linear(mod, core, self.prc, self.prc_min) if type(mod) is nn.Linear
                    else PotConv2d.from_conv(mod, core, self.prc, self.prc_min))
             parent_name, _, attr = name.rpartition(".")
@@ -484,6 +590,8 @@ class PotqMode:
             if layer.prc:
                 ratio[name] = float(layer.prc_ratio.detach())
         rec = {"error_underflow_pct": under, "acc_overflows": over}
+        if self.dp_wgrad is not None:
+            rec["wgrad_error_lost_pct"] = {name: layer.core.stats.wgrad_lost_pct() for name, layer in self.layers.items()}
         if ratio:
             rec["prc_ratio"] = ratio
         return rec

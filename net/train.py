@@ -139,7 +139,7 @@ def make_mode(datapath=None, errors=None, **mode_options):
         if dp.kind != "fp32":
             if dp.kind == "mfmac":
                 from .potq import PotqMode as cls
-                allowed = ("wbc", "prc", "prc_min", "err_rounding")
+                allowed = ("wbc", "prc", "prc_min", "err_rounding", "err_scale", "wgrad_exp_bits")
             else:
                 from .qat import QatMode as cls
                 allowed = ("grad", "anneal")
@@ -331,12 +331,15 @@ def _bar(total, desc, progress):
 
 # ==== training energy ===============================================================================
 def training_energy(model: nn.Module, input_shape, datapath=None, errors=None, batch_size: int = 64,
-                    steps_per_epoch: int | None = None) -> dict:
+                    steps_per_epoch: int | None = None, **mode_options) -> dict:
     """Energy of one training step (batch `batch_size`) from synth.network.net_energy: the forward
     product on `datapath`, the backward-data and weight-gradient products on the error datapath
-    (ALS-POTQ: `errors`, default the same mfmac; every other mode trains with float32 errors), each
-    with its memory traffic. {energy_per_step_pj, energy_per_epoch_pj (with steps_per_epoch),
-    forward_pj, backward_pj, macs_per_step}."""
+    (ALS-POTQ: `errors`, default the same mfmac; with mode option err_scale="sample" the weight
+    gradient on its wider MF-MAC, PotqMode.product_datapaths; every other mode trains with float32
+    errors), each with its memory traffic. {energy_per_step_pj, energy_per_epoch_pj (with
+    steps_per_epoch), forward_pj, backward_pj, backward_data_pj, weight_grad_pj, macs_per_step,
+    forward_datapath, error_datapath, weight_grad_datapath}. mode_options other than ALS-POTQ's
+    err_scale / wgrad_exp_bits do not change the products' datapaths and are ignored."""
     from synth.network import net_energy, parse_net
 
     from .datapath import parse
@@ -345,25 +348,28 @@ def training_energy(model: nn.Module, input_shape, datapath=None, errors=None, b
     imp = from_torch(plain, (batch_size, *tuple(input_shape)), "model")
     net = parse_net(imp.net, "model")
     fwd_spec = "fp32" if datapath is None else parse(datapath).canonical
-    if datapath is None or parse(datapath).kind == "fp32":
-        err_spec = "fp32"
-    elif parse(datapath).kind == "mfmac":
-        from .potq import _error_datapath
-        de = _error_datapath(parse(datapath), errors)
-        err_spec = "fp32" if de is None else de.canonical
+    if datapath is not None and parse(datapath).kind == "mfmac":
+        from .potq import PotqMode
+        opts = {k: v for k, v in mode_options.items() if k in ("err_scale", "wgrad_exp_bits")}
+        specs = PotqMode(datapath, errors=errors, **opts).product_datapaths()
+        err_spec, wg_spec = specs["backward_data"], specs["weight_grad"]
     else:
-        err_spec = "fp32"
-    if err_spec == fwd_spec:
+        err_spec = wg_spec = "fp32"
+    if err_spec == fwd_spec == wg_spec:
         e = net_energy(net, fwd_spec, training=True)
         fwd = e["energy_pj"] / 3.0
         total = e["energy_pj"]
         macs = e["macs"]
+        bd = wg = fwd
     else:
         f = net_energy(net, fwd_spec)
         b = net_energy(net, err_spec)
-        fwd, total, macs = f["energy_pj"], f["energy_pj"] + 2.0 * b["energy_pj"], f["macs"] + 2 * b["macs"]
-    out = {"forward_datapath": fwd_spec, "error_datapath": err_spec, "energy_per_step_pj": total,
-           "forward_pj": fwd, "backward_pj": total - fwd, "macs_per_step": macs, "batch": batch_size}
+        w = b if wg_spec == err_spec else net_energy(net, wg_spec)
+        fwd, bd, wg = f["energy_pj"], b["energy_pj"], w["energy_pj"]
+        total, macs = fwd + bd + wg, f["macs"] + b["macs"] + w["macs"]
+    out = {"forward_datapath": fwd_spec, "error_datapath": err_spec, "weight_grad_datapath": wg_spec,
+           "energy_per_step_pj": total, "forward_pj": fwd, "backward_pj": total - fwd, "backward_data_pj": bd,
+           "weight_grad_pj": wg, "macs_per_step": macs, "batch": batch_size}
     if steps_per_epoch is not None:
         out["energy_per_epoch_pj"] = total * steps_per_epoch
     return out
@@ -486,10 +492,11 @@ def experiment(arch: str, data: str, *, seeds=(0, 1, 2), epochs: int = 15, ft_ep
             r = {"test_accuracy_pct": acc, "train_accuracy_pct": tr, "seconds": time.perf_counter() - t0}
             if hist is not None:
                 r["history"] = hist["epochs"]
-                key = (spec, opts.get("errors"))
+                key = (spec, opts.get("errors"), opts.get("err_scale"), opts.get("wgrad_exp_bits"))
                 if key not in energy_cache:
                     energy_cache[key] = training_energy(model, ds.input_shape, spec, opts.get("errors"),
-                                                        batch_size, steps)
+                                                        batch_size, steps,
+                                                        **{k: v for k, v in opts.items() if k != "errors"})
                 r.update({k: energy_cache[key][k] for k in ("energy_per_step_pj", "energy_per_epoch_pj")})
             seed_runs[label] = r
             log(f"{arch}/{data} seed {seed}: {label}: test {acc:.2f}% ({r['seconds']:.1f} s)")

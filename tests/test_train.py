@@ -71,12 +71,13 @@ def _wrap(a, bits):
     return wrap(a, bits).astype(np.int64)
 
 
-@pytest.mark.parametrize("errors", [None, "mfmac,exp_bits=4"])
-def test_potq_three_products_of_a_real_step_equal_golden(digits, errors):
-    """One training step of LeNet on real digits: conv2 and fc1 products vs the golden MF-MAC."""
+@pytest.mark.parametrize("errors,err_scale", [(None, "tensor"), ("mfmac,exp_bits=4", "tensor"), (None, "sample")])
+def test_potq_three_products_of_a_real_step_equal_golden(digits, errors, err_scale):
+    """One training step of LeNet on real digits: conv2 and fc1 products vs the golden MF-MAC (per-sample
+    error scales: the weight gradient on its wider MF-MAC, on the rescaled codes the step used)."""
     torch.manual_seed(0)
     model = models.build("lenet", digits.input_shape, digits.num_classes)
-    mode = make_mode("mfmac", errors)
+    mode = make_mode("mfmac", errors, err_scale=err_scale)
     m = mode.convert(model)
     conv, fc = mode.layers["conv2"], mode.layers["fc1"]
     for layer in (conv, fc):
@@ -85,11 +86,13 @@ def test_potq_three_products_of_a_real_step_equal_golden(digits, errors):
     loss = nn.functional.cross_entropy(m(x), torch.from_numpy(digits.y_train[:8]))
     loss.backward()
     dp, dpe = mode.dp, mode.dp_err
-    acc, acce = dp.acc_bits, dpe.acc_bits
+    dpw = mode.dp_wgrad or dpe
+    acc, acce, accw = dp.acc_bits, dpe.acc_bits, dpw.acc_bits
     r = fc.core.last
+    assert r["dp_wgrad"] is dpw
     assert np.array_equal(r["y_int"], dp.matmul_definition(r["xq"], r["wq"].T))
     assert np.array_equal(r["dx_int"], dpe.matmul_definition(r["eq"], r["wq_e"]))
-    assert np.array_equal(r["dw_int"], dpe.matmul_definition(r["eq"].T, r["xq_e"]))
+    assert np.array_equal(r["dw_int"], dpw.matmul_definition(r["ew"].T, r["xq_e"]))
     assert np.array_equal(r["dx_int"], pot.matmul(r["eq"], r["wq_e"], dpe.params["exp_bits"], acce))
     assert np.count_nonzero(r["dw_int"]) > 0 and np.count_nonzero(r["dx_int"]) > 0
     r = conv.core.last
@@ -97,10 +100,93 @@ def test_potq_three_products_of_a_real_step_equal_golden(digits, errors):
     assert np.array_equal(r["y_int"], _wrap(_conv_definition(dp, r["xq"], r["wq"], s, p), acc))
     assert np.array_equal(r["dx_int"], _wrap(_conv_backward_definition(dpe, r["eq"], r["wq_e"], s, p,
                                                                        r["xq"].shape[2:]), acce))
-    assert np.array_equal(r["dw_int"], _wrap(_conv_wgrad_definition(dpe, r["eq"], r["xq_e"], 5, 5, s, p), acce))
+    assert np.array_equal(r["dw_int"], _wrap(_conv_wgrad_definition(dpw, r["ew"], r["xq_e"], 5, 5, s, p), accw))
+    if err_scale == "sample":
+        # one power of two per sample, each sample's codes the golden quantizer's on that sample alone
+        assert r["se"].shape == (8, 1, 1, 1) and len(np.unique(r["se"])) > 1
+        for b in range(8):
+            codes, k = pot.quantize(r["e_float"][b], dpe.params["exp_bits"])
+            assert np.array_equal(r["eq"][b], codes) and r["se"][b].item() == 2.0 ** k
+        # the weight gradient's codes hold the same values at the common scale, except the flushed ones
+        v_e = dpe.values(r["eq"]) * r["se"]
+        v_w = dpw.values(r["ew"]) * r["se_w"]
+        kept = v_w != 0
+        assert np.array_equal(v_w[kept], v_e[kept]) and (np.abs(v_e[~kept & (v_e != 0)]) < r["se_w"]).all()
     # the float gradient the optimizer sees is the dequantized weight-gradient accumulation
-    assert np.allclose(fc.weight.grad.numpy(), fc.core.last["dw_int"] * fc.core.last["se"] * fc.core.last["sx"],
+    assert np.allclose(fc.weight.grad.numpy(), fc.core.last["dw_int"] * fc.core.last["se_w"] * fc.core.last["sx"],
                        rtol=1e-6, atol=0)
+
+
+def test_per_sample_error_scales_backward_data_is_the_row_scaled_mac():
+    """dX row b = dX_int row b * se_b * sw (no WBC): the input gradient torch sees."""
+    torch.manual_seed(3)
+    mode = make_mode("mfmac", err_scale="sample", wbc=False, prc=False)
+    m = mode.convert(nn.Sequential(nn.Linear(6, 5)))
+    layer = mode.layers["0"]
+    potq.record(layer)
+    x = torch.randn(4, 6, requires_grad=True)
+    g = torch.randn(4, 5) * torch.tensor([1.0, 1e-3, 1e-9, 3.0])[:, None]
+    m(x).backward(g)
+    r = layer.core.last
+    gn = g.numpy().astype(np.float64)
+    for b in range(4):                                                # the golden quantizer, row by row
+        codes, k = pot.quantize(gn[b], 3)
+        assert np.array_equal(r["eq"][b], codes) and r["se"][b, 0] == 2.0 ** k
+    assert layer.core.stats.err_underflow == 0 and layer.core.stats.err_nonzero == 20
+    want = mode.dp_err.matmul_definition(r["eq"], r["wq_e"]) * r["se"] * r["sw"]
+    assert np.allclose(x.grad.numpy(), want, rtol=1e-6, atol=0)
+    # the rows' scales span about 2^31 > slack 30 - 6 = 24: the smallest row's codes are flushed, and counted
+    assert layer.core.stats.wgrad_flushed > 0
+    rec = mode.end_epoch()
+    assert rec["error_underflow_pct"]["0"] == 0.0
+    assert rec["wgrad_error_lost_pct"]["0"] == pytest.approx(100.0 * layer.core.stats.wgrad_flushed / 20)
+
+
+def test_rescale_rows_is_an_exponent_add_to_one_common_scale():
+    rng = np.random.default_rng(4)
+    codes = rng.integers(0, 16, (6, 9))
+    ks = np.array([-3, -40, 0, -10, -25, -2])
+    for exp_to in (3, 4, 5):
+        out, k_ref, flushed = potq.rescale_rows(codes, ks, 3, exp_to)
+        slack = pot.max_exp(exp_to) - pot.max_exp(3)
+        assert k_ref == max(ks.min(), ks.max() - slack)
+        assert out.min() >= 0 and out.max() < 1 << (exp_to + 1)           # every field fits exp_to bits
+        v_in = pot.decode(codes, 3) * 2.0 ** ks[:, None]
+        v_out = pot.decode(out, exp_to) * 2.0 ** k_ref
+        kept = v_out != 0
+        assert np.array_equal(v_out[kept], v_in[kept])
+        lost = (v_in != 0) & ~kept
+        assert flushed == lost.sum() and (np.abs(v_in[lost]) < 2.0 ** k_ref).all()
+    assert potq.rescale_rows(codes, ks, 3, 5)[2] < potq.rescale_rows(codes, ks, 3, 4)[2]
+    with pytest.raises(ValueError, match="rescale_rows: 6 rows but 2 scales"):
+        potq.rescale_rows(codes, ks[:2], 3, 5)
+
+
+def test_per_sample_training_energy_prices_the_weight_gradient_on_its_datapath(digits):
+    from net.train import training_energy
+    model = models.build("mlp", digits.input_shape, 10)
+    t = training_energy(model, digits.input_shape, "mfmac", None, 64, 23)
+    s = training_energy(model, digits.input_shape, "mfmac", None, 64, 23, err_scale="sample", wbc=False)
+    w4 = training_energy(model, digits.input_shape, "mfmac", None, 64, 23, err_scale="sample", wgrad_exp_bits=4)
+    assert t["weight_grad_datapath"] == t["error_datapath"] == parse("mfmac").canonical
+    assert s["weight_grad_datapath"] == parse("mfmac,exp_bits=5").canonical
+    assert s["error_datapath"] == t["error_datapath"] and w4["weight_grad_datapath"] == parse("mfmac,exp_bits=4").canonical
+    for e in (t, s, w4):
+        assert e["energy_per_step_pj"] == pytest.approx(e["forward_pj"] + e["backward_data_pj"] + e["weight_grad_pj"])
+    assert s["forward_pj"] == pytest.approx(t["forward_pj"]) and s["backward_data_pj"] == pytest.approx(t["backward_data_pj"])
+    assert s["weight_grad_pj"] > w4["weight_grad_pj"] > t["weight_grad_pj"]
+
+
+def test_per_sample_error_scale_options_one_line():
+    with pytest.raises(ValueError, match="err_scale must be one of tensor, sample, got 'row'"):
+        make_mode("mfmac", err_scale="row")
+    with pytest.raises(ValueError, match="err_scale=sample scales PoT errors: it needs an mfmac error datapath, not fp32"):
+        make_mode("mfmac", "fp32", err_scale="sample")
+    with pytest.raises(ValueError, match=r"wgrad_exp_bits must be an integer in 4\.\.5 \(at least the errors' exp_bits\), got 3"):
+        make_mode("mfmac", "mfmac,exp_bits=4", err_scale="sample", wgrad_exp_bits=3)
+    with pytest.raises(ValueError, match="wgrad_exp_bits applies to err_scale=sample only"):
+        make_mode("mfmac", wgrad_exp_bits=5)
+    assert make_mode("mfmac", err_scale="sample").describe()["weight_grad_datapath"] == parse("mfmac,exp_bits=5").canonical
 
 
 @pytest.mark.parametrize("stride,padding,hw", [(2, 1, 7), (2, 0, 8), (1, 0, 5)])
@@ -332,7 +418,11 @@ def run(capsys, *argv):
     (["--datapath", "mfmac,exp_bits=4", "--errors", "mfmac"], "errors 'mfmac': exp_bits must be at least the "
                                                               "forward datapath's (4), got 3"),
     (["--datapath", "mfmac", "--errors", "fp32", "--anneal"], "option anneal does not apply to datapath mfmac "
-                                                              "(mfmac training takes: wbc, prc, prc_min, err_rounding)"),
+                                                              "(mfmac training takes: wbc, prc, prc_min, err_rounding, "
+                                                              "err_scale, wgrad_exp_bits)"),
+    (["--datapath", "mfmac", "--errors", "fp32", "--err-scale", "sample"], "err_scale=sample scales PoT errors: it "
+                                                                          "needs an mfmac error datapath, not fp32"),
+    (["--datapath", "mfmac", "--err-scale", "row"], "argument --err-scale: invalid choice: 'row' (choose from "),
     (["--datapath", "int8", "--anneal"], "anneal applies to the alphabet projection (asm datapaths) only"),
     (["--lr", "0"], "lr must be > 0.0 and <= 10.0, got 0.0"),
     (["--lr", "nan"], "--lr must be a finite number > 0, got nan"),
