@@ -444,11 +444,13 @@ def test_cli_train_mfmac_json_and_plot(capsys, tmp_path):
     x = (rng.random((48, 1, 4, 4)) * 0.3 + y[:, None, None, None] / 3).astype(np.float32)
     np.savez(tmp_path / "tiny.npz", x=x, y=y)
     code, out, err = run(capsys, "nn", "train", "--arch", "lenet", "--data", tmp_path / "tiny.npz", "--epochs", "2",
-                         "--datapath", "mfmac", "--no-wbc", "--lr-pow2", "--json", "--plot", tmp_path / "c.png",
-                         "-o", tmp_path / "m.pt")
+                         "--datapath", "mfmac", "--no-wbc", "--err-scale", "sample", "--lr-pow2", "--json", "--plot",
+                         tmp_path / "c.png", "-o", tmp_path / "m.pt")
     assert code == 0, err
     res = json.loads(out)
     assert len(res["history"]["epochs"]) == 2 and res["history"]["mode"]["wbc"] is False
+    assert res["history"]["mode"]["err_scale"] == "sample" and "wgrad_error_lost_pct" in res["history"]["epochs"][0]
+    assert res["energy"]["weight_grad_datapath"] == parse("mfmac,exp_bits=5").canonical
     assert res["test_accuracy_pct"] == res["history"]["epochs"][-1]["test_accuracy_pct"]
     assert res["energy_per_step_pj"] > 0 and res["energy_per_epoch_pj"] == pytest.approx(
         res["energy_per_step_pj"] * res["history"]["steps_per_epoch"])
