@@ -158,41 +158,6 @@ def _load_stream(path: str) -> dict:
         raise ValueError(f"stream file {path}: not a NumPy .npz archive ({e})") from None
 
 
-def _check_stream(d, params: dict, stream: dict, path: str) -> None:
-    """Every data input of the design present, no unknown port, every value in its port's range
-    (valid/clear/rst may be left out: they default to 1/0/0)."""
-    import numpy as np
-
-    from rtl.export import ports
-    full = d.validate(params)
-    comp = d.cls(**full)
-    comp._MustUse__silence = True          # read for its ports only, never elaborated
-    inputs = {p["name"]: p for p in ports(comp) if p["direction"] == "in"}
-    optional = {"valid", "clear", "rst"}
-    unknown = sorted(set(stream) - set(inputs) - optional)
-    if unknown:
-        raise ValueError(f"stream file {path}: {d.name} has no input port {unknown[0]!r} "
-                         f"(inputs: {', '.join(inputs)})")
-    missing = [n for n in inputs if n not in stream and n not in optional]
-    if missing:
-        raise ValueError(f"stream file {path} lacks input port {', '.join(missing)} of {d.name}: give every data "
-                         f"input ({', '.join(n for n in inputs if n not in optional)}); valid/clear default to 1/0")
-    for name, a in stream.items():
-        a = np.asarray(a)
-        if a.size == 0 or name not in inputs or a.dtype.kind not in "iuO":
-            continue            # empty or non-integer arrays: synth.energy's own message
-        w, signed = inputs[name]["width"], inputs[name]["signed"]
-        lo, hi = (-(1 << (w - 1)), (1 << (w - 1)) - 1) if signed else (0, (1 << w) - 1)
-        try:
-            amin, amax = int(a.min()), int(a.max())
-        except (TypeError, ValueError):
-            continue
-        if amin < lo or amax > hi:
-            bad = amin if amin < lo else amax
-            raise ValueError(f"stream file {path}: port {name} holds {bad}, outside its "
-                             f"{'signed' if signed else 'unsigned'} {w}-bit range {lo}..{hi}")
-
-
 def _operands_text(res: dict, stream_path: str | None) -> str:
     if res.get("mode") == "static":
         return "none (static mode: energy ~ transistors)"
@@ -209,7 +174,7 @@ def _cmd_op(args) -> int:
     if stream is not None and args.mode not in E.STREAM_MODES:
         raise ValueError("--stream needs --mode activity or --mode timed")
     if stream is not None:
-        _check_stream(d, params, stream, args.stream)
+        E.check_stream(d.name, params, stream, f"stream file {args.stream}")
     if args.clock_mhz is not None and not args.liberty:
         raise ValueError("--clock-mhz applies with --liberty only")
     with Heartbeat(f"energy of {d.name}: synthesizing and simulating (cached afterwards)"):

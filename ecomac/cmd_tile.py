@@ -4,7 +4,6 @@ synth/tiles.py (on synth/movement.py); this module prints and plots them."""
 from __future__ import annotations
 
 import json
-from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from synth import tiles
@@ -12,30 +11,14 @@ from synth.cache import atomic_write
 from synth.tiles import DATAPATH_PARAMS, HADES_REFERENCE, storage_label
 
 from .plot import save_png
-from .table import Progress, format_table
+from .table import format_table, progress_bar
 
 __all__ = ["add_parser", "report_sections", "heavy_report_sections"]
 
 
-@contextmanager
-def _progress(what: str):
-    """A progress(done, total, note) for synth.tiles: the bar on stderr starts with the work (after the
-    arguments passed their checks, so a refused run prints its error line only) and ends with it."""
-    with ExitStack() as stack:
-        bar = None
-
-        def step(done: int, total: int, note: str) -> None:
-            nonlocal bar
-            if bar is None:
-                bar = stack.enter_context(Progress(total, what))
-            if done:
-                bar.step(note=note)
-        yield step
-
-
 def _rows(table, what: str, **kwargs) -> list[dict]:
     """synth.tiles' `table` (tile_table or storage_table) with its progress on stderr."""
-    with _progress(what) as step:
+    with progress_bar(what) as step:
         return table(progress=step, **kwargs)
 
 

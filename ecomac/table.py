@@ -5,8 +5,9 @@ import sys
 import textwrap
 import threading
 import time
+from contextlib import ExitStack, contextmanager
 
-__all__ = ["format_table", "Progress", "Heartbeat", "TERMINAL_COLUMNS"]
+__all__ = ["format_table", "Progress", "progress_bar", "Heartbeat", "TERMINAL_COLUMNS"]
 
 TERMINAL_COLUMNS = 100      # `max_width` that listings fit: one screen without horizontal scrolling
 
@@ -89,6 +90,26 @@ class Progress:
         state = "stopped after" if exc_type is not None else "done in"
         self.stream.write(f"{self.label}: {self.done}/{self.total} {state} {time.monotonic() - self.t0:.1f} s\n")
         self.stream.flush()
+
+
+@contextmanager
+def progress_bar(label: str):
+    """`with progress_bar("synth") as step: library_call(progress=step)`: the bar of a library
+    function that reports progress(done, total, note). The bar starts at the first call (after the
+    library checked its arguments, so a refused run prints its error line only) and ends when done
+    reaches total (a failure raised after the last item still reads "done in")."""
+    with ExitStack() as stack:
+        bar = None
+
+        def step(done: int, total: int, note: str) -> None:
+            nonlocal bar
+            if bar is None:
+                bar = stack.enter_context(Progress(total, label))
+            if done:
+                bar.step(note=note)
+            if done >= total:
+                stack.close()
+        yield step
 
 
 class Heartbeat:

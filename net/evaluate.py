@@ -122,7 +122,7 @@ def inference_energy(net, assignment, cache: dict | None = None) -> dict:
 
 def standard_specs(best: list[dict]) -> list[str]:
     """`--datapath all`: ALL_FIXED, then the approx spec of every item of
-    ecomac.approx_lib.best_points (each family's lowest-energy point within each MRE limit),
+    synth.approx_library.best_points (each family's lowest-energy point within each MRE limit),
     duplicates dropped (a point may be best for both limits)."""
     out = list(ALL_FIXED)
     for item in best:

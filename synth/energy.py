@@ -48,7 +48,7 @@ from . import cache, reference
 from .gatesim import ONES, GateNetlist, pack_values
 from .yosys import FLOW_VERSION, synthesize
 
-__all__ = ["MODES", "design_energy", "netlist_energy", "calibration", "calibration_table",
+__all__ = ["MODES", "design_energy", "netlist_energy", "check_stream", "calibration", "calibration_table",
            "CALIBRATION_DESIGN", "CLOCK_UNITS_PER_FF"]
 
 MODEL_VERSION = "1"          # bump when the model below changes: cached results stop matching
@@ -102,6 +102,43 @@ def _normalize_stream(g: GateNetlist, stream: dict | None) -> dict[str, np.ndarr
     if len(lanes) > 1:
         raise ValueError(f"stream ports disagree on the number of lanes: {sorted(lanes)}")
     return out
+
+
+def check_stream(design: str, params: dict | None, stream: dict, source: str = "stream") -> None:
+    """A caller's stream for registered `design` `params`, checked against the design's ports
+    before anything is synthesized: every data input present, no unknown port, every value in its
+    port's range (valid/clear/rst may be left out: they default to 1/0/0). `source` opens each
+    message (the CLI: "stream file PATH")."""
+    from rtl.export import ports
+    from rtl.registry import get_design
+    d = get_design(design)
+    full = d.validate(params)
+    comp = d.cls(**full)
+    comp._MustUse__silence = True          # read for its ports only, never elaborated
+    inputs = {p["name"]: p for p in ports(comp) if p["direction"] == "in"}
+    optional = {"valid", "clear", "rst"}
+    unknown = sorted(set(stream) - set(inputs) - optional)
+    if unknown:
+        raise ValueError(f"{source}: {d.name} has no input port {unknown[0]!r} "
+                         f"(inputs: {', '.join(inputs)})")
+    missing = [n for n in inputs if n not in stream and n not in optional]
+    if missing:
+        raise ValueError(f"{source} lacks input port {', '.join(missing)} of {d.name}: give every data "
+                         f"input ({', '.join(n for n in inputs if n not in optional)}); valid/clear default to 1/0")
+    for name, a in stream.items():
+        a = np.asarray(a)
+        if a.size == 0 or name not in inputs or a.dtype.kind not in "iuO":
+            continue            # empty or non-integer arrays: _normalize_stream's own message
+        w, signed = inputs[name]["width"], inputs[name]["signed"]
+        lo, hi = (-(1 << (w - 1)), (1 << (w - 1)) - 1) if signed else (0, (1 << w) - 1)
+        try:
+            amin, amax = int(a.min()), int(a.max())
+        except (TypeError, ValueError):
+            continue
+        if amin < lo or amax > hi:
+            bad = amin if amin < lo else amax
+            raise ValueError(f"{source}: port {name} holds {bad}, outside its "
+                             f"{'signed' if signed else 'unsigned'} {w}-bit range {lo}..{hi}")
 
 
 def _stream_digest(stream: dict[str, np.ndarray]) -> str:

@@ -1,6 +1,6 @@
 """The approximate-multiplier library's design points and their characterization, below the CLI
-(the network level's ALWANN search prices its candidates with these; `ecomac approx` re-exports
-them from ecomac/approx_lib.py).
+(the network level's ALWANN search prices its candidates with these; synth/approx_library.py
+sweeps them into Pareto fronts and best points).
 
     sweep_points(families=None, bits=8)  the default design points (`ecomac approx sweep`)
     characterize(design, params)         exhaustive error metrics (golden tables) + cells,

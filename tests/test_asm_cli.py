@@ -10,6 +10,7 @@ from ecomac.cli import main
 from golden import asm
 from rtl.asm import AsmLane, AsmMul, AsmPeRow, AsmPrecomputeBank
 from rtl.export import generate
+from synth import asm as asm_synth
 from synth.yosys import coarse_cells
 
 
@@ -143,11 +144,11 @@ def test_no_multiplier_in_the_netlist(name, params):
 
 
 def test_weight_stats_are_consistent_with_the_golden_sets():
-    full = cmd_asm.weight_stats(asm.ALPHABETS[-1])
+    full = asm_synth.weight_stats(asm.ALPHABETS[-1])
     assert full["fraction"] == 1.0 and full["proj_lsb"] == 0.0 and full["proj_exact_pct"] == 100.0
     prev = None
     for a in asm.ALPHABETS:
-        s = cmd_asm.weight_stats(a)
+        s = asm_synth.weight_stats(a)
         assert s["representable"] == asm.representable(a, 8).size
         if prev is not None:      # a superset of an alphabet never projects worse
             assert s["proj_lsb"] <= prev["proj_lsb"] and s["fraction"] > prev["fraction"]
@@ -155,8 +156,8 @@ def test_weight_stats_are_consistent_with_the_golden_sets():
 
 
 def test_activity_run_checks_the_gate_netlist_and_shares_the_bank():
-    one = cmd_asm.asm_activity({"alphabet": (1, 3), "lanes": 1})
-    four = cmd_asm.asm_activity({"alphabet": (1, 3), "lanes": 4})
+    one = asm_synth.asm_activity({"alphabet": (1, 3), "lanes": 1})
+    four = asm_synth.asm_activity({"alphabet": (1, 3), "lanes": 4})
     assert one["netlist_checked"] and four["netlist_checked"]
     # four lanes cost less than four single-lane rows: the bank is shared
     assert four["units_per_cycle"] < 4 * one["units_per_cycle"]
@@ -164,7 +165,10 @@ def test_activity_run_checks_the_gate_netlist_and_shares_the_bank():
 
 
 def test_small_measure_sweep_tables_and_plot(tmp_path):
-    res = cmd_asm.measure(alphabets=((1,), (1, 3)), lanes=(1, 2))
+    calls = []
+    res = asm_synth.measure(alphabets=((1,), (1, 3)), lanes=(1, 2), progress=lambda *a: calls.append(a))
+    # int-mac, four rows, two banks: announced before the work, then one call per point
+    assert calls[0] == (0, 7, "") and [c[0] for c in calls] == list(range(8))
     rows = {(tuple(r["alphabet"]), r["lanes"]): r for r in res["rows"]}
     assert set(rows) == {((1,), 1), ((1,), 2), ((1, 3), 1), ((1, 3), 2)}
     for (a, n), r in rows.items():
