@@ -10,15 +10,13 @@ import time
 from pathlib import Path
 
 from .outputs import check_output_dir, check_output_file
-from .table import format_table
+from .table import Progress, format_table
 
 __all__ = ["add_parser", "report_sections", "EXPERIMENTS"]
 
-# `make experiments`: (arch, data, FP32 epochs) — each shipped model on its data set (about 10 min on 2
-# idle cores); the other two pairs run with --only (e.g. --only lenet:digits)
-EXPERIMENTS = (("mlp", "digits", 30), ("lenet", "mnist", 5))
-MORE_EXPERIMENTS = (("lenet", "digits", 20), ("mlp", "mnist", 10))
-EXPERIMENT_SEEDS = (0, 1, 2)
+from net.experiments import EVAL_EXPERIMENTS as EXPERIMENTS  # noqa: E402  (torch-free)
+from net.experiments import json_default as _json_default  # noqa: E402
+
 EXPERIMENTS_CMD = "make experiments  (= ecomac nn experiments -o build/experiments)"
 
 
@@ -168,15 +166,6 @@ def _cmd_train(args) -> int:
     return 0
 
 
-def _json_default(o):
-    import numpy as np
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, (set, tuple)):
-        return list(o)
-    return str(o)
-
-
 # ==== nn eval =======================================================================================
 def _add_eval_parser(ns) -> None:
     p = ns.add_parser("eval", help="test accuracy beside energy per inference, per datapath")
@@ -196,21 +185,14 @@ def _add_eval_parser(ns) -> None:
     p.set_defaults(func=_cmd_eval)
 
 
-def _all_specs(progress: bool = True) -> list[str]:
-    from net.evaluate import standard_specs
-
-    from . import approx_lib
-    rows = approx_lib.sweep(approx_lib.sweep_points(), workers=2, progress=progress)
-    return standard_specs(approx_lib.best_points(rows))
-
-
 def _expand_specs(given) -> list[str]:
-    out = []
-    for s in given or []:
-        for spec in (_all_specs() if s.strip() == "all" else [s.strip()]):
-            if spec not in out:
-                out.append(spec)
-    return out
+    """The datapaths with "all" expanded (net.experiments), the sweep's progress bar on stderr."""
+    from net.experiments import expand_datapaths
+    if not any(s.strip() == "all" for s in given or []):
+        return expand_datapaths(given)
+    from .approx_lib import sweep_points
+    with Progress(len(sweep_points()), "approx sweep") as prog:
+        return expand_datapaths(given, progress=lambda note: prog.step(note=note))
 
 
 def _read_mapping(path: str) -> dict:
@@ -313,28 +295,11 @@ def _add_experiments_parser(ns) -> None:
 
 
 def _cmd_experiments(args) -> int:
-    from net.evaluate import experiment
-
-    from synth.cache import atomic_write
+    from net.experiments import eval_experiments, select_eval_experiments
     out = check_output_dir(args.output)
-    todo = list(EXPERIMENTS)
-    if args.only:
-        known = {f"{a}:{d}": (a, d, e) for a, d, e in EXPERIMENTS + MORE_EXPERIMENTS}
-        bad = [o for o in args.only if o not in known]
-        if bad:
-            raise ValueError(f"--only {bad[0]!r}: not an experiment (experiments: {', '.join(known)})")
-        todo = [known[o] for o in args.only]
+    todo = select_eval_experiments(args.only)
     specs = _expand_specs(["all"])
-    results = []
-    for arch, name, epochs in todo:
-        t0 = time.perf_counter()
-        res = experiment(arch, name, EXPERIMENT_SEEDS, epochs, specs)
-        res["wall_s"] = time.perf_counter() - t0
-        res["command"] = EXPERIMENTS_CMD
-        atomic_write(out / f"nn_eval_{arch}_{name}.json", json.dumps(res, indent=2, default=_json_default) + "\n")
-        print(f"{arch} on {name}: {len(specs)} datapaths x {len(EXPERIMENT_SEEDS)} seeds in "
-              f"{res['wall_s']:.0f} s -> {out / f'nn_eval_{arch}_{name}.json'}", file=sys.stderr)
-        results.append(res)
+    results = eval_experiments(out, todo, specs, EXPERIMENTS_CMD, log=lambda line: print(line, file=sys.stderr))
     if args.json:
         print(json.dumps([{k: r[k] for k in ("arch", "data", "epochs", "seeds", "wall_s", "summary")}
                           for r in results], indent=2, default=_json_default))

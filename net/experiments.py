@@ -14,7 +14,15 @@ import sys
 import time
 from pathlib import Path
 
-__all__ = ["TRAIN_EXPERIMENTS", "TRAIN_SEEDS", "train_experiments", "select_experiments"]
+__all__ = ["TRAIN_EXPERIMENTS", "TRAIN_SEEDS", "train_experiments", "select_experiments",
+           "EVAL_EXPERIMENTS", "MORE_EVAL_EXPERIMENTS", "EVAL_SEEDS", "select_eval_experiments",
+           "standard_datapaths", "expand_datapaths", "eval_experiments", "json_default"]
+
+# `make experiments` (`ecomac nn experiments`): (arch, data, FP32 epochs) — each shipped model on its
+# data set (about 10 min on 2 idle cores); the other two pairs run when named (--only lenet:digits)
+EVAL_EXPERIMENTS = (("mlp", "digits", 30), ("lenet", "mnist", 5))
+MORE_EVAL_EXPERIMENTS = (("lenet", "digits", 20), ("mlp", "mnist", 10))
+EVAL_SEEDS = (0, 1, 2)
 
 # (arch, data, epochs, fine-tune epochs, batch, net.train.CONFIG_SETS key, train-sample limit): the MLP on
 # digits runs every mode and the ablations; LeNet on MNIST (about 100x the work per image on 2 shared
@@ -68,3 +76,67 @@ def train_experiments(out, only=None, seeds: int = len(TRAIN_SEEDS), seed=None, 
             f"-> {path}")
         results.append(res)
     return results
+
+
+# ---- post-training evaluation over datapaths (`ecomac nn experiments`) ----------------------------
+def select_eval_experiments(only=None) -> list[tuple]:
+    """The (arch, data, epochs) evaluations to run (`only`: "ARCH:DATA" names, default the shipped
+    pairs), validated with a one-line error before any work."""
+    if not only:
+        return list(EVAL_EXPERIMENTS)
+    known = {f"{a}:{d}": (a, d, e) for a, d, e in EVAL_EXPERIMENTS + MORE_EVAL_EXPERIMENTS}
+    bad = [o for o in only if o not in known]
+    if bad:
+        raise ValueError(f"--only {bad[0]!r}: not an experiment (experiments: {', '.join(known)})")
+    return [known[o] for o in only]
+
+
+def standard_datapaths(progress=None) -> list[str]:
+    """The datapaths `--datapath all` stands for: the fixed ones and the best approximate points
+    of the approximate-multiplier sweep (progress(note) after each swept point)."""
+    from synth.approx_library import best_points, sweep
+    from synth.multipliers import sweep_points
+
+    from .evaluate import standard_specs
+    return standard_specs(best_points(sweep(sweep_points(), workers=2, progress=progress)))
+
+
+def expand_datapaths(given, progress=None) -> list[str]:
+    """`given` datapath specs with "all" expanded (standard_datapaths), each once, in order."""
+    out = []
+    for s in given or []:
+        for spec in (standard_datapaths(progress) if s.strip() == "all" else [s.strip()]):
+            if spec not in out:
+                out.append(spec)
+    return out
+
+
+def eval_experiments(out, todo, specs, command: str, seeds=EVAL_SEEDS, log=None) -> list[dict]:
+    """Train each (arch, data, epochs) of `todo` in FP32 over `seeds` and evaluate every datapath of
+    `specs` (net.evaluate.experiment); each result is written to OUT/nn_eval_ARCH_DATA.json as
+    soon as it is done, with `command` (how to remake it) and its wall time; log(line) after each."""
+    from synth.cache import atomic_write
+
+    from .evaluate import experiment
+    results = []
+    for arch, name, epochs in todo:
+        t0 = time.perf_counter()
+        res = experiment(arch, name, tuple(seeds), epochs, specs)
+        res["wall_s"] = time.perf_counter() - t0
+        res["command"] = command
+        path = Path(out) / f"nn_eval_{arch}_{name}.json"
+        atomic_write(path, json.dumps(res, indent=2, default=json_default) + "\n")
+        if log is not None:
+            log(f"{arch} on {name}: {len(specs)} datapaths x {len(seeds)} seeds in {res['wall_s']:.0f} s -> {path}")
+        results.append(res)
+    return results
+
+
+def json_default(o):
+    """json.dumps(default=): NumPy scalars as Python numbers, sets and tuples as lists, else str."""
+    import numpy as np
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, (set, tuple)):
+        return list(o)
+    return str(o)

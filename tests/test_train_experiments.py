@@ -67,3 +67,41 @@ def test_refusal_is_one_error_line(argv, tmp_path, capsys):
     err = capsys.readouterr().err.splitlines()
     assert err[-1] == "ecomac: error: --seeds must be in 1..10, got 0"
     assert not (tmp_path / "out").exists()
+
+
+# ---- `ecomac nn experiments` (post-training evaluation over datapaths) ------------------------
+def test_eval_selection_and_datapath_expansion(monkeypatch):
+    from net import experiments
+    assert experiments.select_eval_experiments(None) == list(experiments.EVAL_EXPERIMENTS)
+    assert experiments.select_eval_experiments(["mlp:mnist"]) == [("mlp", "mnist", 10)]
+    with pytest.raises(ValueError) as e:
+        experiments.select_eval_experiments(["mlp:digits", "x:y"])
+    assert str(e.value) == ("--only 'x:y': not an experiment (experiments: mlp:digits, lenet:mnist, "
+                            "lenet:digits, mlp:mnist)")
+    seen = []
+    monkeypatch.setattr(experiments, "standard_datapaths", lambda progress=None: seen.append(1) or ["int8", "mfmac"])
+    assert experiments.expand_datapaths([" fp32", "all", "int8", "asm"]) == ["fp32", "int8", "mfmac", "asm"]
+    assert seen == [1]
+    assert experiments.expand_datapaths(["int8"]) == ["int8"] and seen == [1]     # no sweep without "all"
+
+
+def test_eval_experiments_run_write_and_log(tmp_path, monkeypatch, capsys):
+    import numpy as np
+
+    import net.evaluate
+    from net import experiments
+    calls = []
+
+    def experiment(arch, data, seeds, epochs, specs):
+        calls.append((arch, data, seeds, epochs, tuple(specs)))
+        return {"arch": arch, "data": data, "epochs": epochs, "seeds": list(seeds), "runs": [],
+                "summary": [{"datapath": s, "macs": np.int64(7)} for s in specs]}
+    monkeypatch.setattr(net.evaluate, "experiment", experiment)
+    monkeypatch.setattr(experiments, "standard_datapaths", lambda progress=None: ["int8", "mfmac"])
+    assert main(["nn", "experiments", "-o", str(tmp_path), "--only", "lenet:digits", "--json"]) == 0
+    cap = capsys.readouterr()
+    assert calls == [("lenet", "digits", (0, 1, 2), 20, ("int8", "mfmac"))]
+    saved = json.loads((tmp_path / "nn_eval_lenet_digits.json").read_text())
+    assert saved["summary"][0]["macs"] == 7 and saved["command"].endswith("(= ecomac nn experiments -o build/experiments)")
+    assert [r["arch"] for r in json.loads(cap.out)] == ["lenet"]
+    assert cap.err.splitlines()[-1].startswith("lenet on digits: 2 datapaths x 3 seeds in ")
