@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from .outputs import check_output_dir, check_output_file
-from .table import Progress, format_table
+from .table import Progress, format_table, print_experiment_results
 
 __all__ = ["add_parser", "report_sections", "EXPERIMENTS"]
 
@@ -300,13 +300,7 @@ def _cmd_experiments(args) -> int:
     todo = select_eval_experiments(args.only)
     specs = _expand_specs(["all"])
     results = eval_experiments(out, todo, specs, EXPERIMENTS_CMD, log=lambda line: print(line, file=sys.stderr))
-    if args.json:
-        print(json.dumps([{k: r[k] for k in ("arch", "data", "epochs", "seeds", "wall_s", "summary")}
-                          for r in results], indent=2, default=_json_default))
-        return 0
-    for r in results:
-        print(experiment_table(r))
-        print()
+    print_experiment_results(results, experiment_table, args.json, default=_json_default)
     return 0
 
 

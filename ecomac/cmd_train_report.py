@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from .outputs import check_output_dir
-from .table import format_table
+from .table import format_table, print_experiment_results
 
 __all__ = ["add_parser", "add_nn_parser", "report_sections", "TRAIN_EXPERIMENTS_CMD", "train_table"]
 
@@ -50,13 +50,7 @@ def _cmd(args) -> int:
     out = check_output_dir(args.output)
     results = train_experiments(out, args.only, args.seeds, args.seed, command=TRAIN_EXPERIMENTS_CMD,
                                 log=lambda line: print(line, file=sys.stderr))
-    if args.json:
-        print(json.dumps([{k: r[k] for k in ("arch", "data", "epochs", "seeds", "wall_s", "summary")}
-                          for r in results], indent=2))
-        return 0
-    for r in results:
-        print(train_table(r))
-        print()
+    print_experiment_results(results, train_table, args.json)
     return 0
 
 

@@ -151,3 +151,15 @@ class Heartbeat:
         if self.shown and exc_type is None:
             self._say(f"{self.label}: done in {time.monotonic() - self.t0:.1f} s")
         return False
+
+
+def print_experiment_results(results: list[dict], table, as_json: bool, default=None) -> None:
+    """`--json`: each result's arch, data, epochs, seeds, wall_s and summary; else table(result) each."""
+    import json
+    if as_json:
+        print(json.dumps([{k: r[k] for k in ("arch", "data", "epochs", "seeds", "wall_s", "summary")}
+                          for r in results], indent=2, default=default))
+        return
+    for r in results:
+        print(table(r))
+        print()

@@ -167,14 +167,8 @@ def from_onnx(model, input_shape=None, name: str | None = None) -> Imported:
     import onnx
     from onnx import shape_inference
     if isinstance(model, (str, os.PathLike)):
-        path = os.fspath(model)
-        name = name or os.path.basename(path)
-        if not os.path.isfile(path):
-            raise ValueError(f"ONNX file {path} does not exist")
-        try:
-            model = onnx.load(path)
-        except Exception as e:      # DecodeError and friends
-            raise ValueError(f"ONNX file {path}: not a readable ONNX model ({type(e).__name__})") from None
+        name = name or os.path.basename(os.fspath(model))
+        model = _load_onnx(model)
     name = name or (model.graph.name or "onnx")
     g = model.graph
     inits = {i.name: i for i in g.initializer}
@@ -443,12 +437,16 @@ class OnnxModule(nn.Module):
 
 def onnx_module(path) -> nn.Module:
     """An ONNX file as an OnnxModule in eval mode (one-line ValueError for files it cannot run)."""
+    return OnnxModule(_load_onnx(path), os.path.basename(os.fspath(path))).eval()
+
+
+def _load_onnx(path):
+    """onnx.load with one-line errors for a missing or unreadable file."""
     import onnx
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise ValueError(f"ONNX file {path} does not exist")
     try:
-        model = onnx.load(path)
+        return onnx.load(path)
     except Exception as e:      # DecodeError and friends
         raise ValueError(f"ONNX file {path}: not a readable ONNX model ({type(e).__name__})") from None
-    return OnnxModule(model, os.path.basename(path)).eval()

@@ -197,23 +197,7 @@ class GateNetlist:
         V[0] = ZERO
         V[1] = ONES
         for g in self.groups:
-            A = V[g.a]
-            if g.kind == "mux":
-                B = V[g.b]
-                V[g.y] = A ^ ((A ^ B) & V[g.s])
-                continue
-            B = V[g.b]
-            if g.kind == "and":
-                if g.ia is not None:
-                    A ^= g.ia
-                if g.ib is not None:
-                    B ^= g.ib
-                A &= B
-            else:
-                A ^= B
-            if g.io is not None:
-                A ^= g.io
-            V[g.y] = A
+            V[g.y] = self._apply(g, V)
 
     # ---- unit-delay (timed) evaluation ----------------------------------------------------
     def _timed_plan(self) -> list[list[_Group]]:

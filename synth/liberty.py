@@ -146,18 +146,23 @@ def _power_tables(pblock: str, templates: dict) -> list[dict]:
         group = {"related": rel.group(1) if rel else None}
         for t in _TABLE.finditer(body):
             kind, tmpl, tb = t.groups()
-            base = templates.get(tmpl, {})
-            vals = _np.array(_floats(re.search(r'\bvalues\s*\((.*?)\)\s*;', tb, re.S).group(1))) \
-                if re.search(r'\bvalues\s*\(', tb) else _np.zeros(1)
-            i1 = _index(tb, "index_1") or base.get("index_1")
-            i2 = _index(tb, "index_2") or base.get("index_2")
-            if i1 is not None and i2 is not None and vals.size == len(i1) * len(i2):
-                vals = vals.reshape(len(i1), len(i2))
-            else:
-                i2 = None
-            group[kind.split("_")[0]] = {"values": vals, "index_1": i1, "index_2": i2}
+            group[kind.split("_")[0]] = _lookup_table(tb, templates.get(tmpl, {}))
         out.append(group)
     return out
+
+
+def _lookup_table(tb: str, base: dict) -> dict:
+    """One lookup-table group's body -> {values, index_1, index_2} (indices from the group or its
+    template; values 1-D when there is no second index or the sizes do not match)."""
+    vm = re.search(r'\bvalues\s*\((.*?)\)\s*;', tb, re.S)
+    vals = _np.array(_floats(vm.group(1))) if vm else _np.zeros(1)
+    i1 = _index(tb, "index_1") or base.get("index_1")
+    i2 = _index(tb, "index_2") or base.get("index_2")
+    if i1 is not None and i2 is not None and vals.size == len(i1) * len(i2):
+        vals = vals.reshape(len(i1), len(i2))
+    else:
+        i2 = None
+    return {"values": vals, "index_1": i1, "index_2": i2}
 
 
 _TIMING = re.compile(r'\btiming\s*\(\s*\)\s*\{')
@@ -173,16 +178,7 @@ def _delay_tables(pblock: str, templates: dict) -> list[dict]:
         group = {}
         for t in _DELAY.finditer(body):
             kind, tmpl, tb = t.groups()
-            base = templates.get(tmpl, {})
-            vm = re.search(r'\bvalues\s*\((.*?)\)\s*;', tb, re.S)
-            vals = _np.array(_floats(vm.group(1))) if vm else _np.zeros(1)
-            i1 = _index(tb, "index_1") or base.get("index_1")
-            i2 = _index(tb, "index_2") or base.get("index_2")
-            if i1 is not None and i2 is not None and vals.size == len(i1) * len(i2):
-                vals = vals.reshape(len(i1), len(i2))
-            else:
-                i2 = None
-            group["rise" if kind == "cell_rise" else "fall"] = {"values": vals, "index_1": i1, "index_2": i2}
+            group["rise" if kind == "cell_rise" else "fall"] = _lookup_table(tb, templates.get(tmpl, {}))
         if group:
             out.append(group)
     return out

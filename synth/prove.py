@@ -249,11 +249,11 @@ def _array_rows_case(design: str, full: dict, text: str, comp, module: str, port
     width = 2 * n
     masks, const = _array_rows(design, full)
     rows = comp.carry_save_rows
-    names = sorted({x for r in rows for part in ("sum", "carry") for x in r[part].values() if isinstance(x, str)})
-    at = {name: k for k, name in enumerate(names)}
 
-    def bits(state: dict, new: set) -> set:
+    def signals(state: dict) -> set:
         return {x for part in ("sum", "carry") for x in state[part].values() if isinstance(x, str)}
+    names = sorted(set().union(*(signals(r) for r in rows)))
+    at = {name: k for k, name in enumerate(names)}
 
     def vector(cols: dict, new: set) -> str:
         out = []
@@ -264,7 +264,7 @@ def _array_rows_case(design: str, full: dict, text: str, comp, module: str, port
 
     body, lemmas, before, prev = [], [], f"{width}'d{const}", set()
     for j, state in enumerate(rows):
-        now = bits(state, set())
+        now = signals(state)
         new = now - prev
         row = f"(b[{j}] ? ({{{n}'d0, a & {n}'d{masks[j]}}} << {j}) : {width}'d0)"
         body += [f"  wire [{width - 1}:0] after{j} = {vector(state['sum'], new)} + {vector(state['carry'], new)};",
