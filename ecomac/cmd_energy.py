@@ -242,7 +242,8 @@ def _fmt_pj(v: float) -> str:
 def _cmd_net(args) -> int:
     if args.plot:
         check_plot_path(args.plot)                 # before the work, not after
-    from net.importer import load_net_file, parse_input_shape
+    from net.importer import parse_input_shape
+    from net.loader import load_net_file
 
     from .outputs import check_input_file
     check_input_file(args.net, "net file")          # a folder is named as one, not as missing

@@ -22,7 +22,8 @@ def add_parser(sub) -> None:
 
 
 def _cmd_show(args) -> int:
-    from net.importer import load_net_file, parse_input_shape
+    from net.importer import parse_input_shape
+    from net.loader import load_net_file
     shape = parse_input_shape(args.input_shape) if args.input_shape else None
     net, imp = load_net_file(args.file, shape)
     src = imp.net["layers"] if imp else [{"kind": layer.kind, "name": layer.name} for layer in net.layers]

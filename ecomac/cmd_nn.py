@@ -255,7 +255,8 @@ def _cmd_eval(args) -> int:
     for s in args.datapath or []:
         if s.strip() != "all":
             parse(s)                      # a bad spec is one line before the model or the sweep loads
-    model, meta = models.load(args.model)
+    from net import loader
+    model, meta = loader.load(args.model)
     ds = data.load(args.data, seed=0)
     mapping = _read_mapping(args.mapping) if args.mapping else None
     if mapping is not None:
