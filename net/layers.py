@@ -64,6 +64,7 @@ from torch.nn import functional as F
 
 from . import kernels, quant
 from .datapath import parse
+from .device import model_device
 
 __all__ = ["ActObserver", "EmuLinear", "EmuConv2d", "EmuMatmul", "convert", "calibrate", "emulated_layers",
            "uncovered_layers", "quantize_activation", "COVERED"]
@@ -351,7 +352,7 @@ class EmuMatmul(nn.Module):
         if self.per_channel:
             if not self.observer_b.ready:
                 self.observer_b.codes(b, "EmuMatmul operand b")          # its one-line refusal
-            bc, sb = quant.quantize(self.dp, b.detach(), "w", axis=-1)
+            bc, sb = quant.quantize(self.dp, b.detach(), "w", axis=-1, sync=True)
         else:
             bc, sb = self.observer_b.codes(b, "EmuMatmul operand b")
         acc = kernels.bmm(self.dp, ac, bc)
@@ -389,14 +390,6 @@ def uncovered_layers(model: nn.Module) -> list[tuple[str, str]]:
     return out + (list(float_ops()) if callable(float_ops) else [])
 
 
-def _device(model: nn.Module):
-    for t in model.parameters():
-        return t.device
-    for t in model.buffers():
-        return t.device
-    return torch.device("cpu")
-
-
 def calibrate(model: nn.Module, x, batch_size: int = 256) -> nn.Module:
     """Observe every emulated layer's input max-abs over `x` (float forward on the model's
     device), then freeze the scales."""
@@ -406,7 +399,7 @@ def calibrate(model: nn.Module, x, batch_size: int = 256) -> nn.Module:
     x = x.to(torch.float32) if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x, np.float32))
     if len(x) == 0:
         raise ValueError("calibration batch is empty")
-    x = x.to(_device(model))
+    x = x.to(model_device(model))
     obs = [o for m in emu.values() for o in m.observers()]
     was = model.training
     model.eval()

@@ -163,6 +163,7 @@ class _QatCore:
     def __init__(self, dp, grad, tables):
         self.dp, self.grad, self.tables = dp, grad, tables
         self.lam = 1.0           # annealing: weight of the projection in the forward weight
+        self.last_accumulations = None      # the last forward's integer accumulations (for proofs)
 
     def weight_codes(self, w):
         return quant.quantize(self.dp, w.detach(), "w")
@@ -178,7 +179,8 @@ class _QatMatmulFn(torch.autograd.Function):
     def forward(ctx, x, w, core: _QatCore):
         xq, sx = quant.quantize(core.dp, x.detach(), "x")
         wq, sw = core.weight_codes(w)
-        y = (kernels.matmul(core.dp, xq, wq).to(torch.float64) * (sx * sw)).to(torch.float32)
+        acc = core.last_accumulations = kernels.matmul(core.dp, xq, wq)
+        y = (acc.to(torch.float64) * (sx * sw)).to(torch.float32)
         ctx.core = core
         ctx.save_for_backward(xq, sx, wq, sw)
         return y
@@ -237,7 +239,7 @@ class _QatConvFn(torch.autograd.Function):
         stride, padding, dilation, groups = args
         xq, sx = quant.quantize(core.dp, x.detach(), "x")
         wq, sw = core.weight_codes(w)
-        acc = kernels.conv2d(core.dp, xq, wq, stride, padding, dilation, groups)
+        acc = core.last_accumulations = kernels.conv2d(core.dp, xq, wq, stride, padding, dilation, groups)
         ctx.core, ctx.args, ctx.xshape = core, args, tuple(x.shape)
         ctx.save_for_backward(xq, sx, wq, sw)
         return (acc.to(torch.float64) * (sx * sw)).to(torch.float32)

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from .datapath import parse
+from .distributed import sync_max
 
 __all__ = ["quantize", "quantize_calibrated", "scale_of", "values", "dequantize", "check_finite"]
 
@@ -123,9 +124,11 @@ def _codes(dp, t, amax, role):
     return torch.clamp(torch.round(t / scale), -hi, hi).to(torch.int64), scale
 
 
-def quantize(dp, t: torch.Tensor, role: str = "x", axis: int | None = None):
+def quantize(dp, t: torch.Tensor, role: str = "x", axis: int | None = None, sync: bool | None = None):
     """golden Datapath.quantize in torch: (codes int64, scale float64 tensor) on t's device.
-    axis None: one scale (0-d); an int: one per slice along it (t's shape, 1 elsewhere)."""
+    axis None: one scale (0-d); an int: one per slice along it (t's shape, 1 elsewhere).
+    sync (default: role "x", data-dependent): under a distributed training step the max |value|
+    is the global batch's (net.distributed.sync_max); weights ("w") are the same on every process."""
     dp = parse(dp)
     if role not in ("x", "w"):
         raise ValueError(f"role must be 'x' or 'w', got {role!r}")
@@ -135,7 +138,10 @@ def quantize(dp, t: torch.Tensor, role: str = "x", axis: int | None = None):
         return t.to(torch.float32), torch.ones((), dtype=torch.float64, device=t.device)
     t = t.to(torch.float64)
     ax = None if axis is None else axis % max(t.ndim, 1)
-    return _codes(dp, t, _amax(t, ax), role)
+    amax = _amax(t, ax)
+    if (role == "x") if sync is None else sync:
+        amax = sync_max(amax)
+    return _codes(dp, t, amax, role)
 
 
 def quantize_calibrated(dp, t: torch.Tensor, amax, role: str = "x"):

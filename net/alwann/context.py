@@ -47,6 +47,7 @@ class EvalContext:
     calib: np.ndarray              # the calibration batch (net.evaluate.calibration_batch, as `nn eval`)
     splits: dict                   # "search" / "test" -> (x, y)
     batch_size: int = 500
+    device: str = "cpu"            # where each worker runs the mapped models (net.device)
 
 
 def tuned_model(model: nn.Module, layer_specs: dict, tuning: str, hists: dict, cache: dict | None = None) -> nn.Module:
@@ -88,13 +89,13 @@ def evaluate_mapping(ctx: EvalContext, mapping: tuple, split: str = "search", tu
     tuning = ctx.tuning if tuning is None else tuning
     state = _WORKER_STATE.setdefault(ctx.key, {"weights": {}})
     specs = {n: ctx.specs[c] for n, c in zip(ctx.layers, mapping)}
-    m = mapped_model(ctx.model, specs, tuning, ctx.hists, ctx.calib, state["weights"])
+    m = mapped_model(ctx.model.to(ctx.device), specs, tuning, ctx.hists, ctx.calib, state["weights"])
     x, y = ctx.splits[split]
     correct, loss = 0, 0.0
     with torch.no_grad():
         for i in range(0, len(y), ctx.batch_size):
-            out = m(torch.from_numpy(np.ascontiguousarray(x[i:i + ctx.batch_size], np.float32)))
-            yb = torch.from_numpy(np.asarray(y[i:i + ctx.batch_size], np.int64))
+            out = m(torch.from_numpy(np.ascontiguousarray(x[i:i + ctx.batch_size], np.float32)).to(ctx.device))
+            yb = torch.from_numpy(np.asarray(y[i:i + ctx.batch_size], np.int64)).to(ctx.device)
             correct += int((out.argmax(-1) == yb).sum())
             loss += float(F.cross_entropy(out.double(), yb, reduction="sum"))
     return 100.0 * correct / len(y), loss / len(y)
@@ -110,13 +111,13 @@ def activation_histograms(model: nn.Module, layers, calib: np.ndarray) -> dict:
         for i in range(0, len(calib), 256):
             exact(torch.from_numpy(np.ascontiguousarray(calib[i:i + 256], np.float32)))
             for n, layer in emulated_layers(exact).items():
-                h = _tuning.activation_histogram(layer.last_x_codes)
+                h = _tuning.activation_histogram(layer.last_x_codes.cpu().numpy())
                 hists[n] = h if i == 0 else hists[n] + h
     return hists
 
 
 def make_context(model: nn.Module, space: SearchSpace, tuning: str, calib: np.ndarray, splits: dict,
-                 batch_size: int = 500) -> EvalContext:
+                 batch_size: int = 500, device: str = "cpu") -> EvalContext:
     """Measure the layers' activation histograms (exact network) on `calib`; bundle what workers need."""
     if tuning not in TUNINGS:
         raise ValueError(f"unknown tuning {tuning!r} (tunings: {', '.join(TUNINGS)})")
@@ -124,4 +125,4 @@ def make_context(model: nn.Module, space: SearchSpace, tuning: str, calib: np.nd
     hists = activation_histograms(model, space.layers, calib)
     key = _digest(model_digest(model), *space.specs, tuning, calib, *[hists[n] for n in space.layers],
                   *[a for s in sorted(splits) for a in splits[s]])
-    return EvalContext(key, model, space.layers, space.specs, tuning, hists, calib, splits, batch_size)
+    return EvalContext(key, model, space.layers, space.specs, tuning, hists, calib, splits, batch_size, str(device))

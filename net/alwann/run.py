@@ -27,7 +27,8 @@ class Setup:
 
 def prepare(model_path, data, *, tiles=None, tuning: str = DEFAULTS["tuning"], extra=(), library=None, sweep=True,
             search_fraction: float = DEFAULTS["search_fraction"], search_max: int = DEFAULTS["search_max"],
-            calib_size: int = DEFAULTS["calib"], batch_size: int = DEFAULTS["batch_size"], log=None) -> Setup:
+            calib_size: int = DEFAULTS["calib"], batch_size: int = DEFAULTS["batch_size"], log=None,
+            device: str = "cpu") -> Setup:
     """Load and check everything a search needs (one-line errors before any slow work)."""
     from .. import data as data_mod
     from ..evaluate import calibration_batch, check_fit
@@ -63,7 +64,7 @@ def prepare(model_path, data, *, tiles=None, tuning: str = DEFAULTS["tuning"], e
                         tuple(c.energy_pj for c in cands), tiles, specs.index(EXACT_SPEC))
     ctx = make_context(model, space, tuning, calib,
                        {"search": (search_ds.x_train, search_ds.y_train), "test": (ds.x_test, ds.y_test)},
-                       batch_size)
+                       batch_size, device)
     info = {"model": os.path.abspath(os.fspath(model_path)), "model_digest": model_digest(model), "data": str(data),
             "tuning": tuning, "tiles": tiles, "search_samples": len(search_ds.y_train), "test_samples": len(ds.y_test),
             "search_fraction": frac, "calib_size": len(calib), "candidates": len(cands), "layers": L,
