@@ -568,7 +568,8 @@ _SHAPE_ONLY = {n.strip("_") for n in {"view", "reshape", "permute", "transpose",
                "__len__", "__iter__", "masked_fill", "tril", "triu", "getitem", "full", "new_zeros", "__bool__",
                "__index__", "__format__", "__hash__", "__eq__", "eq", "ne", "__ne__", "__invert__", "bool",
                "logical_not", "where", "__setitem__", "copy_", "fill_", "zero_", "requires_grad_", "element_size",
-               "data_ptr", "is_floating_point", "stride", "storage_offset", "__repr__", "item", "tolist"}}
+               "data_ptr", "is_floating_point", "stride", "storage_offset", "__repr__", "item", "tolist", "slice",
+               "alias", "lift_fresh_copy", "empty", "empty_like"}}
 _FLOAT_PRODUCTS = {F.linear: "linear", F.conv1d: "conv", F.conv2d: "conv", torch.conv1d: "conv",
                    torch.conv2d: "conv", torch.matmul: "matmul", torch.Tensor.matmul: "matmul",
                    torch.Tensor.__matmul__: "matmul", torch.Tensor.__rmatmul__: "matmul", torch.bmm: "matmul",
@@ -649,7 +650,7 @@ def _matmul_entry(name, a_shape, b_shape) -> dict:
 
 def _op_name(func) -> str:
     n = getattr(func, "__name__", None) or str(func)
-    n = n.strip("_")
+    n = n.split(".")[0].strip("_")          # aten overloads: relu.default -> relu
     if n.startswith("i") and n[1:] in ("add", "sub", "mul", "truediv"):
         n = n[1:]
     if n.startswith("r") and n[1:] in ("add", "sub", "mul", "truediv"):
