@@ -35,8 +35,13 @@ def add_parser(sub) -> None:
 # options here: keep them inside _add_train_parser / _train_kwargs).
 def _add_train_parser(ns) -> None:
     from net import ARCHS
-    p = ns.add_parser("train", help="train a shipped model (FP32) on digits, mnist or FILE.npz")
-    p.add_argument("--arch", required=True, choices=ARCHS, help="mlp or lenet")
+    p = ns.add_parser("train", help="train a shipped architecture or any model on digits, mnist or FILE.npz, on any "
+                                    "datapath")
+    p.add_argument("--arch", choices=ARCHS, help=f"a shipped architecture: {', '.join(ARCHS)}")
+    p.add_argument("--model", metavar="MODEL", help="train (fine-tune) this model instead of --arch: a checkpoint, "
+                   ".pt2 program, ONNX, TorchScript, torch.save'd nn.Module or FILE.py:NAME; written back as a "
+                   ".pt2 program (shipped architectures: a checkpoint)")
+    p.add_argument("--weights", metavar="W.pt", help="state_dict for a FILE.py:NAME (or .pt2) --model")
     p.add_argument("--data", required=True, metavar="digits|mnist|FILE.npz")
     p.add_argument("--epochs", type=_positive_int, default=10, help="default 10")
     p.add_argument("--seed", type=int, default=0, help="initialization, sample order (default 0); the "
@@ -93,6 +98,7 @@ def _check_train_args(args, kwargs) -> None:
 
     from net.device import resolve_device
     from net.train import make_mode, validate_options
+    from .cli import UsageError
     from .plot import check_plot_path
     kwargs["device"] = resolve_device(args.device)
     if not math.isfinite(args.lr):
@@ -100,6 +106,13 @@ def _check_train_args(args, kwargs) -> None:
     validate_options(**{k: kwargs[k] for k in ("epochs", "seed", "lr", "batch_size", "optimizer", "lr_pow2")})
     make_mode(kwargs["datapath"], kwargs["errors"],
               **{k: v for k, v in kwargs.items() if k in ("wbc", "prc", "grad", "anneal", "err_scale")})
+    if (args.arch is None) == (args.model is None):
+        raise UsageError("give --arch (a shipped architecture) or --model MODEL (any model file), one of them")
+    if args.weights is not None and args.model is None:
+        raise UsageError("--weights goes with --model FILE.py:NAME (or .pt2)")
+    if args.init is not None and args.model is not None:
+        raise UsageError("--init starts a shipped --arch from a checkpoint; with --model, the model file holds the "
+                         "weights to fine-tune")
     if args.init is not None and not os.path.isfile(args.init):
         raise ValueError(f"--init {args.init}: no such checkpoint file")
     if args.plot:
@@ -136,7 +149,7 @@ def _positive_int(text: str) -> int:
 def _cmd_train(args) -> int:
     import torch
 
-    from net import data, models
+    from net import data, evaluate, loader, models
     from net.train import train
     from net.train import to_float, training_energy
     check_output_file(args.output, what="model file")
@@ -144,13 +157,24 @@ def _cmd_train(args) -> int:
     _check_train_args(args, kwargs)
     ds = data.load(args.data, seed=0)
     torch.manual_seed(args.seed)
-    model = models.build(args.arch, ds.input_shape, ds.num_classes)
-    opts = {k: v for k, v in kwargs.items() if isinstance(v, (int, float, str))}
+    name = args.arch
+    if args.model is not None:
+        model, meta0 = loader.load(args.model, args.weights)
+        evaluate.prepare(model, ds, meta0)          # the data fits (input shape, classes), one line if not
+        name = os.path.basename(args.model)
+    else:
+        model = models.build(args.arch, ds.input_shape, ds.num_classes)
+    shipped = model if models.arch_of(model) is not None else None
     if args.init is not None:
-        kwargs["init"] = args.init
+        from net.train import _load_init
+        _load_init(model, args.init)
+        args.init = None
+    model = loader.canonical(model, ds.x_train[:1], fold_bn=False)    # every product a module; BatchNorm float
+    opts = {k: v for k, v in kwargs.items() if isinstance(v, (int, float, str))}
     t0 = time.perf_counter()
-    model, hist = train(model, ds, progress=True, checkpoint=lambda m: models.save(
-        m, args.output, {"data": args.data, "seed": args.seed, "diverged": True, "options": opts}), **kwargs)
+    model, hist = train(model, ds, progress=True, checkpoint=lambda m: loader.save_model(
+        m, args.output, {"data": args.data, "seed": args.seed, "diverged": True, "options": opts}, ds.input_shape,
+        shipped), **kwargs)
     secs = time.perf_counter() - t0
     from net.distributed import is_main
     if not is_main():
@@ -161,21 +185,29 @@ def _cmd_train(args) -> int:
     meta = {"data": args.data, "seed": args.seed, "epochs": args.epochs,
             "test_accuracy_pct": hist["test_accuracy_pct"], "train_accuracy_pct": hist["train_accuracy_pct"],
             "train_s": secs, "options": opts}
-    models.save(to_float(model), args.output, meta)
+    if args.model is not None:
+        meta["source"] = args.model
+    floats = getattr(model, "_ecomac_float_products", [])
+    if floats:
+        meta["float_products"] = floats
+    loader.save_model(to_float(model), args.output, meta, ds.input_shape, shipped)
     if args.plot:
-        _plot_training(hist, args.plot, f"{args.arch} on {ds.name}, datapath {args.datapath or 'fp32'}, seed {args.seed}")
+        _plot_training(hist, args.plot, f"{name} on {ds.name}, datapath {args.datapath or 'fp32'}, seed {args.seed}")
     out = {"model": str(args.output), "arch": args.arch, **meta, "history": hist,
            "energy_per_step_pj": energy["energy_per_step_pj"], "energy_per_epoch_pj": energy["energy_per_epoch_pj"],
            "energy": energy}
     if args.json:
         print(json.dumps(out, indent=2, default=_json_default))
     else:
-        print(f"{args.arch} on {ds.name} ({len(ds.y_train)} train / {len(ds.y_test)} test samples), "
+        print(f"{name} on {ds.name} ({len(ds.y_train)} train / {len(ds.y_test)} test samples), "
               f"{args.epochs} epochs, seed {args.seed}: test accuracy {hist['test_accuracy_pct']:.2f}%, "
               f"train {hist['train_accuracy_pct']:.2f}% ({secs:.1f} s) -> {args.output}")
         print(f"datapath {args.datapath or 'fp32'}: training energy {energy['energy_per_step_pj'] / 1e6:.3f} uJ per "
               f"step (batch {args.batch_size}; errors on {energy['error_datapath']}), "
               f"{energy['energy_per_epoch_pj'] / 1e6:.2f} uJ per epoch" + (f"; curve: {args.plot}" if args.plot else ""))
+        if floats:
+            print(f"note: {args.datapath} training has no module for {len(floats)} product(s), trained in float32: "
+                  f"{', '.join(floats)}")
     return 0
 
 

@@ -39,6 +39,7 @@ import copy
 import math
 import operator
 import re
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -48,9 +49,11 @@ from torch import nn
 from torch.nn import functional as F
 
 __all__ = ["Matmul", "Einsum", "Attention", "MultiheadAttention", "PRODUCT_KINDS", "lift", "products",
-           "product_kind", "convert", "default_factories", "census", "Census", "summarize_ops"]
+           "product_kind", "keep", "convert", "convert_for_mode", "default_factories", "census", "Census", "summarize_ops"]
 
 PRODUCT_KINDS = ("linear", "conv", "matmul")
+# deep copies of torch.export graph modules trip a deprecation inside torch itself (not the user's code)
+warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)", category=FutureWarning)
 
 
 # ---- the canonical product modules -----------------------------------------------------------------
@@ -180,6 +183,15 @@ class MultiheadAttention(nn.Module):
         return y, (a.mean(dim=1) if average_attn_weights else a)
 
 
+class BatchNorm(nn.modules.batchnorm._BatchNorm):
+    """A batch norm of any rank: what a torch.export program's batch_norm op becomes, so that it trains
+    with batch statistics and folds like nn.BatchNorm2d."""
+
+    def _check_input_dim(self, input):
+        if input.dim() < 2:
+            raise ValueError(f"batch norm needs (N, C, ...) input, got {input.dim()}-D")
+
+
 # ---- lifting -------------------------------------------------------------------------------------------
 aten = torch.ops.aten
 _LINEAR = {F.linear, aten.linear.default}
@@ -197,6 +209,14 @@ _LEAVES = (Matmul, Einsum, Attention, MultiheadAttention)
 class _Tracer(fx.Tracer):
     def is_leaf_module(self, m, qualname):
         return isinstance(m, _LEAVES) or super().is_leaf_module(m, qualname)
+
+
+def keep(model: nn.Module, name: str, value) -> None:
+    """setattr that survives copy.deepcopy of a GraphModule (which keeps only its graph and modules)."""
+    setattr(model, name, value)
+    if isinstance(model, fx.GraphModule):
+        from torch.fx.graph_module import _USER_PRESERVED_ATTRIBUTES_KEY
+        model.meta.setdefault(_USER_PRESERVED_ATTRIBUTES_KEY, {})[name] = value
 
 
 def product_kind(module: nn.Module):
@@ -235,8 +255,8 @@ def lift(model: nn.Module, example=None, fold_bn: bool = True) -> nn.Module:
     m = copy.deepcopy(model)
     _swap_modules(m)
     gm = None
-    if isinstance(m, fx.GraphModule):
-        gm = m
+    if isinstance(m, fx.GraphModule):      # a fresh GraphModule: torch.export's module refuses eval()
+        gm = fx.GraphModule(m, m.graph, "Exported")
     else:
         try:
             gm = fx.GraphModule(m, _Tracer().trace(m), m.__class__.__name__)
@@ -250,7 +270,7 @@ def lift(model: nn.Module, example=None, fold_bn: bool = True) -> nn.Module:
                 gm = None
     if gm is None:
         m.train(was)
-        m._ecomac_lifted = fold_bn
+        keep(m, "_ecomac_lifted", fold_bn)
         return m
     _rewrite(gm)
     if fold_bn:
@@ -260,9 +280,9 @@ def lift(model: nn.Module, example=None, fold_bn: bool = True) -> nn.Module:
     gm.recompile()
     gm.delete_all_unused_submodules()
     gm.train(was)
-    gm._ecomac_lifted = fold_bn
+    keep(gm, "_ecomac_lifted", fold_bn)
     if hasattr(model, "input_shape"):
-        gm.input_shape = model.input_shape
+        keep(gm, "input_shape", tuple(model.input_shape))
     return gm
 
 
@@ -386,6 +406,18 @@ def _rewrite(gm) -> None:
             mod = Attention(_arg(node, 6, "scale"), bool(_arg(node, 5, "is_causal", False)),
                             float(_arg(node, 4, "dropout_p", 0.0)))
             _replace(gm, node, mod, "attention", [q, k, v] + ([mask] if mask is not None else []))
+        elif is_fn and t in _BN and not _arg(node, 5, "training", False):
+            w, b, mean, var = (_attr(gm, a) for a in node.args[1:5])
+            if mean is None or var is None or (node.args[1] is not None and w is None):
+                continue
+            bn = BatchNorm(mean.numel(), eps=float(_arg(node, 7, "eps", 1e-5)),
+                           momentum=float(_arg(node, 6, "momentum", 0.1)), affine=w is not None)
+            if w is not None:
+                bn.weight = _as_param(w)
+                bn.bias = _as_param(b) if b is not None else nn.Parameter(torch.zeros_like(w))
+            bn.running_mean, bn.running_var = mean, var
+            bn.eval()
+            _replace(gm, node, bn, "batch_norm", [node.args[0]])
         elif is_fn and t in _ADD_PRODUCT:
             inp, a, b = node.args[:3]
             beta, alpha = node.kwargs.get("beta", 1), node.kwargs.get("alpha", 1)
@@ -556,6 +588,31 @@ def convert(model: nn.Module, assignment, calib=None, factories: dict | None = N
             raise ValueError("convert: integer datapaths need a calibration batch (calib=) for activation scales")
         from .layers import calibrate
         calibrate(new, calib)
+    return new
+
+
+def convert_for_mode(model: nn.Module, mode) -> nn.Module:
+    """A training mode's model: mode.convert (its Linear / Conv2d layers), then mode.make(kind, module,
+    name) (kinds "linear", "conv2d", "matmul": net/potq.py's protocol) for each product convert left
+    float (Matmul, Conv1d). A mode without make leaves those float32; they are listed in
+    `model._ecomac_float_products`."""
+    new = mode.convert(model)
+    make = getattr(mode, "make", None)
+    left = []
+    for name, (kind, mod) in products(new).items():
+        rep = None
+        if make is not None:
+            if kind == "matmul":
+                rep = make("matmul", None, name)
+            elif isinstance(mod, nn.Conv1d):
+                rep = _Conv1dVia2d(make("conv2d", _as_conv2d(mod), name))
+        if rep is None:
+            left.append(name)
+            continue
+        rep.train(mod.training)
+        parent, _, leaf = name.rpartition(".")
+        setattr(new.get_submodule(parent) if parent else new, leaf, rep)
+    keep(new, "_ecomac_float_products", left)
     return new
 
 

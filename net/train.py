@@ -166,12 +166,14 @@ def make_mode(datapath=None, errors=None, **mode_options):
 
 
 def _prepare(model, datapath, errors, mode_options):
-    """(model to train, mode object or None); the mode converts the model's Linear/Conv2d layers to
-    its own training layers."""
+    """(model to train, mode object or None); the mode converts every product of the model to its own
+    training layers (net.graph.convert_for_mode: the mode's convert, then its make(kind, ...) for the
+    products convert leaves: activation x activation matmuls, conv1d)."""
     mode = make_mode(datapath, errors, **mode_options)
     if mode is None:
         return model, None
-    return mode.convert(model), mode
+    from .graph import convert_for_mode
+    return convert_for_mode(model, mode), mode
 
 
 def train(model: nn.Module, dataset, *, datapath=None, errors=None, epochs: int = 10, seed: int = 0,
