@@ -341,10 +341,15 @@ def _cmd_eval(args) -> int:
 # ==== nn experiments ================================================================================
 def _add_experiments_parser(ns) -> None:
     p = ns.add_parser("experiments", help="train the shipped models (FP32, 3 seeds) and evaluate --datapath all")
+    p.add_argument("--seeds", type=_positive_int, default=3, help="seeds 0..N-1 (default 3)")
+    p.add_argument("--epochs", type=_positive_int, help="FP32 epochs for every experiment (default: each one's own)")
+    p.add_argument("--datapath", action="append", metavar="SPEC", help="datapaths to evaluate (repeatable; "
+                   "default all)")
     p.add_argument("-o", "--output", default="build/experiments", metavar="DIR",
                    help="where nn_eval_ARCH_DATA.json go (default build/experiments)")
     p.add_argument("--only", action="append", metavar="ARCH:DATA",
-                   help="run only these: mlp:digits, lenet:mnist (the default pair), lenet:digits, mlp:mnist")
+                   help="run only these (ARCH:DATA): mlp:digits, lenet:mnist, resnet|mobilenet|vit:mnist|digits (the "
+                        "default set), lenet:digits, mlp:mnist")
     p.add_argument("--json", action="store_true", help="the summaries")
     p.set_defaults(func=_cmd_experiments)
 
@@ -353,8 +358,15 @@ def _cmd_experiments(args) -> int:
     from net.experiments import eval_experiments, select_eval_experiments
     out = check_output_dir(args.output)
     todo = select_eval_experiments(args.only)
-    specs = _expand_specs(["all"])
-    results = eval_experiments(out, todo, specs, EXPERIMENTS_CMD, log=lambda line: print(line, file=sys.stderr))
+    from net.datapath import parse
+    for s in args.datapath or []:
+        if s.strip() != "all":
+            parse(s)                      # a bad spec is one line before any training
+    if args.epochs is not None:
+        todo = [(a, d, args.epochs) for a, d, _ in todo]
+    specs = _expand_specs(args.datapath or ["all"])
+    results = eval_experiments(out, todo, specs, EXPERIMENTS_CMD, seeds=tuple(range(args.seeds)),
+                               log=lambda line: print(line, file=sys.stderr))
     print_experiment_results(results, experiment_table, args.json, default=_json_default)
     return 0
 
@@ -365,9 +377,10 @@ def experiment_table(res: dict) -> str:
              f"{s['drop_pp_mean']:+.2f} ± {s['drop_pp_std']:.2f}", s["macs"], round(s["energy_pj"] / 1e3, 2),
              round(s["arithmetic_pj"] / 1e3, 3), round(s["memory_pj"] / 1e3, 2), round(s["saving_vs_fp32_pct"], 1),
              round(s["saving_vs_int8_pct"], 1), round(s["eval_s_mean"], 1)] for s in res["summary"]]
+    kinds = ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in (res.get("macs_by_kind") or {}).items() if v)
     title = (f"{res['arch']} on {res['data']} ({res['train_samples']} train / {res['test_samples']} test samples), "
              f"FP32 {res['epochs']} epochs, seeds {', '.join(map(str, res['seeds']))} (mean ± std; FP32 "
-             f"{sum(fp32) / len(fp32):.2f}%); post-training quantization")
+             f"{sum(fp32) / len(fp32):.2f}%); post-training quantization" + (f"; MACs by kind: {kinds}" if kinds else ""))
     return format_table(rows, ["datapath", "accuracy %", "drop pp", "MACs", "energy nJ", "arith nJ", "memory nJ",
                                "vs fp32 %", "vs int8 %", "eval s"], title=title)
 
