@@ -469,7 +469,7 @@ def test_stochastic_error_rounding_is_unbiased_and_keeps_the_scale():
     assert (v[:, 5] == 0).all() and (v[:, 4] == 64).all()
     with pytest.raises(ValueError, match="err_rounding=stochastic rounds PoT errors: it needs an mfmac error"):
         make_mode("mfmac", "fp32", err_rounding="stochastic")
-    with pytest.raises(ValueError, match="err_rounding must be one of nearest, stochastic, got 'up'"):
+    with pytest.raises(ValueError, match="err_rounding must be one of nearest, stochastic, luq, got 'up'"):
         make_mode("mfmac", err_rounding="up")
 
 
