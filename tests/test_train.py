@@ -71,13 +71,17 @@ def _wrap(a, bits):
     return wrap(a, bits).astype(np.int64)
 
 
-@pytest.mark.parametrize("errors,err_scale", [(None, "tensor"), ("mfmac,exp_bits=4", "tensor"), (None, "sample")])
-def test_potq_three_products_of_a_real_step_equal_golden(digits, errors, err_scale):
+@pytest.mark.parametrize("errors,err_scale,err_rounding", [(None, "tensor", "nearest"), ("mfmac,exp_bits=4", "tensor", "nearest"),
+                                                          (None, "sample", "nearest"), (None, "tensor", "luq"),
+                                                          ("mfmac,exp_bits=4", "sample", "luq")])
+def test_potq_three_products_of_a_real_step_equal_golden(digits, errors, err_scale, err_rounding):
     """One training step of LeNet on real digits: conv2 and fc1 products vs the golden MF-MAC (per-sample
-    error scales: the weight gradient on its wider MF-MAC, on the rescaled codes the step used)."""
+    error scales: the weight gradient on its wider MF-MAC, on the rescaled codes the step used); LUQ
+    errors: the codes are golden.luq.luq's on the step's error and random words."""
+    from golden import luq
     torch.manual_seed(0)
     model = models.build("lenet", digits.input_shape, digits.num_classes)
-    mode = make_mode("mfmac", errors, err_scale=err_scale)
+    mode = make_mode("mfmac", errors, err_scale=err_scale, err_rounding=err_rounding)
     m = mode.convert(model)
     conv, fc = mode.layers["conv2"], mode.layers["fc1"]
     for layer in (conv, fc):
@@ -101,11 +105,17 @@ def test_potq_three_products_of_a_real_step_equal_golden(digits, errors, err_sca
     assert np.array_equal(r["dx_int"], _wrap(_conv_backward_definition(dpe, r["eq"], r["wq_e"], s, p,
                                                                        r["xq"].shape[2:]), acce))
     assert np.array_equal(r["dw_int"], _wrap(_conv_wgrad_definition(dpw, r["ew"], r["xq_e"], 5, 5, s, p), accw))
+    if err_rounding == "luq":
+        for rr in (r, fc.core.last):
+            if err_scale == "tensor":
+                codes, k = luq.luq(rr["e_float"], rr["r_err"], dpe.params["exp_bits"], 16)
+                assert np.array_equal(rr["eq"], codes) and rr["se"] == 2.0 ** k
     if err_scale == "sample":
         # one power of two per sample, each sample's codes the golden quantizer's on that sample alone
         assert r["se"].shape == (8, 1, 1, 1) and len(np.unique(r["se"])) > 1
         for b in range(8):
-            codes, k = pot.quantize(r["e_float"][b], dpe.params["exp_bits"])
+            codes, k = (pot.quantize(r["e_float"][b], dpe.params["exp_bits"]) if err_rounding == "nearest" else
+                        luq.luq(r["e_float"][b], r["r_err"][b], dpe.params["exp_bits"], 16))
             assert np.array_equal(r["eq"][b], codes) and r["se"][b].item() == 2.0 ** k
         # the weight gradient's codes hold the same values at the common scale, except the flushed ones
         v_e = dpe.values(r["eq"]) * r["se"]
