@@ -50,8 +50,8 @@ from golden import pot
 from . import potq_products as P
 from .datapath import parse
 from .potq_products import conv_backward_data, conv_weight_grad, recode, rescale_rows
-from .potq_quant import (ERR_ROUNDINGS, ROUNDINGS, code_values, pot_codes, random_words, recode_table, sr_codes,
-                         stochastic_codes)
+from .potq_quant import (ERR_ROUNDINGS, ROUNDINGS, code_values, lookup, pot_codes, random_words, recode_table,
+                         sr_codes, stochastic_codes)
 
 __all__ = ["PotqMode", "PotLinear", "PotConv2d", "PotMatmul", "recode", "rescale_rows", "ptq", "record",
            "conv_backward_data", "conv_weight_grad", "stochastic_codes", "ERR_SCALES", "ERR_ROUNDING",
@@ -121,7 +121,7 @@ class _PotCore:
         self.record = False
 
     def vals(self, codes, dp=None):
-        return code_values((dp or self.dp).params["exp_bits"], codes.device)[codes.long()]
+        return lookup(code_values((dp or self.dp).params["exp_bits"], codes.device), codes)
 
     def quantize_x(self, x):
         q, k = pot_codes(x.detach(), self.dp.params["exp_bits"], self.fwd_rounding)
@@ -162,7 +162,7 @@ class _PotCore:
 
     def backward_codes(self, q, dp=None):
         ef, ee = self.dp.params["exp_bits"], (dp or self.dp_err).params["exp_bits"]
-        return q if ef == ee else recode_table(ef, ee, q.device)[q.long()].to(torch.uint8)
+        return q if ef == ee else lookup(recode_table(ef, ee, q.device), q).to(torch.uint8)
 
     def wgrad_operands(self, eq, se, xq):
         """(datapath, error codes, activation codes, error scale) of the weight-gradient product."""

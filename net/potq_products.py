@@ -25,7 +25,7 @@ from golden import pot
 
 from . import kernels
 from .datapath import parse
-from .potq_quant import code_values, recode_table
+from .potq_quant import code_values, lookup, recode_table
 
 __all__ = ["mm", "bmm", "conv_forward", "conv_backward_data", "conv_weight_grad", "rescale_rows", "recode"]
 
@@ -63,7 +63,7 @@ def _count(dp, stats, K, got, wide_fn, data_bound=None):
 
 
 def _absvals(dp, codes):
-    return code_values(dp.params["exp_bits"], codes.device).abs()[codes.long()]
+    return lookup(code_values(dp.params["exp_bits"], codes.device).abs(), codes)
 
 
 def mm(dp, A, B, stats=None):
@@ -143,7 +143,7 @@ def recode(codes, exp_from: int, exp_to: int):
     c, ni = _t(codes)
     if exp_from == exp_to:
         return _out(c, ni)
-    return _out(recode_table(exp_from, exp_to, c.device)[c.long()], ni)
+    return _out(lookup(recode_table(exp_from, exp_to, c.device), c), ni)
 
 
 def rescale_rows(codes, ks, exp_from: int, exp_to: int):

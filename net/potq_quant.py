@@ -23,7 +23,7 @@ import torch
 
 from golden import pot
 
-__all__ = ["ROUNDINGS", "ERR_ROUNDINGS", "pot_codes", "sr_codes", "scale_exp", "code_values", "recode_table",
+__all__ = ["ROUNDINGS", "ERR_ROUNDINGS", "pot_codes", "sr_codes", "scale_exp", "code_values", "recode_table", "lookup",
            "random_words", "stochastic_codes"]
 
 ROUNDINGS = ("log", "linear", "fp32")         # the forward quantizers (fp32: none, the loss split's error half)
@@ -38,7 +38,7 @@ def _split(u: torch.Tensor):
 
 
 def _amax(t: torch.Tensor, axis):
-    a = t.abs()
+    a = t                                              # already |t|
     if axis is None:
         return a.amax() if a.numel() else torch.zeros((), dtype=t.dtype, device=t.device)
     dims = tuple(d for d in range(t.ndim) if d != axis % t.ndim)
@@ -64,37 +64,46 @@ def scale_exp(amax: torch.Tensor, exp_bits: int, how: str) -> torch.Tensor:
 
 
 def _encode(neg, e, exp_bits):
-    return ((neg & (e != 0)).to(torch.int64) << exp_bits) | e
+    """uint8 codes: the exponent field e, the sign bit on nonzero fields."""
+    e = e.to(torch.uint8)
+    return e | ((neg & (e != 0)).to(torch.uint8) << exp_bits)
+
+
+def _exponents(a, k):
+    """|t| = m 2^ex (frexp, m in [0.5, 1), exact for every float): (2m in [1, 2), n with
+    |t| / 2^k = 2^n * 2m); zeros give m = 0."""
+    m, ex = torch.frexp(a)
+    return m, ex - 1 - k.to(torch.int32)
 
 
 def pot_codes(t: torch.Tensor, exp_bits: int = 3, rounding: str = "log", axis: int | None = None):
     """(codes, k) by nearest rounding ("log": golden.pot.quantize; "linear": golden.luq.nearest);
-    axis: one scale per slice along it (k then has t's ndim, size 1 elsewhere)."""
+    axis: one scale per slice along it (k then has t's ndim, size 1 elsewhere). Codes are uint8."""
     top = pot.max_exp(exp_bits)
-    k = scale_exp(_amax(t, axis), exp_bits, "log" if rounding == "log" else "linear")
-    u = torch.ldexp(t.abs(), -k)
-    n, m = _split(torch.where(u > 0, u, torch.ones_like(u)))
+    a = t.abs()
+    k = scale_exp(_amax(a, axis), exp_bits, "log" if rounding == "log" else "linear")
+    m, n = _exponents(a, k)
     thr = (_SQRT2_F32 if t.dtype == torch.float32 else math.sqrt(2.0)) if rounding == "log" else 1.5
-    e = (n + (m >= thr)).clamp_(0, top) + 1
-    e = torch.where(u < 0.5, torch.zeros_like(e), e)
+    e = (n + (m >= thr / 2)).clamp_(0, top).add_(1)             # 2m >= thr: the upper power
+    e = torch.where((n >= -1) & (m > 0), e, 0)                 # u = |t| / 2^k < 1/2: the zero code
     return _encode(t < 0, e, exp_bits), k
 
 
 def sr_codes(t: torch.Tensor, exp_bits: int, r: torch.Tensor, rand_bits: int, scale: str = "luq",
              axis: int | None = None):
     """(codes, k) by stochastic rounding in the linear domain with stochastic underflow, given the
-    random words r (int64, t's shape, 0 .. 2^rand_bits - 1): u = |t| / 2^k; u >= 1: up from 2^n to
-    2^(n+1) iff r < floor(f 2^R); u < 1: the code 1 iff r < floor(u 2^R); past the top power the
-    top code. scale "luq" (ceil, nothing clipped: golden.luq.luq) or "log" (golden.pot's)."""
+    random words r (integers, t's shape, 0 .. 2^rand_bits - 1): u = |t| / 2^k; u >= 1: up from 2^n
+    to 2^(n+1) iff r < floor(f 2^R); u < 1: the code 1 iff r < floor(u 2^R); past the top power the
+    top code. scale "luq" (ceil, nothing clipped: golden.luq.luq) or "log" (golden.pot's). uint8."""
     top = pot.max_exp(exp_bits)
-    k = scale_exp(_amax(t, axis), exp_bits, scale)
-    u = torch.ldexp(t.abs(), -k)
-    inside = u >= 1.0
-    n, m = _split(torch.where(u > 0, u, torch.ones_like(u)))
-    g = torch.where(inside, m - 1.0, u)
-    up = (r < torch.floor(g * float(1 << rand_bits))).to(torch.int64)
+    a = t.abs()
+    k = scale_exp(_amax(a, axis), exp_bits, scale)
+    m, n = _exponents(a, k)
+    inside = (n >= 0) & (m > 0)
+    g = torch.where(inside, (m * 2.0 - 1.0) * float(1 << rand_bits), torch.ldexp(a, rand_bits - k))
+    up = (r < torch.floor(g)).to(torch.int32)
     e = torch.where(inside, n + 1 + up, up)
-    e = torch.where(u >= 2.0 ** top, torch.full_like(e, top + 1), e)
+    e = torch.where((n >= top) & (m > 0), top + 1, e)
     return _encode(t < 0, e, exp_bits), k
 
 
@@ -112,6 +121,11 @@ def code_values(exp_bits: int, device, dtype=torch.float32) -> torch.Tensor:
         _TABLES[key] = torch.as_tensor(pot.decode(np.arange(1 << (exp_bits + 1)), exp_bits).astype(np.float64)
                                        ).to(device=device, dtype=dtype)
     return _TABLES[key]
+
+
+def lookup(table: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+    """table[codes] by index_select (several times faster than advanced indexing on the CPU)."""
+    return table.index_select(0, codes.reshape(-1).to(torch.int32)).reshape(codes.shape)
 
 
 def recode_table(exp_from: int, exp_to: int, device) -> torch.Tensor:

@@ -68,7 +68,7 @@ def test_luq_on_the_training_path_is_unbiased_statistically(seed):
     for _ in range(N):
         r = Q.random_words(x.shape, R, g, "cpu")
         codes, k = Q.sr_codes(x, 3, r, R, "luq")
-        acc += Q.code_values(3, "cpu", torch.float64)[codes] * 2.0 ** int(k)
+        acc += Q.lookup(Q.code_values(3, "cpu", torch.float64), codes) * 2.0 ** int(k)
         assert int(k) == luq.luq_scale(float(x.abs().max()), 3)
     mean = acc.numpy() / N
     xd = x.double().numpy()

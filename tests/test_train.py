@@ -429,7 +429,7 @@ def run(capsys, *argv):
                                                               "forward datapath's (4), got 3"),
     (["--datapath", "mfmac", "--errors", "fp32", "--anneal"], "option anneal does not apply to datapath mfmac "
                                                               "(mfmac training takes: wbc, prc, prc_min, err_rounding, "
-                                                              "err_scale, wgrad_exp_bits)"),
+                                                              "err_scale, wgrad_exp_bits, fwd_rounding, rand_bits)"),
     (["--datapath", "mfmac", "--errors", "fp32", "--err-scale", "sample"], "err_scale=sample scales PoT errors: it "
                                                                           "needs an mfmac error datapath, not fp32"),
     (["--datapath", "mfmac", "--err-scale", "row"], "argument --err-scale: invalid choice: 'row' (choose from "),
