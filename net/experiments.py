@@ -32,7 +32,7 @@ TRAIN_SEEDS = (0, 1, 2)
 # the ALS-POTQ ablation (net.train.POTQ_ABLATION; named ARCH:DATA:potq, written to train_ARCH_DATA_potq.json):
 # 5 seeds by default (a 0.5 pp goal needs the standard error of >= 5 paired seeds); an architecture the model
 # zoo ships (net.models) joins by a row here
-POTQ_EXPERIMENTS = (("mlp", "digits", 15, 2, 64, "potq", None), ("lenet", "mnist", 3, 1, 32, "potq-core", None))
+POTQ_EXPERIMENTS = (("mlp", "digits", 15, 2, 64, "potq", None), ("lenet", "mnist", 2, 1, 32, "potq-core", None))
 POTQ_SEEDS = (0, 1, 2, 3, 4)
 
 
