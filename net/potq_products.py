@@ -66,18 +66,24 @@ def _absvals(dp, codes):
     return lookup(code_values(dp.params["exp_bits"], codes.device).abs(), codes)
 
 
+def _maxabs(dp, codes):
+    """The largest |value| of a code tensor: 2^(largest exponent field - 1) (no lookup)."""
+    e = (codes & ((1 << dp.params["exp_bits"]) - 1)).max()
+    return torch.where(e > 0, torch.ldexp(torch.ones((), dtype=torch.float64, device=codes.device), e.long() - 1), 0.0)
+
+
 def mm(dp, A, B, stats=None):
     """A (M x K codes) . B (K x N codes) on dp."""
     Y = kernels.matmul(dp, A, B)
     _count(dp, stats, A.shape[1], Y, lambda w: kernels.matmul(w, A, B),
-           lambda: _absvals(dp, A).sum(1).max() * _absvals(dp, B).max())
+           lambda: _absvals(dp, A).sum(1).max() * _maxabs(dp, B))
     return Y
 
 
 def bmm(dp, A, B, stats=None):
     Y = kernels.bmm(dp, A, B)
     _count(dp, stats, A.shape[-1], Y, lambda w: kernels.bmm(w, A, B),
-           lambda: _absvals(dp, A).sum(-1).max() * _absvals(dp, B).max())
+           lambda: _absvals(dp, A).sum(-1).max() * _maxabs(dp, B))
     return Y
 
 
@@ -128,13 +134,13 @@ def conv_weight_grad(dp, eq, xq, kh, kw, stride, padding, stats=None, dilation=1
         A, B = emat.t(), cols
         Y = kernels.matmul(dp, A, B)
         _count(dp, stats, L, Y, lambda w: kernels.matmul(w, A, B),
-               lambda: _absvals(dp, A).sum(1).max() * _absvals(dp, B).max())
+               lambda: _absvals(dp, A).sum(1).max() * _maxabs(dp, B))
     else:
         A = emat.reshape(L, G, cout // G).permute(1, 2, 0)                        # G x Cout/G x L
         B = cols.reshape(L, G, (C // G) * kh * kw).permute(1, 0, 2)                # G x L x Kg
         Y = kernels.bmm(dp, A, B)
         _count(dp, stats, L, Y, lambda w: kernels.bmm(w, A, B),
-               lambda: _absvals(dp, A).sum(-1).max() * _absvals(dp, B).max())
+               lambda: _absvals(dp, A).sum(-1).max() * _maxabs(dp, B))
     return _out(Y.reshape(cout, C // G, kh, kw), ni)
 
 

@@ -247,3 +247,19 @@ def test_training_energy_prices_the_stochastic_quantizer_and_still_saves(digits_
     assert lq["energy_per_step_pj"] == pytest.approx(lq["forward_pj"] + lq["backward_data_pj"] + lq["weight_grad_pj"]
                                                      + lq["error_quantizer_pj"])
     assert 1 - lq["energy_per_step_pj"] / fp["energy_per_step_pj"] >= 0.85
+
+
+def test_wrapped_accumulations_are_counted():
+    """A 14-bit accumulator and 2048 equal top products: every forward output wraps (counted against
+    a 62-bit accumulation), and the output is the wrapped sum the MAC holds."""
+    torch.manual_seed(0)
+    mode = make_mode("mfmac,acc_bits=14", wbc=False, prc=False)
+    m = mode.convert(nn.Sequential(nn.Linear(2048, 3, bias=False)))
+    layer = mode.layers["0"]
+    potq.record(layer)
+    with torch.no_grad():
+        layer.weight.fill_(1.0)
+    m(torch.ones(2, 2048))
+    r = layer.core.last
+    assert np.array_equal(r["y_int"], parse("mfmac,acc_bits=14").matmul_definition(r["xq"], r["wq"].T))
+    assert mode.end_epoch()["acc_overflows"] == 6
