@@ -123,12 +123,12 @@ class _PotCore:
     def vals(self, codes, dp=None):
         return lookup(code_values((dp or self.dp).params["exp_bits"], codes.device), codes)
 
-    def quantize_x(self, x):
-        q, k = pot_codes(x.detach(), self.dp.params["exp_bits"], self.fwd_rounding)
-        return q.to(torch.uint8), _pow2(k)
+    def quantize_x(self, x, sync: bool = True):
+        q, k = pot_codes(x.detach(), self.dp.params["exp_bits"], self.fwd_rounding, sync=sync)
+        return q, _pow2(k)
 
     def quantize_w(self, w):
-        q, s = self.quantize_x(w)
+        q, s = self.quantize_x(w, sync=False)
         delta = None
         if self.wbc:
             axes = tuple(range(1, w.ndim))
@@ -149,10 +149,11 @@ class _PotCore:
         axis = 0 if self.dp_wgrad is not None else None
         r = None
         if self.err_rounding == "nearest":
-            q, k = pot_codes(g, E, "log", axis)
+            q, k = pot_codes(g, E, "log", axis, sync=axis is None)
         else:
             r = random_words(g.shape, self.rand_bits, self._gen(g.device), g.device)
-            q, k = sr_codes(g, E, r, self.rand_bits, "luq" if self.err_rounding == "luq" else "log", axis)
+            q, k = sr_codes(g, E, r, self.rand_bits, "luq" if self.err_rounding == "luq" else "log", axis,
+                            sync=axis is None)
         nz = g != 0
         self.stats.add("err_nonzero", nz.sum())
         self.stats.add("err_underflow", (nz & ((q & ((1 << E) - 1)) == 0)).sum())

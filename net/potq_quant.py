@@ -10,7 +10,10 @@ golden model on the same input (tests/test_potq_luq.py):
         scale "log"   k = golden.pot.quantize's (the top may clip: magnitudes past the top
                       power keep the top code) -> the former err_rounding="stochastic"
 
-k is a tensor (0-d per tensor; per slice with `axis`) so a step never waits on the host. Every
+k is a tensor (0-d per tensor; per slice with `axis`) so a step never waits on the host. Under a
+distributed step (net.distributed) a per-tensor activation or error max is the global batch's
+(sync=True); the random words are drawn per process, so stochastic errors there are not the
+single-process run's. Every
 element is split exactly, u = 2^n (1 + f), by frexp (never a rounded log2): the comparisons are
 the golden ones, bit for bit, on float32 inputs.
 """
@@ -22,6 +25,8 @@ import numpy as np
 import torch
 
 from golden import pot
+
+from .distributed import sync_max
 
 __all__ = ["ROUNDINGS", "ERR_ROUNDINGS", "pot_codes", "sr_codes", "scale_exp", "code_values", "recode_table", "lookup",
            "random_words", "stochastic_codes"]
@@ -37,10 +42,11 @@ def _split(u: torch.Tensor):
     return e.to(torch.int64) - 1, m * 2.0
 
 
-def _amax(t: torch.Tensor, axis):
+def _amax(t: torch.Tensor, axis, sync: bool = False):
     a = t                                              # already |t|
     if axis is None:
-        return a.amax() if a.numel() else torch.zeros((), dtype=t.dtype, device=t.device)
+        m = a.amax() if a.numel() else torch.zeros((), dtype=t.dtype, device=t.device)
+        return sync_max(m) if sync else m
     dims = tuple(d for d in range(t.ndim) if d != axis % t.ndim)
     return a.amax(dim=dims, keepdim=True)
 
@@ -76,12 +82,14 @@ def _exponents(a, k):
     return m, ex - 1 - k.to(torch.int32)
 
 
-def pot_codes(t: torch.Tensor, exp_bits: int = 3, rounding: str = "log", axis: int | None = None):
+def pot_codes(t: torch.Tensor, exp_bits: int = 3, rounding: str = "log", axis: int | None = None,
+              sync: bool = False):
     """(codes, k) by nearest rounding ("log": golden.pot.quantize; "linear": golden.luq.nearest);
-    axis: one scale per slice along it (k then has t's ndim, size 1 elsewhere). Codes are uint8."""
+    axis: one scale per slice along it (k then has t's ndim, size 1 elsewhere). Codes are uint8.
+    sync: a per-tensor max is the global batch's under a distributed step (net.distributed)."""
     top = pot.max_exp(exp_bits)
     a = t.abs()
-    k = scale_exp(_amax(a, axis), exp_bits, "log" if rounding == "log" else "linear")
+    k = scale_exp(_amax(a, axis, sync), exp_bits, "log" if rounding == "log" else "linear")
     m, n = _exponents(a, k)
     thr = (_SQRT2_F32 if t.dtype == torch.float32 else math.sqrt(2.0)) if rounding == "log" else 1.5
     e = (n + (m >= thr / 2)).clamp_(0, top).add_(1)             # 2m >= thr: the upper power
@@ -90,14 +98,14 @@ def pot_codes(t: torch.Tensor, exp_bits: int = 3, rounding: str = "log", axis: i
 
 
 def sr_codes(t: torch.Tensor, exp_bits: int, r: torch.Tensor, rand_bits: int, scale: str = "luq",
-             axis: int | None = None):
+             axis: int | None = None, sync: bool = False):
     """(codes, k) by stochastic rounding in the linear domain with stochastic underflow, given the
     random words r (integers, t's shape, 0 .. 2^rand_bits - 1): u = |t| / 2^k; u >= 1: up from 2^n
     to 2^(n+1) iff r < floor(f 2^R); u < 1: the code 1 iff r < floor(u 2^R); past the top power the
     top code. scale "luq" (ceil, nothing clipped: golden.luq.luq) or "log" (golden.pot's). uint8."""
     top = pot.max_exp(exp_bits)
     a = t.abs()
-    k = scale_exp(_amax(a, axis), exp_bits, scale)
+    k = scale_exp(_amax(a, axis, sync), exp_bits, scale)
     m, n = _exponents(a, k)
     inside = (n >= 0) & (m > 0)
     g = torch.where(inside, (m * 2.0 - 1.0) * float(1 << rand_bits), torch.ldexp(a, rand_bits - k))
