@@ -52,7 +52,7 @@ def load_setup_model(doc: dict):
     model = canonical(raw, torch.zeros((1, *shape)))
     keep(model, "input_shape", shape)
     if arch_of(raw) is not None:
-        keep(model, "_ecomac_shipped", raw)
+        keep(model, "_ecomac_shipped", (raw,))     # a tuple: not a submodule
     if model_digest(model) != setup["model_digest"]:
         raise ValueError(f"model {setup['model']} has changed since the search (its weights differ); "
                          f"search again or restore the model file")
@@ -70,4 +70,5 @@ def save_model(model: nn.Module, path, meta: dict) -> None:
     """The (tuned) model of a search: a checkpoint for the shipped architectures, else a .pt2 program
     (net.loader.save_model), atomically."""
     from ..loader import save_model as save
-    save(model, path, meta, getattr(model, "input_shape", None), getattr(model, "_ecomac_shipped", None))
+    shipped = getattr(model, "_ecomac_shipped", None)
+    save(model, path, meta, getattr(model, "input_shape", None), shipped[0] if shipped else None)

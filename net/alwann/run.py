@@ -50,7 +50,7 @@ def prepare(model_path, data, *, tiles=None, tuning: str = DEFAULTS["tuning"], e
     shape = tuple(input_shape_of(raw, meta) or ds.input_shape)
     keep(model, "input_shape", shape)
     if arch_of(raw) is not None:
-        keep(model, "_ecomac_shipped", raw)              # pick writes the tuned model back as its checkpoint
+        keep(model, "_ecomac_shipped", (raw,))    # pick writes it back as a checkpoint (a tuple: no submodule)
     layers = model_layers(model, shape)
     L = len(layers)
     tiles = L if tiles is None else tiles
