@@ -178,11 +178,11 @@ def test_shipped_fp32_conversion_reproduces_the_float_model(arch):
 
 def test_census_counts_every_mac_by_hand():
     torch.manual_seed(0)
-    m = models.build("vit", (1, 8, 8), 10).eval()        # patch 1: 64 tokens + class token, dim 32
+    m = models.build("vit", (1, 8, 8), 10).eval()        # 2x2 patches: 16 tokens + class token, dim 32
     cen = graph.census(graph.lift(m, torch.zeros(1, 1, 8, 8)), (1, 8, 8))
-    n, d, h = 65, 32, 2
+    n, d, h = 17, 32, 2
     per_block = n * d * 3 * d + 2 * (h * n * n * (d // h)) + n * d * d + 2 * n * d * 64
-    want = 64 * 1 * d + 2 * per_block + d * 10
+    want = 16 * 4 * d + 2 * per_block + d * 10
     assert parse_net(cen.net).macs == want
     assert cen.macs_by_kind()["matmul"] == 2 * 2 * h * n * n * (d // h)
     assert {"softmax", "layer_norm", "gelu"} <= set(cen.ops)
