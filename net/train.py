@@ -378,6 +378,9 @@ def training_energy(model: nn.Module, input_shape, datapath=None, errors=None, b
     from .importer import from_torch
     plain = to_float(model)
     imp = from_torch(plain, (batch_size, *tuple(input_shape)), "model")
+    for e in imp.net["layers"]:            # products the mode had no module for trained in float32
+        if e["name"] in set(getattr(model, "_ecomac_float_products", ())):
+            e["float"] = True
     net = parse_net(imp.net, "model")
     fwd_spec = "fp32" if datapath is None else parse(datapath).canonical
     quantizer = None
