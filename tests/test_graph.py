@@ -217,3 +217,16 @@ def test_einsum_lifted_equals_einsum():
     lifted = graph.lift(E(), x)
     assert [k for k, _ in graph.products(lifted).values()] == ["matmul"]
     assert torch.allclose(lifted(x), E()(x), atol=1e-5)
+
+
+def test_energy_model_layer_kinds():
+    """synth.network: grouped / dilated / asymmetric conv and activation x activation matmul entries."""
+    net = parse_net({"layers": [
+        {"kind": "conv", "name": "dw", "in_ch": 8, "out_ch": 8, "kernel": 3, "H": 10, "W": 10, "groups": 8,
+         "dilation": 2, "stride": [1, 2], "padding": [2, 2, 2, 1]},
+        {"kind": "matmul", "name": "scores", "M": 5, "K": 4, "N": 5, "count": 2, "float": True}]})
+    dw, sc = net.layers
+    assert dw.macs == 8 * 1 * 9 * 10 * 5 and dw.weights == 72          # Ho = (10+4-4-1)//1+1, Wo = (10+3-4-1)//2+1
+    assert sc.macs == 2 * 5 * 4 * 5 and sc.weights == 0 and sc.float
+    with pytest.raises(ValueError, match="groups 3 must divide in_ch 8"):
+        parse_net({"layers": [{"kind": "conv", "in_ch": 8, "out_ch": 8, "kernel": 1, "H": 2, "W": 2, "groups": 3}]})

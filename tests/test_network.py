@@ -127,7 +127,7 @@ def _write(tmp_path, obj, name="net.json"):
 
 
 @pytest.mark.parametrize("net,msg", [
-    ({"layers": [{"kind": "pool", "in": 3}]}, "layer 0 (layer0): unknown kind \"pool\" (kinds: conv, linear)"),
+    ({"layers": [{"kind": "pool", "in": 3}]}, "layer 0 (layer0): unknown kind \"pool\" (kinds: conv, linear, matmul)"),
     ({"layers": [{"kind": "linear", "name": "fc", "in": 0, "out": 3}]}, "layer 0 (fc): in must be a positive integer, got 0"),
     ({"layers": [{"kind": "conv", "in_ch": 3, "out_ch": -1, "kernel": 3, "H": 8, "W": 8}]},
      "out_ch must be a positive integer, got -1"),
