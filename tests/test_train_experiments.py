@@ -77,7 +77,8 @@ def test_eval_selection_and_datapath_expansion(monkeypatch):
     assert experiments.select_eval_experiments(["mlp:mnist"]) == [("mlp", "mnist", 10)]
     with pytest.raises(ValueError) as e:
         experiments.select_eval_experiments(["mlp:digits", "x:y"])
-    assert str(e.value) == ("--only 'x:y': not an experiment (experiments: mlp:digits, lenet:mnist, "
+    assert str(e.value) == ("--only 'x:y': not an experiment (experiments: mlp:digits, lenet:mnist, resnet:mnist, "
+                            "mobilenet:mnist, vit:mnist, resnet:digits, mobilenet:digits, vit:digits, "
                             "lenet:digits, mlp:mnist)")
     seen = []
     monkeypatch.setattr(experiments, "standard_datapaths", lambda progress=None: seen.append(1) or ["int8", "mfmac"])
