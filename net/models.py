@@ -16,10 +16,10 @@ pooled map is smaller than 6 (an unpadded 5x5 would leave less than 2x2), and a 
 input is 1 pixel wide becomes the identity. On 8x8 digits: 8 -> pool 4 -> conv2 (pad 2) 4 -> pool 2,
 16x2x2 = 64 into fc1.
 
-The seeds' architectures, narrow so that one FP32 epoch on MNIST-5k stays under a minute on 2 cores
+The seeds' architectures, sized so that one FP32 epoch on MNIST-5k stays under a minute on 2 cores
 (docs/networks.md has the measured times and MACs):
 ResNet: CIFAR-style ResNet-20 (He et al. 2016, section 4.2): conv 3x3 -> BN -> ReLU, then three
-stages of three basic blocks (conv3x3-BN-ReLU-conv3x3-BN + shortcut, ReLU), widths 6/12/24, the
+stages of three basic blocks (conv3x3-BN-ReLU-conv3x3-BN + shortcut, ReLU), widths 16/32/64 (the paper's), the
 second and third stages starting with stride 2 and a 1x1-conv + BN shortcut; global average pool,
 fc. 19 convolutions + 1 fc = 20 layers with weights.
 MobileNet: MobileNet-v1 style: conv 3x3 (8) -> BN -> ReLU, then depthwise-separable blocks
@@ -148,7 +148,7 @@ class ResNet(nn.Module):
     """CIFAR-style ResNet-20 (3 stages x 3 basic blocks), widths `widths` (see the module docstring)."""
     arch = "resnet"
 
-    def __init__(self, input_shape, num_classes: int, widths=(6, 12, 24), blocks: int = 3):
+    def __init__(self, input_shape, num_classes: int, widths=(16, 32, 64), blocks: int = 3):
         super().__init__()
         self.input_shape = _image_shape(input_shape, "resnet")
         self.num_classes = num_classes
