@@ -56,7 +56,7 @@ from torch.nn import functional as F
 from . import kernels, quant
 from .datapath import parse
 
-__all__ = ["QatMode", "QatLinear", "QatConv2d", "derivative_tables", "table_grad_x", "table_grad_w", "table_grads",
+__all__ = ["QatMode", "QatLinear", "QatConv2d", "QatMatmul", "derivative_tables", "table_grad_x", "table_grad_w", "table_grads",
            "GRADS", "ptq"]
 
 GRADS = ("ste", "table")
@@ -317,6 +317,50 @@ class QatConv2d(nn.Conv2d):
         return m
 
 
+class _QatBmmFn(torch.autograd.Function):
+    """a @ b of two activations (batched, broadcast) on the datapath: a in the "x" role, b in the "w"
+    role (asm: the alphabet constrains b), each with its own per-tensor scale of this forward;
+    STE backward with the dequantized operands (grad="table" too: the table gradient is the weights')."""
+
+    @staticmethod
+    def forward(ctx, a, b, core: _QatCore):
+        aq, sa = quant.quantize(core.dp, a.detach(), "x")
+        bq, sb = quant.quantize(core.dp, b.detach(), "w")
+        acc = core.last_accumulations = kernels.bmm(core.dp, aq, bq)
+        ctx.save_for_backward(core.deq(aq, sa, "x"), core.deq(bq, sb, "w"))
+        ctx.shapes = (a.shape, b.shape)
+        return (acc.to(torch.float64) * (sa * sb)).to(torch.float32)
+
+    @staticmethod
+    def backward(ctx, g):
+        A, B = ctx.saved_tensors
+        sa, sb = ctx.shapes
+
+        def fold(t, shape):                     # sum over the dims the operand was broadcast along
+            while t.ndim > len(shape):
+                t = t.sum(0)
+            dims = tuple(i for i, (x, y) in enumerate(zip(t.shape, shape)) if y == 1 and x != 1)
+            return t.sum(dims, keepdim=True) if dims else t
+        ga = fold(g @ B.transpose(-1, -2).to(g.dtype), sa) if ctx.needs_input_grad[0] else None
+        gb = fold(A.transpose(-1, -2).to(g.dtype) @ g, sb) if ctx.needs_input_grad[1] else None
+        return ga, gb, None
+
+
+class QatMatmul(nn.Module):
+    """forward(a, b) = a @ b of two activations trained on the datapath (net.graph's matmul kind)."""
+
+    def __init__(self, core: _QatCore):
+        super().__init__()
+        self.core = core
+
+    def forward(self, a, b):
+        return _QatBmmFn.apply(a, b, self.core)
+
+    def to_plain(self):
+        from .products import Matmul
+        return Matmul()
+
+
 class QatMode:
     """Training mode for int8 / asm / approx / lut datapaths (see the module doc).
 
@@ -361,6 +405,21 @@ class QatMode:
         if not self.layers:
             raise ValueError(f"{self.dp.spec}: the model has no nn.Linear or nn.Conv2d layer to run on the datapath")
         return m
+
+    def make(self, kind: str, module: nn.Module | None = None, name: str | None = None) -> nn.Module:
+        """The QAT module replacing one product convert leaves (net.graph.convert_for_mode): kind
+        "matmul" (two activations: QatMatmul); "linear" / "conv2d" as convert makes them."""
+        core = _QatCore(self.dp, self.grad, self.tables)
+        if kind == "matmul":
+            new = QatMatmul(core)
+        elif kind == "linear" and isinstance(module, nn.Linear):
+            new = QatLinear.from_linear(module, core)
+        elif kind == "conv2d" and isinstance(module, nn.Conv2d):
+            new = QatConv2d.from_conv(module, core)
+        else:
+            raise ValueError(f"QAT kinds are linear, conv2d, matmul; got {kind!r} with {type(module).__name__}")
+        self.layers[name or f"{kind}{len(self.layers)}"] = new
+        return new
 
     def set_epochs(self, epochs: int) -> None:
         self.epochs = epochs

@@ -230,3 +230,30 @@ def test_energy_model_layer_kinds():
     assert sc.macs == 2 * 5 * 4 * 5 and sc.weights == 0 and sc.float
     with pytest.raises(ValueError, match="groups 3 must divide in_ch 8"):
         parse_net({"layers": [{"kind": "conv", "in_ch": 8, "out_ch": 8, "kernel": 1, "H": 2, "W": 2, "groups": 3}]})
+
+
+@pytest.mark.parametrize("spec", ["int8", "asm,alphabet=1/3", "mfmac"])
+def test_training_modes_cover_every_product(spec):
+    """nn train's modes convert every product of a lifted ViT, the attention matmuls included."""
+    from net.train import make_mode
+    torch.manual_seed(0)
+    c = graph.lift(models.build("vit", (1, 8, 8), 10), torch.zeros(1, 1, 8, 8), fold_bn=False)
+    t = graph.convert_for_mode(c, make_mode(spec, None))
+    assert t._ecomac_float_products == []
+    kinds = {type(m).__name__ for n, m in t.named_modules() if n in graph.products(c)}
+    assert not kinds & {"Linear", "Conv2d", "Matmul"}, kinds
+    t(torch.randn(3, 1, 8, 8)).sum().backward()
+    assert all(p.grad is not None for p in t.parameters())
+
+
+@pytest.mark.parametrize("spec", ["int8", "asm,alphabet=1/3", "approx:mul-drum,k=4"])
+def test_qat_matmul_equals_the_definition(spec):
+    from net.qat import QatMatmul, _QatCore
+    dp = parse(spec)
+    torch.manual_seed(1)
+    a, b = torch.randn(2, 3, 5), torch.randn(1, 5, 4)          # b broadcast over the batch
+    y = QatMatmul(_QatCore(dp, "ste", None))(a, b)
+    ac, sa = dp.quantize(a.double().numpy(), "x")
+    bc, sb = dp.quantize(b.double().numpy(), "w")
+    want = np.stack([dp.matmul_definition(ac[i], bc[0]) for i in range(2)]) * float(sa) * float(sb)
+    assert np.allclose(y.double().numpy(), want, rtol=1e-6, atol=1e-6)
