@@ -213,7 +213,8 @@ def _cmd_train(args) -> int:
               f"train {hist['train_accuracy_pct']:.2f}% ({secs:.1f} s) -> {args.output}")
         print(f"datapath {args.datapath or 'fp32'}: training energy {energy['energy_per_step_pj'] / 1e6:.3f} uJ per "
               f"step (batch {args.batch_size}; errors on {energy['error_datapath']}), "
-              f"{energy['energy_per_epoch_pj'] / 1e6:.2f} uJ per epoch" + (f"; curve: {args.plot}" if args.plot else ""))
+              f"{energy['energy_per_epoch_pj'] / 1e6:.2f} uJ per epoch"
+              + (f"; curve: {args.plot}" if args.plot else ""))
         if floats:
             print(f"note: {args.datapath} training has no module for {len(floats)} product(s), trained in float32: "
                   f"{', '.join(floats)}")
@@ -265,7 +266,8 @@ def _read_mapping(path: str) -> dict:
         raise ValueError(f"mapping file {path}: not valid JSON ({e.msg} at line {e.lineno})") from None
 
 
-_HEAD = ["datapath", "acc %", "drop pp", "MACs", "fp32 MACs", "energy nJ", "arith nJ", "memory nJ", "vs fp32 %", "vs int8 %",
+_HEAD = ["datapath", "acc %", "drop pp", "MACs", "fp32 MACs", "energy nJ", "arith nJ", "memory nJ", "vs fp32 %",
+         "vs int8 %",
          "time s"]
 
 
@@ -389,7 +391,8 @@ def experiment_table(res: dict) -> str:
     kinds = ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in (res.get("macs_by_kind") or {}).items() if v)
     title = (f"{res['arch']} on {res['data']} ({res['train_samples']} train / {res['test_samples']} test samples), "
              f"FP32 {res['epochs']} epochs, seeds {', '.join(map(str, res['seeds']))} (mean ± std; FP32 "
-             f"{sum(fp32) / len(fp32):.2f}%); post-training quantization" + (f"; MACs by kind: {kinds}" if kinds else ""))
+             f"{sum(fp32) / len(fp32):.2f}%); post-training quantization"
+             + (f"; MACs by kind: {kinds}" if kinds else ""))
     return format_table(rows, ["datapath", "accuracy %", "drop pp", "MACs", "energy nJ", "arith nJ", "memory nJ",
                                "vs fp32 %", "vs int8 %", "eval s"], title=title)
 

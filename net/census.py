@@ -22,7 +22,8 @@ def _pair(v, n):
     return tuple(v) if isinstance(v, (list, tuple)) else (v,) * n
 
 
-_SHAPE_ONLY = {n.strip("_") for n in {"view", "reshape", "permute", "transpose", "flatten", "unflatten", "squeeze", "unsqueeze",
+_SHAPE_ONLY = {n.strip("_") for n in {
+    "view", "reshape", "permute", "transpose", "flatten", "unflatten", "squeeze", "unsqueeze",
                "contiguous", "expand", "expand_as", "size", "dim", "t", "clone", "to", "detach", "__getitem__",
                "cat", "stack", "split", "chunk", "unbind", "select", "narrow", "numel", "__get__", "__set__",
                "type_as", "float", "repeat", "tile", "movedim", "swapaxes", "view_as", "reshape_as", "flip",

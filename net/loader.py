@@ -99,14 +99,16 @@ def _from_python(spec: str):
     if obj is None:
         found = sorted(k for k, v in vars(module).items() if isinstance(v, type) and issubclass(v, nn.Module)
                        and v.__module__ == mod_name)
-        raise ValueError(f"model {spec}: {path} has no {name!r} (nn.Module classes there: {', '.join(found) or 'none'})")
+        raise ValueError(f"model {spec}: {path} has no {name!r} "
+                         f"(nn.Module classes there: {', '.join(found) or 'none'})")
     if not callable(obj):
         raise ValueError(f"model {spec}: {name} is a {type(obj).__name__}, not a module class or a factory")
     try:
         model = obj()
     except Exception as e:
         raise ValueError(f"model {spec}: {name}() failed ({type(e).__name__}: "
-                         f"{(str(e).splitlines() or [''])[0][:120]}); it must build the model with no arguments") from None
+                         f"{(str(e).splitlines() or [''])[0][:120]}); it must build the model with no "
+                         f"arguments") from None
     if not isinstance(model, nn.Module):
         raise ValueError(f"model {spec}: {name}() returned a {type(model).__name__}, not an nn.Module")
     meta = {"format": "py", "source": spec}

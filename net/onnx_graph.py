@@ -254,7 +254,8 @@ def _run(op, v, a):
         shape[0] = v[0].shape[0] if shape and shape[0] in (0, 1) else shape[0]    # keep the batch
         return v[0].reshape([v[0].shape[i] if s == 0 else s for i, s in enumerate(shape)])
     if op in ("Add", "Sub", "Mul", "Div", "Pow"):
-        return {"Add": torch.add, "Sub": torch.sub, "Mul": torch.mul, "Div": torch.div, "Pow": torch.pow}[op](v[0], v[1])
+        fn = {"Add": torch.add, "Sub": torch.sub, "Mul": torch.mul, "Div": torch.div, "Pow": torch.pow}[op]
+        return fn(v[0], v[1])
     if op == "Sum":
         y = v[0]
         for t in v[1:]:

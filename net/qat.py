@@ -56,7 +56,8 @@ from torch.nn import functional as F
 from . import kernels, quant
 from .datapath import parse
 
-__all__ = ["QatMode", "QatLinear", "QatConv2d", "QatMatmul", "derivative_tables", "table_grad_x", "table_grad_w", "table_grads",
+__all__ = ["QatMode", "QatLinear", "QatConv2d", "QatMatmul", "derivative_tables", "table_grad_x", "table_grad_w",
+           "table_grads",
            "GRADS", "ptq"]
 
 GRADS = ("ste", "table")

@@ -155,7 +155,8 @@ def _layer(i: int, spec, batch: int) -> Layer:
     if kind == "matmul":
         M, K, N, cnt = (_pos_int(where, k, v[k]) for k in ("M", "K", "N", "count"))
         n = rep * cnt * batch
-        return Layer(name, kind, f"{M}x{K} @ {K}x{N}" + (f" x{cnt}" if cnt > 1 else "") + (f" x{rep}" if rep > 1 else ""),
+        shape = f"{M}x{K} @ {K}x{N}" + (f" x{cnt}" if cnt > 1 else "") + (f" x{rep}" if rep > 1 else "")
+        return Layer(name, kind, shape,
                      n * M * K * N, 0, n * (M * K + K * N), n * M * N)
     cin, cout, H, W = (_pos_int(where, k, v[k]) for k in ("in_ch", "out_ch", "H", "W"))
     groups = _pos_int(where, "groups", v["groups"])
@@ -165,7 +166,8 @@ def _layer(i: int, spec, batch: int) -> Layer:
     st, dl = _pair(where, "stride", v["stride"]), _pair(where, "dilation", v["dilation"])
     extra = (f" g{groups}" if groups > 1 else "") + (f" d{dl[0]}x{dl[1]}" if dl != (1, 1) else "")
     sts = f"s{st[0]}" if st[0] == st[1] else f"s{st[0]}x{st[1]}"
-    return Layer(name, kind, f"{cin}->{cout} k{kh}x{kw} {sts}{extra} {H}x{W}->{Ho}x{Wo}" + (f" x{rep}" if rep > 1 else ""),
+    shape = f"{cin}->{cout} k{kh}x{kw} {sts}{extra} {H}x{W}->{Ho}x{Wo}" + (f" x{rep}" if rep > 1 else "")
+    return Layer(name, kind, shape,
                  rep * cout * (cin // groups) * kh * kw * Ho * Wo * batch, rep * cout * (cin // groups) * kh * kw,
                  rep * cin * H * W * batch, rep * cout * Ho * Wo * batch)
 
