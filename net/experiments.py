@@ -23,7 +23,7 @@ __all__ = ["TRAIN_EXPERIMENTS", "TRAIN_SEEDS", "train_experiments", "select_expe
 EVAL_EXPERIMENTS = (("mlp", "digits", 30), ("lenet", "mnist", 5),
                     # the seeds' architectures (docs/networks.md): BatchNorm folded, depthwise convs and
                     # attention products on the datapath like every other product
-                    ("resnet", "mnist", 3), ("mobilenet", "mnist", 3), ("vit", "mnist", 3),
+                    ("resnet", "mnist", 5), ("mobilenet", "mnist", 10), ("vit", "mnist", 20),
                     ("resnet", "digits", 20), ("mobilenet", "digits", 30), ("vit", "digits", 30))
 MORE_EVAL_EXPERIMENTS = (("lenet", "digits", 20), ("mlp", "mnist", 10))
 EVAL_SEEDS = (0, 1, 2)
