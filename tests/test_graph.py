@@ -1,7 +1,7 @@
 """net/graph.py: every product of a model lifted to a module, converted, counted.
 
 Proofs: the lifted model (BatchNorm folded) and its fp32 conversion reproduce the float model; on
-int8, a hand-built graph of each covered product (functional grouped/dilated conv, F.linear, a matmul
+int8, mfmac and asm, a hand-built graph of each covered product (functional grouped/dilated conv, F.linear, a matmul
 of two activations, scaled_dot_product_attention, nn.MultiheadAttention, BatchNorm folded into a conv)
 equals a plain reference: the golden quantizer's codes (per-channel weights, the calibrated
 activation scales) multiplied in float64, the rest of the graph in float32."""
@@ -132,8 +132,9 @@ def _reference(lifted: nn.Module, converted: nn.Module, dp) -> nn.Module:
     return ref
 
 
+@pytest.mark.parametrize("spec", ["int8", "mfmac", "asm,alphabet=1"])
 @pytest.mark.parametrize("op", sorted(OPS))
-def test_int8_product_equals_reference(op):
+def test_product_equals_reference(op, spec):
     torch.manual_seed(3)
     m = _randomize_bn(OPS[op]())
     x = torch.randn(6, 4, 2, 8) if op in ("matmul", "sdpa", "mha") else torch.randn(6, 4, 6, 6)
@@ -141,12 +142,12 @@ def test_int8_product_equals_reference(op):
     assert [k for k, _ in graph.products(lifted).values()] == KINDS[op]
     with torch.no_grad():
         assert torch.allclose(lifted(x), m(x), atol=1e-5)
-    q = graph.convert(lifted, "int8", calib=x)
-    ref = _reference(lifted, q, parse("int8"))
+    q = graph.convert(lifted, spec, calib=x)
+    ref = _reference(lifted, q, parse(spec))
     with torch.no_grad():
         got, want = q(x), ref(x)
     assert torch.allclose(got, want, rtol=1e-5, atol=1e-5 * float(want.abs().max())), (got - want).abs().max()
-    assert (got - m(x)).abs().max() > 0          # int8 is not float: the product really ran quantized
+    assert (got - m(x)).abs().max() > 0          # not float: the product really ran quantized
 
 
 def test_batchnorm_is_folded_into_the_conv():
