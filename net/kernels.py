@@ -102,6 +102,17 @@ def _ints(t: torch.Tensor) -> torch.Tensor:
     return t if not (t.is_floating_point() or t.dtype == torch.bool) else t.to(torch.int64)
 
 
+def _narrow(t: torch.Tensor, dp, role: str) -> torch.Tensor:
+    """Codes in the smallest integer type holding the role's code range (int8 for 8-bit codes):
+    patches, casts and gathers then move 1/8 of int64's bytes."""
+    lo, hi = dp.code_range(role)
+    for dt in (torch.int8, torch.int16, torch.int32):
+        info = torch.iinfo(dt)
+        if info.min <= lo and hi <= info.max:
+            return t if t.dtype == dt else t.to(dt)
+    return t
+
+
 # ---- wrapping --------------------------------------------------------------------------------
 def _wrap_(acc: torch.Tensor, bits: int) -> torch.Tensor:
     """golden.fixed.wrap in place for int64 sums held mod 2^64 (bits <= 62)."""
@@ -311,12 +322,19 @@ def _table_torch(St: np.ndarray, Xi: torch.Tensor, Wi: torch.Tensor) -> torch.Te
     return acc.reshape(Bt, M, N)
 
 
+def _index8(V, lo) -> torch.Tensor:
+    """Table row / column index code - lo (0..255) as uint8; int8 codes with lo = -128: one XOR."""
+    if V.dtype == torch.int8 and lo == -128:
+        return V.view(torch.uint8) ^ 128
+    return (V.to(torch.int16) - lo).to(torch.uint8)
+
+
 def _table(p: Plan, X, W, acc_bits: int, backend: str) -> torch.Tensor:
     """X (..., M, K), W (..., K, N) codes -> wrapped int64 (..., M, N) on the table path."""
     batch = torch.broadcast_shapes(X.shape[:-2], W.shape[:-2])
     M, K, N = X.shape[-2], X.shape[-1], W.shape[-1]
-    Xi = (X.to(torch.int16) - p.x_lo).to(torch.uint8).expand(*batch, M, K).reshape(-1, M, K)
-    Wi = (W.to(torch.int16) - p.w_lo).to(torch.uint8).expand(*batch, K, N).reshape(-1, K, N)
+    Xi = _index8(X, p.x_lo).expand(*batch, M, K).reshape(-1, M, K)
+    Wi = _index8(W, p.w_lo).expand(*batch, K, N).reshape(-1, K, N)
     use_numba = backend == "numba" or (backend == "auto" and X.device.type == "cpu")
     if use_numba and X.device.type != "cpu":
         raise ValueError(f"table_backend='numba' runs on the CPU; the operands are on {X.device}")
@@ -333,7 +351,7 @@ def _product(dp, X, W, plan_, table_backend) -> torch.Tensor:
     if p.path == "fp32":
         exact_floats()
         return torch.matmul(X.to(torch.float32), W.to(torch.float32))
-    X, W = _ints(X), _ints(W)
+    X, W = _narrow(_ints(X), dp, "x"), _narrow(_ints(W), dp, "w")
     batch = torch.broadcast_shapes(X.shape[:-2], W.shape[:-2])
     if X.shape[-1] == 0:
         return torch.zeros((*batch, X.shape[-2], W.shape[-1]), dtype=torch.int64, device=X.device)
@@ -448,7 +466,7 @@ def conv2d(datapath, X, W, stride=1, padding=0, dilation=1, groups: int = 1, *, 
     N, C = Xt.shape[:2]
     cout, cg, kh, kw = Wt.shape
     if not dp.is_float:
-        Xt, Wt = _ints(Xt), _ints(Wt)
+        Xt, Wt = _narrow(_ints(Xt), dp, "x"), _narrow(_ints(Wt), dp, "w")
     view = _patches(Xt, kh, kw, st, pd, dl)                      # N, Ho, Wo, C, kh, kw
     L = N * Ho * Wo
     if G == 1:
