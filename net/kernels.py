@@ -300,6 +300,9 @@ def _table_numba(St: np.ndarray, Xi: torch.Tensor, Wi: torch.Tensor) -> torch.Te
     return torch.from_numpy(acc)
 
 
+_TORCH_TABLE_ELEMS = 1 << 26
+
+
 def _table_torch(St: np.ndarray, Xi: torch.Tensor, Wi: torch.Tensor) -> torch.Tensor:
     """The same sums by torch ops on Xi's device: per chunk of c k's, the gathered table
     G[b, k, x, :] = St[x, Wi[b, k, :]] and one embedding_bag sum per output row (b, m) over the
@@ -310,7 +313,8 @@ def _table_torch(St: np.ndarray, Xi: torch.Tensor, Wi: torch.Tensor) -> torch.Te
     Bt, M, K = Xi.shape
     N = Wi.shape[2]
     acc = torch.zeros((Bt * M, N), dtype=torch.int64, device=dev)
-    step = max(1, EXACT_F32 // big)
+    # exact float32 sums; and the gathered tables of a chunk (B x c x 256 x N floats) <= 2^26
+    step = max(1, min(EXACT_F32 // big, _TORCH_TABLE_ELEMS // (Bt * 256 * max(N, 1))))
     for k0, k1 in _chunks(K, step):
         c = k1 - k0
         G = S[:, Wi[:, k0:k1].to(torch.int64)]                  # 256 x B x c x N
