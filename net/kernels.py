@@ -114,8 +114,11 @@ def _narrow(t: torch.Tensor, dp, role: str) -> torch.Tensor:
 
 
 # ---- wrapping --------------------------------------------------------------------------------
-def _wrap_(acc: torch.Tensor, bits: int) -> torch.Tensor:
-    """golden.fixed.wrap in place for int64 sums held mod 2^64 (bits <= 62)."""
+def _wrap_(acc: torch.Tensor, bits: int, bound: int | None = None) -> torch.Tensor:
+    """golden.fixed.wrap in place for int64 sums held mod 2^64 (bits <= 62); a no-op when every
+    sum's magnitude is known to stay below `bound` < 2^(bits-1)."""
+    if bound is not None and bound < 1 << (bits - 1):
+        return acc
     acc += 1 << (bits - 1)
     acc &= (1 << bits) - 1
     acc -= 1 << (bits - 1)
@@ -125,9 +128,9 @@ def _wrap_(acc: torch.Tensor, bits: int) -> torch.Tensor:
 # ---- the BLAS path ---------------------------------------------------------------------------
 def _chunks(K: int, step: int) -> list[tuple[int, int]]:
     """K split into equal chunks of at most `step`."""
-    n = max(1, math.ceil(K / step))
-    edges = np.linspace(0, K, n + 1).round().astype(int)
-    return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:]) if b > a]
+    n = max(1, -(-K // step))
+    edges = [(i * K + n // 2) // n for i in range(n + 1)]
+    return [(a, b) for a, b in zip(edges[:-1], edges[1:]) if b > a]
 
 
 _TABLES: dict = {}
@@ -220,7 +223,8 @@ def _blas_group(X, W, terms, x_lo, w_lo) -> torch.Tensor:
             part = torch.matmul(A, B).to(torch.int64)
             acc = part if acc is None else acc.add_(part)
             continue
-        shape = (*torch.broadcast_shapes(A.shape[:-2], B.shape[:-2]), A.shape[-2], B.shape[-1])
+        lead = torch.broadcast_shapes(A.shape[:-2], B.shape[:-2]) if A.ndim > 2 or B.ndim > 2 else ()
+        shape = (*lead, A.shape[-2], B.shape[-1])
         Y = torch.matmul(A, B, out=_workspace("Y", shape, dtype))
         if acc is None:
             acc = torch.empty(shape, dtype=torch.int64).copy_(Y)
@@ -239,7 +243,7 @@ def _blas(p: Plan, X, W, acc_bits: int) -> torch.Tensor:
         if shift:       # (part mod 2^(acc - shift)) * 2^shift: exact mod 2^acc, no int64 overflow
             part = _wrap_(part, acc_bits - shift).mul_(1 << shift)
         acc = part if acc is None else _wrap_(acc.add_(part), acc_bits)
-    return _wrap_(acc, acc_bits)
+    return _wrap_(acc, acc_bits, X.shape[-1] * sum(t.bound << t.shift for t in p.terms))
 
 
 # ---- the table path --------------------------------------------------------------------------
@@ -343,7 +347,7 @@ def _table(p: Plan, X, W, acc_bits: int, backend: str) -> torch.Tensor:
     if use_numba and X.device.type != "cpu":
         raise ValueError(f"table_backend='numba' runs on the CPU; the operands are on {X.device}")
     acc = (_table_numba if use_numba else _table_torch)(p.signed_table, Xi, Wi)
-    return _wrap_(acc, acc_bits).reshape(*batch, M, N)
+    return _wrap_(acc, acc_bits, K * int(np.abs(p.signed_table).max(initial=0))).reshape(*batch, M, N)
 
 
 # ---- the products ----------------------------------------------------------------------------
@@ -356,7 +360,7 @@ def _product(dp, X, W, plan_, table_backend) -> torch.Tensor:
         exact_floats()
         return torch.matmul(X.to(torch.float32), W.to(torch.float32))
     X, W = _narrow(_ints(X), dp, "x"), _narrow(_ints(W), dp, "w")
-    batch = torch.broadcast_shapes(X.shape[:-2], W.shape[:-2])
+    batch = torch.broadcast_shapes(X.shape[:-2], W.shape[:-2]) if X.ndim > 2 or W.ndim > 2 else ()
     if X.shape[-1] == 0:
         return torch.zeros((*batch, X.shape[-2], W.shape[-1]), dtype=torch.int64, device=X.device)
     if p.path == "blas":
