@@ -462,6 +462,43 @@ def im2col(X, kh: int, kw: int, stride=1, padding=0, pad_value=0, dilation=1):
     return v.reshape(-1, C * kh * kw)
 
 
+# The CPU's BLAS-term convolutions: oneDNN's direct convolution (called as such: not the NNPACK
+# Winograd / FFT path torch may pick for F.conv2d) of the terms' float32 values. Exact while every
+# partial sum stays below 2^24: per group, C/groups*kh*kw * the term's largest |product| < 2^24
+# (larger layers take the patch path). The LeNet/MNIST convolutions ran 8-12x a float32 conv by
+# patches and matmuls, ~1x this way (tests: every conv against conv2d_definition).
+_DIRECT_CONV = torch.backends.mkldnn.is_available()
+
+
+def _term_values(V, tab, lo, dtype) -> torch.Tensor:
+    if tab is None:
+        return V.to(dtype)
+    return _table_tensor(tab, V.device, dtype)[V.to(torch.int64) - lo]
+
+
+def _conv_direct(p: Plan, X, W, st, pd, dl, G, acc_bits) -> torch.Tensor:
+    acc = None
+    by_shift: dict[int, list[Term]] = {}
+    for t in p.terms:
+        by_shift.setdefault(t.shift, []).append(t)
+    for shift, terms in sorted(by_shift.items()):
+        part = None
+        for t in terms:
+            fx = _term_values(X, t.F, p.x_lo, torch.float32)
+            zero = 0.0 if t.F is None else float(t.F[-p.x_lo])          # the zero code's value pads
+            pad = list(pd)
+            if zero != 0.0 and any(pd):
+                fx = F.pad(fx, (pd[1], pd[1], pd[0], pd[0]), value=zero)
+                pad = [0, 0]
+            y = torch.ops.aten.mkldnn_convolution(fx.contiguous(), _term_values(W, t.G, p.w_lo, torch.float32).contiguous(),
+                                                  None, pad, list(st), list(dl), G).to(torch.int64)
+            part = y if part is None else part.add_(y)
+        if shift:
+            part = _wrap_(part, acc_bits - shift).mul_(1 << shift)
+        acc = part if acc is None else _wrap_(acc.add_(part), acc_bits)
+    return _wrap_(acc, acc_bits)
+
+
 def conv2d(datapath, X, W, stride=1, padding=0, dilation=1, groups: int = 1, *, table_backend: str = "auto"):
     """Convolution through the products above: X N x C x H x W codes, W Cout x C/groups x kh x kw
     codes -> N x Cout x Ho x Wo accumulations (stride, padding, dilation: an int or a pair;
@@ -475,8 +512,12 @@ def conv2d(datapath, X, W, stride=1, padding=0, dilation=1, groups: int = 1, *, 
     cout, cg, kh, kw = Wt.shape
     if not dp.is_float:
         Xt, Wt = _narrow(_ints(Xt), dp, "x"), _narrow(_ints(Wt), dp, "w")
-    view = _patches(Xt, kh, kw, st, pd, dl)                      # N, Ho, Wo, C, kh, kw
     L = N * Ho * Wo
+    p = plan(dp)
+    if Xt.device.type == "cpu" and p.path == "blas" and _DIRECT_CONV and \
+            all(cg * kh * kw * t.bound < EXACT_F32 for t in p.terms):
+        return _out(_conv_direct(p, Xt, Wt, st, pd, dl, G, dp.acc_bits), numpy_in)
+    view = _patches(Xt, kh, kw, st, pd, dl)                      # N, Ho, Wo, C, kh, kw
     if G == 1:
         Y = _product(dp, view.reshape(L, C * kh * kw), Wt.reshape(cout, -1).t(), None, table_backend)
     else:
