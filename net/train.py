@@ -476,6 +476,7 @@ POTQ_ABLATION = (
     ("errors LUQ, no WBC", "train", _M, {**_LUQ, "wbc": False}),
     ("errors LUQ, no PRC", "train", _M, {**_LUQ, "prc": False}),
     ("errors LUQ, linear-nearest forward", "train", _M, {**_LUQ, "fwd_rounding": "linear"}),
+    ("errors LUQ, linear-nearest forward, no PRC", "train", _M, {**_LUQ, "fwd_rounding": "linear", "prc": False}),
     ("split: PoT forward, float errors", "train", _M, {"errors": "fp32"}),
     ("split: float forward, LUQ errors", "train", _M, {**_LUQ, "fwd_rounding": "fp32"}),
     ("split: float forward, nearest errors", "train", _M, {"fwd_rounding": "fp32"}),
