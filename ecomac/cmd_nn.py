@@ -57,6 +57,13 @@ def _add_train_parser(ns) -> None:
                    help="ALS-POTQ Parameterized Ratio Clipping (default on)")
     p.add_argument("--err-scale", choices=("tensor", "sample"), help="ALS-POTQ error scales: one power of two per "
                    "tensor (default) or per sample (weight gradient on a 6-bit MF-MAC at a common scale)")
+    p.add_argument("--err-rounding", choices=("nearest", "stochastic", "luq"),
+                   help="ALS-POTQ error quantizer: nearest power (log domain, default), stochastic (linear-domain "
+                   "stochastic rounding at the nearest-max scale) or luq (unbiased: nothing clipped, stochastic "
+                   "rounding and underflow; the luq-quant unit priced per error)")
+    p.add_argument("--fwd-rounding", choices=("log", "linear", "fp32"),
+                   help="ALS-POTQ weight/activation rounding: log (default: threshold sqrt(2) 2^n), linear "
+                   "(threshold 1.5 2^n, the MSE optimum) or fp32 (float forward, PoT errors only: a study mode)")
     p.add_argument("--grad", choices=("ste", "table"), help="approx/lut backward: straight-through (ste, default) "
                    "or the table's finite-difference gradient (table)")
     p.add_argument("--anneal", action="store_true", help="asm: anneal the alphabet projection over the epochs")
@@ -79,7 +86,7 @@ def _train_kwargs(args) -> dict:
     """Keyword arguments of net.train.train from the parsed options (mode options only when given)."""
     kw = {"epochs": args.epochs, "seed": args.seed, "datapath": args.datapath, "errors": args.errors,
           "lr": args.lr, "lr_pow2": args.lr_pow2, "optimizer": args.optimizer, "batch_size": args.batch_size}
-    for name in ("wbc", "prc", "grad", "err_scale"):
+    for name in ("wbc", "prc", "grad", "err_scale", "err_rounding", "fwd_rounding"):
         if getattr(args, name) is not None:
             kw[name] = getattr(args, name)
     if args.anneal:
@@ -99,7 +106,8 @@ def _check_train_args(args, kwargs) -> None:
         raise ValueError(f"--lr must be a finite number > 0, got {args.lr}")
     validate_options(**{k: kwargs[k] for k in ("epochs", "seed", "lr", "batch_size", "optimizer", "lr_pow2")})
     make_mode(kwargs["datapath"], kwargs["errors"],
-              **{k: v for k, v in kwargs.items() if k in ("wbc", "prc", "grad", "anneal", "err_scale")})
+              **{k: v for k, v in kwargs.items()
+                 if k in ("wbc", "prc", "grad", "anneal", "err_scale", "err_rounding", "fwd_rounding")})
     if args.init is not None and not os.path.isfile(args.init):
         raise ValueError(f"--init {args.init}: no such checkpoint file")
     if args.plot:
@@ -157,7 +165,8 @@ def _cmd_train(args) -> int:
         return 0                          # torchrun: process 0 writes and prints
     model = model.to("cpu")
     energy = training_energy(model, ds.input_shape, args.datapath, args.errors, args.batch_size,
-                             hist["steps_per_epoch"], **({"err_scale": args.err_scale} if args.err_scale else {}))
+                             hist["steps_per_epoch"], **{k: kwargs[k] for k in ("err_scale", "err_rounding", "fwd_rounding")
+                                                         if k in kwargs})
     meta = {"data": args.data, "seed": args.seed, "epochs": args.epochs,
             "test_accuracy_pct": hist["test_accuracy_pct"], "train_accuracy_pct": hist["train_accuracy_pct"],
             "train_s": secs, "options": opts}
