@@ -3,7 +3,8 @@ net -> ecomac: nothing here imports the CLI).
 
 datapath.py  resolve a datapath spec (golden/datapath.py) incl. `lut:FILE.v` circuits
 kernels.py   bit-exact fast matrix products / convolutions on operand codes (torch, any device)
-plans.py     each datapath's exact fast path (separable BLAS terms or a table)
+plans.py     each datapath's exact fast path (separable BLAS terms or a table); kernel_tables.py the
+             table kernels and the helpers both paths share
 emulate.py   the validated `ecomac emulate` entry and its benchmark
 data.py      offline data sets (digits, MNIST-5k, FILE.npz) and their deterministic splits
 models.py    the shipped MLP and LeNet-like CNN; checkpoints
