@@ -8,7 +8,9 @@ plans.py     each datapath's exact fast path (separable BLAS terms or a table); 
 emulate.py   the validated `ecomac emulate` entry and its benchmark
 data.py      offline data sets (digits, MNIST-5k, FILE.npz) and their deterministic splits
 models.py    the shipped MLP and LeNet-like CNN; checkpoints
-layers.py    emulated Linear/Conv2d on a datapath, `convert` by spec or per-layer mapping
+quant.py     the golden quantizers in torch, on the tensors' device
+layers.py    emulated Linear/Conv2d/Matmul on a datapath, `convert` by spec or per-layer mapping
+device.py    --device cpu|cuda; distributed.py training under torchrun (DDP)
 importer.py  PyTorch / ONNX models -> the energy model's layer list
 evaluate.py  accuracy beside energy per datapath
 train.py     the training loop of every mode; potq.py (ALS-POTQ), qat.py (int8/ASM/approx-aware)
