@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.ecomac-installed
 BUILD  := build
 PYTEST_JOBS ?= auto
 
-.PHONY: all env iverilog verilog sim synth test report bench fpga prove experiments clean
+.PHONY: all env iverilog verilog sim synth test report bench bench-cuda gpu-check fpga prove experiments clean
 
 all: report
 
@@ -65,6 +65,14 @@ experiments: env
 
 bench: env iverilog
 	$(BIN)/python -m ecomac.bench -o $(BUILD)/bench
+
+# the device-aware benches (emulation kernels, training/eval per datapath) on a CUDA GPU
+bench-cuda: env
+	$(BIN)/python -m ecomac.bench --device cuda -o $(BUILD)/bench
+
+# on a machine with a CUDA GPU: every CPU-vs-CUDA comparison (bit-exact) and the GPU benches, minutes
+gpu-check: env
+	$(BIN)/python -m ecomac.gpu_check -o $(BUILD)/gpu_check
 
 clean:
 	rm -rf $(BUILD) sim_build results.xml .pytest_cache

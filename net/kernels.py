@@ -33,9 +33,7 @@ The fast path of each datapath is its plan (net/plans.py):
 """
 from __future__ import annotations
 
-import math
 
-import numba
 import numpy as np
 import torch
 from torch.nn import functional as F
@@ -43,6 +41,7 @@ from torch.nn import functional as F
 from golden.fixed import wrap
 
 from .datapath import parse
+from .kernel_tables import _chunks, _gather3, _np_tables, _table, _table_tensor, _workspace, _wrap_
 from .plans import EXACT_F32, EXACT_F64, MAX_BLAS_TERMS, Plan, Term, build_plan, plan
 
 __all__ = ["matmul", "bmm", "conv2d", "conv2d_definition", "im2col", "conv_out_size", "plan", "Plan", "Term",
@@ -50,13 +49,6 @@ __all__ = ["matmul", "bmm", "conv2d", "conv2d_definition", "im2col", "conv_out_s
 
 _MIN_F32_CHUNK = 256          # below this K-chunk, one float64 product beats many float32 ones
 
-# numba's parallel loops run on its own "workqueue" thread pool, not on OpenMP: numba's OpenMP
-# layer resizes the OpenMP runtime torch shares, after which every torch op opens an OpenMP region
-# of numba's size (measured on a busy 2-core machine: 25 ms instead of 7 us per small op).
-from numba.np.ufunc import parallel as _numba_parallel  # noqa: E402
-
-if not getattr(_numba_parallel, "_is_initialized", False):
-    numba.config.THREADING_LAYER = "workqueue"
 TABLE_BACKENDS = ("auto", "numba", "torch")
 
 
@@ -101,35 +93,34 @@ def _ints(t: torch.Tensor) -> torch.Tensor:
     return t if not (t.is_floating_point() or t.dtype == torch.bool) else t.to(torch.int64)
 
 
-# ---- wrapping --------------------------------------------------------------------------------
-def _wrap_(acc: torch.Tensor, bits: int) -> torch.Tensor:
-    """golden.fixed.wrap in place for int64 sums held mod 2^64 (bits <= 62)."""
-    acc += 1 << (bits - 1)
-    acc &= (1 << bits) - 1
-    acc -= 1 << (bits - 1)
-    return acc
+def _narrow(t: torch.Tensor, dp, role: str) -> torch.Tensor:
+    """Codes in the smallest integer type holding the role's code range (int8 for 8-bit codes):
+    patches, casts and gathers then move 1/8 of int64's bytes."""
+    lo, hi = dp.code_range(role)
+    for dt in (torch.int8, torch.int16, torch.int32):
+        info = torch.iinfo(dt)
+        if info.min <= lo and hi <= info.max:
+            return t if t.dtype == dt else t.to(dt)
+    return t
 
 
 # ---- the BLAS path ---------------------------------------------------------------------------
-def _chunks(K: int, step: int) -> list[tuple[int, int]]:
-    """K split into equal chunks of at most `step`."""
-    n = max(1, math.ceil(K / step))
-    edges = np.linspace(0, K, n + 1).round().astype(int)
-    return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:]) if b > a]
-
-
-_TABLES: dict = {}
-
-
-def _table_tensor(arr: np.ndarray | None, device, dtype) -> torch.Tensor:
-    """A plan's table (None: the int8 codes' own values -128..127) as a tensor on `device`,
-    cached (the array is kept referenced, so its id is not reused)."""
-    key = (id(arr), str(device), dtype)
-    hit = _TABLES.get(key)
-    if hit is None:
-        src = np.arange(-128, 128) if arr is None else arr
-        hit = _TABLES[key] = (arr, torch.as_tensor(np.asarray(src, np.float64)).to(device=device, dtype=dtype))
-    return hit[1]
+def _operand(V, tabs, lo, dtype, role) -> torch.Tensor:
+    """V (..., R, k) codes -> (..., R, T*k) floats: term t's table values in columns t*k..(t+1)*k
+    (a None table: the code's own value)."""
+    ident = len(tabs) == 1 and tabs[0] is None
+    if V.device.type != "cpu":
+        if ident:
+            return V.to(dtype)
+        ix = V.to(torch.int64) - lo
+        return torch.cat([V.to(dtype) if t is None else _table_tensor(t, V.device, dtype)[ix] for t in tabs], dim=-1)
+    shape = (*V.shape[:-1], len(tabs) * V.shape[-1])
+    buf = _workspace(role, shape, dtype)
+    if ident:
+        return buf.copy_(V)
+    V3 = V.reshape(-1, V.shape[-2], V.shape[-1])
+    _gather3(V3.numpy(), lo, _np_tables(tabs, dtype), buf.view(-1, shape[-2], shape[-1]).numpy())
+    return buf
 
 
 def _blas_group(X, W, terms, x_lo, w_lo) -> torch.Tensor:
@@ -138,23 +129,22 @@ def _blas_group(X, W, terms, x_lo, w_lo) -> torch.Tensor:
     bound = max(sum(t.bound for t in terms), 1)
     dtype = torch.float32 if EXACT_F32 // bound >= min(K, _MIN_F32_CHUNK) else torch.float64
     step = max(1, (EXACT_F32 if dtype == torch.float32 else EXACT_F64) // bound)
-    dev = X.device
+    cpu = X.device.type == "cpu"
     acc = None
     for k0, k1 in _chunks(K, step):
-        Xc, Wc = X[..., k0:k1], W[..., k0:k1, :]
-        if len(terms) == 1 and terms[0].F is None:
-            A = Xc.to(dtype)
+        A = _operand(X[..., k0:k1], [t.F for t in terms], x_lo, dtype, "A")
+        B = _operand(W[..., k0:k1, :].transpose(-1, -2), [t.G for t in terms], w_lo, dtype, "B").transpose(-1, -2)
+        if not cpu:
+            part = torch.matmul(A, B).to(torch.int64)
+            acc = part if acc is None else acc.add_(part)
+            continue
+        lead = torch.broadcast_shapes(A.shape[:-2], B.shape[:-2]) if A.ndim > 2 or B.ndim > 2 else ()
+        shape = (*lead, A.shape[-2], B.shape[-1])
+        Y = torch.matmul(A, B, out=_workspace("Y", shape, dtype))
+        if acc is None:
+            acc = torch.empty(shape, dtype=torch.int64).copy_(Y)
         else:
-            ix = Xc.to(torch.int64) - x_lo
-            A = torch.cat([_table_tensor(t.F, dev, dtype)[ix] for t in terms], dim=-1)
-        if len(terms) == 1 and terms[0].G is None:
-            B = Wc.to(dtype)
-        else:
-            iw = Wc.to(torch.int64) - w_lo
-            B = torch.cat([Wc.to(dtype) if t.G is None else _table_tensor(t.G, dev, dtype)[iw] for t in terms],
-                          dim=-2)
-        part = torch.matmul(A, B).to(torch.int64)
-        acc = part if acc is None else acc.add_(part)
+            acc.add_(_workspace("I", shape, torch.int64).copy_(Y))
     return acc
 
 
@@ -168,100 +158,7 @@ def _blas(p: Plan, X, W, acc_bits: int) -> torch.Tensor:
         if shift:       # (part mod 2^(acc - shift)) * 2^shift: exact mod 2^acc, no int64 overflow
             part = _wrap_(part, acc_bits - shift).mul_(1 << shift)
         acc = part if acc is None else _wrap_(acc.add_(part), acc_bits)
-    return _wrap_(acc, acc_bits)
-
-
-# ---- the table path --------------------------------------------------------------------------
-def _table_matmul_impl(X, Wi, St, out, KC, nblk):
-    """out[b, m, n] += sum_k St[X[b, m, k], Wi[b, k, n]] (X B x M x K, Wi B x K x N: uint8 table
-    indices; St 256 x 256, row = activation). The one-hot form of the table product: per chunk of
-    KC k's, G[k, x, :] = St[x, Wi[b, k, :]] (every row the activation x can select), then each
-    output row adds the KC rows its activations select - contiguous vector adds. nblk row blocks
-    of every batch entry run in parallel, each building its own G (cost 256 / block rows)."""
-    B, M, K = X.shape
-    N = Wi.shape[2]
-    MB = (M + nblk - 1) // nblk
-    for job in numba.prange(B * nblk):
-        b = job // nblk
-        blk = job % nblk
-        G = np.empty((KC * 256, N), St.dtype)
-        acc = np.zeros(N, out.dtype)
-        m0 = blk * MB
-        m1 = min(M, m0 + MB)
-        for k0 in range(0, K, KC):
-            kc = min(K, k0 + KC) - k0
-            for kk in range(kc):
-                for x in range(256):
-                    for n in range(N):
-                        G[kk * 256 + x, n] = St[x, Wi[b, k0 + kk, n]]
-            for m in range(m0, m1):
-                for n in range(N):
-                    acc[n] = out[b, m, n]
-                for kk in range(kc):
-                    r = kk * 256 + X[b, m, k0 + kk]
-                    for n in range(N):
-                        acc[n] += G[r, n]
-                for n in range(N):
-                    out[b, m, n] = acc[n]
-
-
-# Small products run serially: a parallel region's start costs more than it saves there, and its
-# spinning worker threads slow the torch ops that follow on a busy machine.
-_table_matmul = numba.njit(parallel=True, cache=True)(_table_matmul_impl)
-_table_matmul_serial = numba.njit(cache=True)(_table_matmul_impl)
-_SERIAL_WORK = 1 << 22              # M*K*N below this: the serial kernel
-
-
-def _table_numba(St: np.ndarray, Xi: torch.Tensor, Wi: torch.Tensor) -> torch.Tensor:
-    """Xi B x M x K, Wi B x K x N uint8 CPU tensors -> int64 B x M x N sums (not wrapped)."""
-    big = int(np.abs(St).max(initial=0))
-    St = St.astype(np.int16 if big < 1 << 15 else np.int32)
-    Xn, Wn = Xi.numpy(), Wi.numpy()
-    Bt, M, K = Xn.shape
-    nblk = max(1, min(numba.config.NUMBA_NUM_THREADS, M // 256))
-    kern = _table_matmul_serial if Bt * M * K * Wn.shape[2] < _SERIAL_WORK else _table_matmul
-    kmax = max(1, ((1 << 31) - 1) // max(big, 1))            # int32 accumulators cannot overflow
-    acc = np.zeros((Bt, M, Wn.shape[2]), np.int64)
-    for k0, k1 in _chunks(K, kmax):
-        out = np.zeros(acc.shape, np.int32)
-        kern(np.ascontiguousarray(Xn[..., k0:k1]), np.ascontiguousarray(Wn[:, k0:k1]), St, out, 8, nblk)
-        acc += out
-    return torch.from_numpy(acc)
-
-
-def _table_torch(St: np.ndarray, Xi: torch.Tensor, Wi: torch.Tensor) -> torch.Tensor:
-    """The same sums by torch ops on Xi's device: per chunk of c k's, the gathered table
-    G[b, k, x, :] = St[x, Wi[b, k, :]] and one embedding_bag sum per output row (b, m) over the
-    rows b*c*256 + k*256 + Xi[b, m, k]. float32, exact: c * max|St| <= 2^24."""
-    dev = Xi.device
-    big = max(int(np.abs(St).max(initial=0)), 1)
-    S = _table_tensor(St, dev, torch.float32)                    # 256 x 256
-    Bt, M, K = Xi.shape
-    N = Wi.shape[2]
-    acc = torch.zeros((Bt * M, N), dtype=torch.int64, device=dev)
-    step = max(1, EXACT_F32 // big)
-    for k0, k1 in _chunks(K, step):
-        c = k1 - k0
-        G = S[:, Wi[:, k0:k1].to(torch.int64)]                  # 256 x B x c x N
-        G = G.permute(1, 2, 0, 3).reshape(Bt * c * 256, N)
-        base = (torch.arange(Bt, device=dev) * (c * 256))[:, None, None] + \
-            (torch.arange(c, device=dev) * 256)[None, None, :]
-        idx = (Xi[..., k0:k1].to(torch.int64) + base).reshape(Bt * M, c)
-        acc += F.embedding_bag(idx, G, mode="sum").to(torch.int64)
-    return acc.reshape(Bt, M, N)
-
-
-def _table(p: Plan, X, W, acc_bits: int, backend: str) -> torch.Tensor:
-    """X (..., M, K), W (..., K, N) codes -> wrapped int64 (..., M, N) on the table path."""
-    batch = torch.broadcast_shapes(X.shape[:-2], W.shape[:-2])
-    M, K, N = X.shape[-2], X.shape[-1], W.shape[-1]
-    Xi = (X.to(torch.int16) - p.x_lo).to(torch.uint8).expand(*batch, M, K).reshape(-1, M, K)
-    Wi = (W.to(torch.int16) - p.w_lo).to(torch.uint8).expand(*batch, K, N).reshape(-1, K, N)
-    use_numba = backend == "numba" or (backend == "auto" and X.device.type == "cpu")
-    if use_numba and X.device.type != "cpu":
-        raise ValueError(f"table_backend='numba' runs on the CPU; the operands are on {X.device}")
-    acc = (_table_numba if use_numba else _table_torch)(p.signed_table, Xi, Wi)
-    return _wrap_(acc, acc_bits).reshape(*batch, M, N)
+    return _wrap_(acc, acc_bits, X.shape[-1] * sum(t.bound << t.shift for t in p.terms))
 
 
 # ---- the products ----------------------------------------------------------------------------
@@ -273,8 +170,8 @@ def _product(dp, X, W, plan_, table_backend) -> torch.Tensor:
     if p.path == "fp32":
         exact_floats()
         return torch.matmul(X.to(torch.float32), W.to(torch.float32))
-    X, W = _ints(X), _ints(W)
-    batch = torch.broadcast_shapes(X.shape[:-2], W.shape[:-2])
+    X, W = _narrow(_ints(X), dp, "x"), _narrow(_ints(W), dp, "w")
+    batch = torch.broadcast_shapes(X.shape[:-2], W.shape[:-2]) if X.ndim > 2 or W.ndim > 2 else ()
     if X.shape[-1] == 0:
         return torch.zeros((*batch, X.shape[-2], W.shape[-1]), dtype=torch.int64, device=X.device)
     if p.path == "blas":
@@ -376,6 +273,48 @@ def im2col(X, kh: int, kw: int, stride=1, padding=0, pad_value=0, dilation=1):
     return v.reshape(-1, C * kh * kw)
 
 
+# The CPU's BLAS-term convolutions: oneDNN's direct convolution (called as such: not the NNPACK
+# Winograd / FFT path torch may pick for F.conv2d) of the terms' float32 values. Exact while every
+# partial sum stays below 2^24: per group, C/groups*kh*kw * the term's largest |product| < 2^24
+# (larger layers take the patch path). The LeNet/MNIST convolutions ran 8-12x a float32 conv by
+# patches and matmuls, ~1x this way (tests: every conv against conv2d_definition).
+_DIRECT_CONV = torch.backends.mkldnn.is_available()
+
+
+def _term_values(V, tab, lo, dtype) -> torch.Tensor:
+    if tab is None:
+        return V.to(dtype)
+    if V.device.type == "cpu":                    # the compiled gather (torch indexing: ~35 ns/element)
+        out = torch.empty(V.shape, dtype=dtype)
+        V3 = V.contiguous().reshape(1, -1, V.shape[-1])
+        _gather3(V3.numpy(), lo, _np_tables([tab], dtype), out.view(1, -1, V.shape[-1]).numpy())
+        return out
+    return _table_tensor(tab, V.device, dtype)[V.to(torch.int64) - lo]
+
+
+def _conv_direct(p: Plan, X, W, st, pd, dl, G, acc_bits) -> torch.Tensor:
+    acc = None
+    by_shift: dict[int, list[Term]] = {}
+    for t in p.terms:
+        by_shift.setdefault(t.shift, []).append(t)
+    for shift, terms in sorted(by_shift.items()):
+        part = None
+        for t in terms:
+            fx = _term_values(X, t.F, p.x_lo, torch.float32)
+            zero = 0.0 if t.F is None else float(t.F[-p.x_lo])          # the zero code's value pads
+            pad = list(pd)
+            if zero != 0.0 and any(pd):
+                fx = F.pad(fx, (pd[1], pd[1], pd[0], pd[0]), value=zero)
+                pad = [0, 0]
+            y = torch.ops.aten.mkldnn_convolution(fx.contiguous(), _term_values(W, t.G, p.w_lo, torch.float32).contiguous(),
+                                                  None, pad, list(st), list(dl), G).to(torch.int64)
+            part = y if part is None else part.add_(y)
+        if shift:
+            part = _wrap_(part, acc_bits - shift).mul_(1 << shift)
+        acc = part if acc is None else _wrap_(acc.add_(part), acc_bits)
+    return _wrap_(acc, acc_bits)
+
+
 def conv2d(datapath, X, W, stride=1, padding=0, dilation=1, groups: int = 1, *, table_backend: str = "auto"):
     """Convolution through the products above: X N x C x H x W codes, W Cout x C/groups x kh x kw
     codes -> N x Cout x Ho x Wo accumulations (stride, padding, dilation: an int or a pair;
@@ -388,9 +327,13 @@ def conv2d(datapath, X, W, stride=1, padding=0, dilation=1, groups: int = 1, *, 
     N, C = Xt.shape[:2]
     cout, cg, kh, kw = Wt.shape
     if not dp.is_float:
-        Xt, Wt = _ints(Xt), _ints(Wt)
-    view = _patches(Xt, kh, kw, st, pd, dl)                      # N, Ho, Wo, C, kh, kw
+        Xt, Wt = _narrow(_ints(Xt), dp, "x"), _narrow(_ints(Wt), dp, "w")
     L = N * Ho * Wo
+    p = plan(dp)
+    if Xt.device.type == "cpu" and p.path == "blas" and _DIRECT_CONV and \
+            all(cg * kh * kw * t.bound < EXACT_F32 for t in p.terms):
+        return _out(_conv_direct(p, Xt, Wt, st, pd, dl, G, dp.acc_bits), numpy_in)
+    view = _patches(Xt, kh, kw, st, pd, dl)                      # N, Ho, Wo, C, kh, kw
     if G == 1:
         Y = _product(dp, view.reshape(L, C * kh * kw), Wt.reshape(cout, -1).t(), None, table_backend)
     else:

@@ -198,9 +198,13 @@ class _EmuBase(nn.Module):
         return codes, scale
 
     def quantized_weight(self) -> torch.Tensor:
-        """The dequantized quantized weights values(codes) * s_w (float32): what the MAC multiplies."""
+        """The dequantized quantized weights values(codes) * s_w (float32): what the MAC multiplies
+        (cached with the codes)."""
         codes, scale = self._weight_codes()
-        return quant.dequantize(self.dp, codes, scale.reshape((-1,) + (1,) * (codes.ndim - 1)), "w")
+        if len(self._wcache) == 3:
+            wq = quant.dequantize(self.dp, codes, scale.reshape((-1,) + (1,) * (codes.ndim - 1)), "w")
+            self._wcache = (*self._wcache, wq)
+        return self._wcache[3]
 
     def _x_codes(self, x: torch.Tensor):
         return self.observer.codes(x, "emulated layer")

@@ -187,7 +187,7 @@ class _PotLinearFn(torch.autograd.Function):
         yi = P.mm(core.dp, xq, wq.t(), core.stats)
         y = yi.to(torch.float64) * (sx * sw)
         if delta is not None:
-            y = y + (core.vals(xq).double() * sx).sum(1, keepdim=True) * delta[None, :]
+            y = y + core.vals(xq).sum(1, keepdim=True).double() * sx * delta[None, :]      # integer sums: exact
         out = y.to(x.dtype)
         if b is not None:
             out = out + b.detach()
@@ -233,7 +233,7 @@ class _PotConvFn(torch.autograd.Function):
         yi = P.conv_forward(core.dp, xq, wq, stride, padding, dilation, groups, core.stats)
         y = yi.to(torch.float64) * (sx * sw)
         if delta is not None:
-            y = y + _box(core.vals(xq).double() * sx, w.shape, geo) * delta[None, :, None, None]
+            y = _add_per_group(y, _box(core.vals(xq), w.shape, geo).double() * sx, delta, geo[3])
         out = y.to(x.dtype)
         if b is not None:
             out = out + b.detach()[None, :, None, None]
@@ -283,16 +283,21 @@ class _PotConvFn(torch.autograd.Function):
         return dx.to(f), dw.to(f), (db.to(f) if has_b else None), None, None
 
 
-def _box(xd, wshape, geo):
-    """Per output position and channel: the sum of the dequantized inputs under the kernel window
-    of the channel's group (WBC's delta_c multiplies it)."""
+def _box(xv, wshape, geo):
+    """Per output position and group: the sum of the input code values under the kernel window of
+    the group's channels, N x G x Ho x Wo (integers: exact in float32 below 2^24; WBC multiplies it
+    by sx and the channel's delta_c)."""
     stride, padding, dilation, G = geo
-    cout, _, kh, kw = wshape
-    n, c, h, w = xd.shape
-    s = xd.reshape(n, G, c // G, h, w).sum(2)
-    ones = torch.ones(G, 1, kh, kw, dtype=xd.dtype, device=xd.device)
-    box = F.conv2d(s, ones, stride=stride, padding=padding, dilation=dilation, groups=G)
-    return box.repeat_interleave(cout // G, dim=1)
+    n, c, h, w = xv.shape
+    s = xv.reshape(n, G, c // G, h, w).sum(2)
+    ones = torch.ones(G, 1, wshape[2], wshape[3], dtype=xv.dtype, device=xv.device)
+    return F.conv2d(s, ones, stride=stride, padding=padding, dilation=dilation, groups=G)
+
+
+def _add_per_group(y, box, delta, G):
+    """y (N x Cout x Ho x Wo) + box (N x G x Ho x Wo, group of channel c) * delta_c."""
+    n, cout = y.shape[:2]
+    return (y.reshape(n, G, cout // G, *y.shape[2:]) + box[:, :, None] * delta.reshape(1, G, cout // G, 1, 1)).reshape(y.shape)
 
 
 class _PotMatmulFn(torch.autograd.Function):

@@ -152,12 +152,20 @@ def _table_grads_torch(Da, Dw, X, W, G, need_x, need_w):
     return dx, dw
 
 
-def table_grads(tables, X, W, G, need_x=True, need_w=True, backend: str = "auto"):
+GRAD_BACKEND = "auto"       # table_grads' default: auto (numba on the CPU, torch elsewhere), numba, torch
+
+
+def _use_numba(device, backend) -> bool:
+    backend = GRAD_BACKEND if backend is None else backend
+    return backend == "numba" or (backend == "auto" and device.type == "cpu")
+
+
+def table_grads(tables, X, W, G, need_x=True, need_w=True, backend: str | None = None):
     """(dX, dW) of sum_{m,k,n} G[m,n] * M(X[m,k], W[k,n]) through the derivative tables: X, W
     int code tensors (M x K, K x N), G float (M x N) -> float64 tensors on X's device.
-    backend: auto (numba on the CPU, torch elsewhere), numba or torch."""
+    backend: auto (numba on the CPU, torch elsewhere), numba or torch (None: GRAD_BACKEND)."""
     Da, Dw = tables
-    if backend == "numba" or (backend == "auto" and X.device.type == "cpu"):
+    if _use_numba(X.device, backend):
         g = G.detach().cpu().numpy()
         dx = torch.from_numpy(table_grad_x(Da, X, W, g)) if need_x else None
         dw = torch.from_numpy(table_grad_w(Dw, X, W, g)) if need_w else None
@@ -271,10 +279,12 @@ class _QatConvFn(torch.autograd.Function):
         Xg = cols.reshape(L, groups, kg).permute(1, 0, 2)                         # G, L, Kg
         Wg = wq.reshape(groups, cout // groups, kg).transpose(1, 2)               # G, Kg, Cout/G
         Gg = g.permute(0, 2, 3, 1).reshape(L, groups, cout // groups).permute(1, 0, 2)
-        parts = [table_grads(core.tables, Xg[i], Wg[i], Gg[i], need_x, True) for i in range(groups)] \
-            if Xg.device.type == "cpu" else [table_grads(core.tables, Xg, Wg, Gg, need_x, True)]
-        dcols = torch.stack([p[0] for p in parts]) if (need_x and len(parts) > 1) else (parts[0][0] if need_x else None)
-        dwg = torch.stack([p[1] for p in parts]) if len(parts) > 1 else parts[0][1]
+        if _use_numba(Xg.device, None):       # numba: one 2-D product per group
+            parts = [table_grads(core.tables, Xg[i], Wg[i], Gg[i], need_x, True) for i in range(groups)]
+            dcols = torch.stack([p[0] for p in parts]) if need_x else None
+            dwg = torch.stack([p[1] for p in parts])
+        else:                                 # the torch formulation: all groups batched
+            dcols, dwg = table_grads(core.tables, Xg, Wg, Gg, need_x, True)
         dw = (dwg.transpose(1, 2).reshape(cout, cg, kh, kw) * sx).to(torch.float32)
         dx = None
         if need_x:

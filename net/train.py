@@ -481,12 +481,12 @@ POTQ_ABLATION = (
     ("errors LUQ, no WBC", "train", _M, {**_LUQ, "wbc": False}),
     ("errors LUQ, no PRC", "train", _M, {**_LUQ, "prc": False}),
     ("errors LUQ, linear-nearest forward", "train", _M, {**_LUQ, "fwd_rounding": "linear"}),
+    ("errors LUQ, linear-nearest forward, no PRC", "train", _M, {**_LUQ, "fwd_rounding": "linear", "prc": False}),
     ("split: PoT forward, float errors", "train", _M, {"errors": "fp32"}),
     ("split: float forward, LUQ errors", "train", _M, {**_LUQ, "fwd_rounding": "fp32"}),
     ("split: float forward, nearest errors", "train", _M, {"fwd_rounding": "fp32"}),
 )
-POTQ_CORE = tuple(c for c in POTQ_ABLATION if c[0] in (
-    "FP32", "errors nearest", "errors LUQ", "split: PoT forward, float errors", "split: float forward, LUQ errors"))
+POTQ_CORE = tuple(c for c in POTQ_ABLATION if c[0] in ("FP32", "errors nearest", "errors LUQ"))
 CONFIG_SETS = {"full": EXPERIMENT_CONFIGS + EXTRA_4BIT, "core": CORE_CONFIGS, "potq": POTQ_ABLATION,
                "potq-core": POTQ_CORE}
 

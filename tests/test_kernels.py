@@ -134,7 +134,7 @@ def test_fp32_is_float32_matmul():
     assert got.dtype == np.float32 and np.allclose(got, X @ W, rtol=1e-6, atol=1e-5)
 
 
-@pytest.mark.parametrize("spec", ["int8,acc_bits=18", "mfmac,exp_bits=2", "approx:mul-drum,k=3",
+@pytest.mark.parametrize("spec", ["int8,acc_bits=18", "mfmac,exp_bits=2", "approx:mul-drum,k=3", "approx:mul-trunc,k=2,correction=1", "mfmac,exp_bits=5",
                                   "approx:mul-mitchell", "asm,alphabet=1/3"])
 @pytest.mark.parametrize("stride,padding", [(1, 0), (2, 1), (3, 2)])
 def test_conv2d_equals_direct_loop(spec, stride, padding):
@@ -297,3 +297,15 @@ def test_tf32_stays_off():
         assert not torch.backends.cuda.matmul.allow_tf32 and not torch.backends.cudnn.allow_tf32
     finally:
         K.exact_floats()
+
+
+@pytest.mark.parametrize("cin", [100, 120])
+def test_conv_past_float32_exact_range(cin):
+    """C*kh*kw*128*128 around 2^24 (900 and 1080 products per output): both the direct-conv path
+    (below) and the patch path (above) are exact on extreme codes, wrapping or not."""
+    X = np.full((1, cin, 4, 4), -128)
+    W = np.full((2, cin, 3, 3), -128)
+    X[0, 0, 0, 0] = 127
+    for spec in ("int8,acc_bits=62", "int8"):
+        want = K.conv2d_definition(spec, X, W, padding=1)
+        assert np.array_equal(K.conv2d(spec, torch.from_numpy(X), torch.from_numpy(W), padding=1).numpy(), want)

@@ -263,3 +263,35 @@ def test_wrapped_accumulations_are_counted():
     r = layer.core.last
     assert np.array_equal(r["y_int"], parse("mfmac,acc_bits=14").matmul_definition(r["xq"], r["wq"].T))
     assert mode.end_epoch()["acc_overflows"] == 6
+
+
+@pytest.mark.parametrize("groups,dilation,errors", [(1, 1, "fp32"), (2, 2, "fp32"), (4, 1, "fp32"), (2, 2, None),
+                                                    (1, 1, None)])
+def test_conv_wbc_output_is_the_conv_with_the_mean_corrected_weights(groups, dilation, errors):
+    """WBC on a (grouped, dilated) conv: Y = conv(Xd, Wq*sw + delta_c) with delta_c restoring each
+    output channel's weight mean, and the input error (float, or the PoT error's values) gets the
+    same effective weights."""
+    torch.manual_seed(4)
+    mode = make_mode("mfmac", wbc=True, prc=False, errors=errors)
+    conv = nn.Conv2d(4, 8, 3, padding=1, dilation=dilation, groups=groups)
+    with torch.no_grad():
+        conv.weight.add_(0.05)
+    m = mode.convert(nn.Sequential(conv))
+    layer = mode.layers["0"]
+    potq.record(layer)
+    x = torch.rand(2, 4, 7, 7, requires_grad=True)
+    y = m(x)
+    r = layer.core.last
+    dp = mode.dp
+    wq = torch.from_numpy(dp.values(r["wq"]) * r["sw"])
+    w = conv.weight.detach().double()
+    eff = wq + (w.mean(dim=(1, 2, 3)) - wq.mean(dim=(1, 2, 3)))[:, None, None, None]
+    assert torch.allclose(eff.mean(dim=(1, 2, 3)), w.mean(dim=(1, 2, 3)), atol=1e-12)
+    xd = torch.from_numpy(dp.values(r["xq"]) * r["sx"])
+    want = nn.functional.conv2d(xd, eff, conv.bias.detach().double(), 1, 1, dilation, groups)
+    assert torch.allclose(y.detach().double(), want, rtol=1e-5, atol=1e-5)
+    g = torch.randn(y.shape)
+    y.backward(g)
+    e = g.double() if errors == "fp32" else torch.from_numpy(dp.values(r["eq"]) * r["se"])
+    want_dx = torch.nn.grad.conv2d_input(x.shape, eff, e, padding=1, dilation=dilation, groups=groups)
+    assert torch.allclose(x.grad.double(), want_dx, rtol=1e-5, atol=1e-5)

@@ -29,7 +29,8 @@ def test_table_grads_torch_equal_numba(spec):
     assert np.allclose(tx[0].numpy(), want)
 
 
-@pytest.mark.parametrize("conv", [dict(groups=2, dilation=2, padding=2), dict(stride=(2, 1), padding=(1, 0), groups=4)])
+@pytest.mark.parametrize("conv", [dict(groups=2, dilation=2, padding=2), dict(stride=(2, 1), padding=(1, 0), groups=4),
+                                  dict(padding=1)])
 def test_qat_conv_groups_dilation_forward_and_gradients(conv):
     torch.manual_seed(1)
     c = nn.Conv2d(4, 8, 3, **conv)
@@ -57,4 +58,22 @@ def test_qat_conv_groups_dilation_forward_and_gradients(conv):
             assert torch.allclose(grads[spec, grad][1], torch.nn.grad.conv2d_weight(xd, wd.shape, g, *args), atol=1e-4)
     # an exact multiplier's table gradient is the STE (codes at +-127: one-sided differences, exact too)
     for a, b in zip(grads["approx:mul-exact", "table"], grads["approx:mul-exact", "ste"]):
+        assert torch.allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_conv_table_gradient_torch_formulation_equals_numba(monkeypatch):
+    """The grouped conv's table gradient as CUDA runs it (all groups in one batched torch product)
+    equals the per-group numba loops, on the CPU."""
+    torch.manual_seed(2)
+    c = nn.Conv2d(4, 6, 3, padding=1, groups=2)
+    x = torch.randn(2, 4, 5, 5)
+    grads = []
+    for backend in ("numba", "torch"):
+        monkeypatch.setattr(qat, "GRAD_BACKEND", backend)
+        mode = make_mode("approx:mul-mitchell", grad="table")
+        m = mode.convert(nn.Sequential(c))
+        xr = x.clone().requires_grad_(True)
+        m(xr).square().sum().backward()
+        grads.append((xr.grad, mode.layers["0"].weight.grad))
+    for a, b in zip(*grads):
         assert torch.allclose(a, b, rtol=1e-5, atol=1e-5)
