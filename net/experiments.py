@@ -22,7 +22,11 @@ __all__ = ["TRAIN_EXPERIMENTS", "TRAIN_SEEDS", "train_experiments", "select_expe
 
 # `make experiments` (`ecomac nn experiments`): (arch, data, FP32 epochs) — each shipped model on its
 # data set (about 10 min on 2 idle cores); the other two pairs run when named (--only lenet:digits)
-EVAL_EXPERIMENTS = (("mlp", "digits", 30), ("lenet", "mnist", 5))
+EVAL_EXPERIMENTS = (("mlp", "digits", 30), ("lenet", "mnist", 5),
+                    # the seeds' architectures (docs/networks.md): BatchNorm folded, depthwise convs and
+                    # attention products on the datapath like every other product
+                    ("resnet", "mnist", 3), ("mobilenet", "mnist", 3), ("vit", "mnist", 3),
+                    ("resnet", "digits", 20), ("mobilenet", "digits", 30), ("vit", "digits", 30))
 MORE_EVAL_EXPERIMENTS = (("lenet", "digits", 20), ("mlp", "mnist", 10))
 EVAL_SEEDS = (0, 1, 2)
 

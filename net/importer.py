@@ -1,25 +1,34 @@
-"""Models -> the layer list of synth.network (parse_net's JSON object), by tracing shapes.
+"""Models -> the layer list of synth.network (parse_net's JSON object), and ONNX graphs as torch modules.
 
-    from_torch(model, input_shape)   a torch.nn.Module: one forward pass on zeros of `input_shape`
-                                     (batch first, e.g. (1, 1, 28, 28)) with forward hooks on every
-                                     nn.Linear / nn.Conv2d (and emulated layer) recording its input
-                                     shape; TorchScript modules go through ONNX (legacy exporter)
+    from_torch(model, input_shape)   a torch.nn.Module (or torch.export graph module, TorchScript):
+                                     net.graph.lift, then net.graph.census on one sample of
+                                     `input_shape` (batch first, e.g. (1, 1, 28, 28)): every product
+                                     (linear, conv with groups/dilation, activation x activation
+                                     matmul), products no datapath covers marked `float`
     from_onnx(path_or_proto, input_shape=None)
-                                     an ONNX graph: Conv, Gemm and MatMul (with a constant operand)
-                                     with shapes from onnx.shape_inference (input_shape fixes a
-                                     symbolic batch/size first)
-    load(path, input_shape=None)     by file: .onnx, else a model file (net.models.load)
+                                     an ONNX graph by onnx.shape_inference (with data propagation:
+                                     weights computed by constant subgraphs such as ConstantOfShape
+                                     have shapes), so graphs whose external weight files are absent
+                                     still give shapes and MACs; input_shape fixes a symbolic
+                                     batch/size first
+    OnnxModule / onnx_module(path)   an ONNX graph run in torch (nn eval): constant subgraphs folded
+                                     (onnx.reference), Conv (any group, dilation, pads) and Gemm /
+                                     MatMul with a constant weight as nn.Conv2d / nn.Linear (a
+                                     BatchNormalization after a Conv folded into it), MatMul of two
+                                     activations as net.graph.Matmul; the other operators of
+                                     ONNX_EVAL_OPS as float32 torch functions
+    torchscript_module(script, shape)  TorchScript through ONNX (dynamic batch) as an OnnxModule
 
-Each returns an `Imported`: `net` (the dict parse_net takes: {"name", "batch", "layers"}),
-`unsupported` ([(name, op)]: operators with multiply-accumulates that no layer kind covers —
-BatchNorm, ConvTranspose, grouped/dilated Conv, recurrent cells, MatMul of two activations ...;
-listed, never dropped silently) and `no_macs` ([(name, op)]: operators with no products —
-activations, pooling, reshapes — which the energy model does not charge).
+Each import returns an `Imported`: `net` (the dict parse_net takes: {"name", "batch", "layers"}),
+`unsupported` ([(name, op)]: operators with multiply-accumulates no layer kind covers —
+ConvTranspose, recurrent cells, ...; listed, never dropped silently), `no_macs` ([(name, op)]: ONNX
+operators without products — activations, pooling, normalization, reshapes and the folded constant
+subgraphs) and `ops` ({op: {"count", "elements"}}: the same grouped by operator, with the elements
+they produce, for summaries like `ConstantOfShape ×239`).
 
 Layer kinds: linear {in, out, tokens} (tokens = the product of the input's leading dimensions
-over the batch), conv {in_ch, out_ch, kernel [kh, kw], H, W, stride, padding} (one stride and
-padding for both axes: the net format's). Functional calls inside forward (F.linear, torch.matmul)
-are invisible to module hooks: import such models from ONNX.
+over the batch), conv {in_ch, out_ch, kernel, H, W, stride, padding [top, left, bottom, right],
+groups, dilation}, matmul {M, K, N, count} (two activations).
 """
 from __future__ import annotations
 
@@ -32,22 +41,25 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["Imported", "from_torch", "from_onnx", "load", "parse_input_shape"]
+from . import graph
+from .census import matmul_entry
+from .onnx_graph import ONNX_EVAL_OPS, OnnxModule, load_onnx, node_attrs, onnx_module, value_dims  # noqa: F401
 
-# ONNX operators that perform no multiply-accumulate work the energy model counts
+__all__ = ["Imported", "from_torch", "from_onnx", "parse_input_shape", "OnnxModule", "onnx_module",
+           "torchscript_module", "ONNX_EVAL_OPS", "group_ops"]
+
+# ONNX operators that perform no matrix-product work (normalizations and LRN are element-wise here;
+# BatchNormalization is folded into the convolution before it)
 _ONNX_NO_MACS = {
-    "Relu", "LeakyRelu", "Sigmoid", "Tanh", "Softmax", "LogSoftmax", "Clip", "Elu", "Selu", "Gelu", "HardSigmoid",
-    "HardSwish", "Erf", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "Flatten", "Reshape",
-    "Transpose", "Squeeze", "Unsqueeze", "Concat", "Split", "Slice", "Gather", "Shape", "Constant", "Identity",
-    "Dropout", "Add", "Sub", "Mul", "Div", "Cast", "Pad", "ConstantOfShape", "Expand", "Pow", "Sqrt", "Neg",
-    "Exp", "Log", "Abs", "ReduceMean", "ReduceMax", "ReduceSum", "Equal", "Where", "Less", "Greater", "Not",
-    "Range", "Floor", "Ceil", "Resize", "Upsample", "ArgMax", "TopK",
+    "Relu", "LeakyRelu", "PRelu", "Sigmoid", "Tanh", "Softmax", "LogSoftmax", "Clip", "Elu", "Selu", "Gelu",
+    "HardSigmoid", "HardSwish", "Softplus", "Erf", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool",
+    "Flatten", "Reshape", "Transpose", "Squeeze", "Unsqueeze", "Concat", "Split", "Slice", "Gather", "Shape",
+    "Constant", "Identity", "Dropout", "Add", "Sub", "Mul", "Div", "Sum", "Mean", "Max", "Min", "Cast", "Pad",
+    "ConstantOfShape", "Expand", "Pow", "Sqrt", "Reciprocal", "Neg", "Exp", "Log", "Abs", "ReduceMean",
+    "ReduceMax", "ReduceSum", "ReduceMin", "Equal", "Where", "Less", "Greater", "Not", "Range", "Floor", "Ceil",
+    "Resize", "Upsample", "ArgMax", "TopK", "BatchNormalization", "LayerNormalization", "InstanceNormalization",
+    "LRN", "Tile", "CumSum", "Trilu", "Sign", "Round", "And", "Or",
 }
-# torch leaf modules with no products (reported as no_macs, not as unsupported)
-_TORCH_NO_MACS = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.Sigmoid, nn.Tanh, nn.GELU, nn.SiLU, nn.ELU, nn.Softmax,
-                  nn.LogSoftmax, nn.Hardswish, nn.Hardsigmoid, nn.MaxPool1d, nn.MaxPool2d, nn.AvgPool1d,
-                  nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.Flatten, nn.Unflatten,
-                  nn.Identity, nn.Dropout, nn.Dropout2d)
 
 
 @dataclass
@@ -55,6 +67,23 @@ class Imported:
     net: dict
     unsupported: list = field(default_factory=list)
     no_macs: list = field(default_factory=list)
+    ops: dict = field(default_factory=dict)
+    needs_weights: str | None = None       # why accuracy cannot be measured (absent external weights)
+
+
+def group_ops(items, limit: int = 10) -> str:
+    """'ConstantOfShape ×239, Relu ×49, ...' of [(name, op)] or {op: {count}}: grouped, largest first."""
+    if isinstance(items, dict):
+        counts = {op: v["count"] for op, v in items.items()}
+    else:
+        counts = {}
+        for _n, op in items:
+            counts[op] = counts.get(op, 0) + 1
+    top = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    parts = [f"{op} ×{c}" if c > 1 else op for op, c in top[:limit]]
+    if len(top) > limit:
+        parts.append(f"{len(top) - limit} more kinds")
+    return ", ".join(parts) or "none"
 
 
 def parse_input_shape(text) -> tuple:
@@ -71,9 +100,14 @@ def parse_input_shape(text) -> tuple:
     return shape
 
 
-def _conv_entry(name, cin, cout, kh, kw, H, W, stride, pad) -> dict:
-    return {"kind": "conv", "name": name, "in_ch": int(cin), "out_ch": int(cout), "kernel": [int(kh), int(kw)],
-            "H": int(H), "W": int(W), "stride": int(stride), "padding": int(pad)}
+def _conv_entry(name, cin, cout, kh, kw, H, W, stride, pads, groups=1, dil=(1, 1)) -> dict:
+    e = {"kind": "conv", "name": name, "in_ch": int(cin), "out_ch": int(cout), "kernel": [int(kh), int(kw)],
+         "H": int(H), "W": int(W), "stride": [int(s) for s in stride], "padding": [int(p) for p in pads]}
+    if groups != 1:
+        e["groups"] = int(groups)
+    if tuple(dil) != (1, 1):
+        e["dilation"] = [int(d) for d in dil]
+    return e
 
 
 def _linear_entry(name, n_in, n_out, tokens) -> dict:
@@ -81,157 +115,148 @@ def _linear_entry(name, n_in, n_out, tokens) -> dict:
 
 
 def from_torch(model: nn.Module, input_shape, name: str = "model") -> Imported:
-    """Trace `model` on zeros of `input_shape` (batch first) and list its Linear/Conv2d layers."""
+    """Every product of `model` traced on one sample of `input_shape` (batch first)."""
     shape = parse_input_shape(input_shape)
     if isinstance(model, torch.jit.ScriptModule):
-        return _torchscript(model, shape, name)
-    from .layers import EmuConv2d, EmuLinear
-    batch = shape[0]
-    found, unsupported, no_macs = {}, [], []
-    hooks = []
-
-    def hook(mod_name, mod):
-        def fn(_m, inputs, _out):
-            x = inputs[0]
-            if isinstance(mod, (nn.Conv2d, EmuConv2d)):
-                kh, kw = mod.kernel_size
-                st = (mod.stride, mod.stride) if isinstance(mod.stride, int) else tuple(mod.stride)
-                pd = mod.padding
-                pd = (pd, pd) if isinstance(pd, int) else pd
-                groups = getattr(mod, "groups", 1)
-                dil = tuple(getattr(mod, "dilation", (1, 1)))
-                if isinstance(pd, str) or st[0] != st[1] or pd[0] != pd[1] or groups != 1 or dil != (1, 1) \
-                        or x.ndim != 4:
-                    unsupported.append((mod_name, f"Conv2d(groups={groups}, dilation={dil}, stride={st}, "
-                                                  f"padding={pd})"))
-                    return
-                found.setdefault(mod_name, _conv_entry(mod_name, mod.in_channels, mod.out_channels, kh, kw,
-                                                       x.shape[2], x.shape[3], st[0], pd[0]))
-            else:
-                tokens = int(np.prod(x.shape[:-1])) // batch if x.ndim > 1 else 1
-                found.setdefault(mod_name, _linear_entry(mod_name, mod.in_features, mod.out_features, max(1, tokens)))
-        return fn
-
-    for n, m in model.named_modules():
-        if isinstance(m, (nn.Linear, nn.Conv2d, EmuLinear, EmuConv2d)):
-            hooks.append(m.register_forward_hook(hook(n, m)))
-        elif n and not any(True for _ in m.children()) and not n.endswith("observer"):
-            (no_macs if isinstance(m, _TORCH_NO_MACS) else unsupported).append((n, type(m).__name__))
-    was = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            model(torch.zeros(shape))
-    except (RuntimeError, ValueError, IndexError, TypeError) as e:
-        raise ValueError(f"model {name}: does not run on input shape {','.join(map(str, shape))} "
-                         f"({str(e).splitlines()[0][:160]})") from None
-    finally:
-        for h in hooks:
-            h.remove()
-        model.train(was)
-    # unsupported modules that never ran (unused) are not part of the network
-    order = [n for n, _ in model.named_modules() if n in found]
-    layers = [found[n] for n in order]
-    if not layers:
-        raise ValueError(f"model {name}: no Linear or Conv2d layer ran on input {','.join(map(str, shape))} "
-                         f"(unsupported: {', '.join(f'{n} {op}' for n, op in unsupported) or 'none'})")
-    return Imported({"name": name, "batch": batch, "layers": layers}, unsupported, no_macs)
+        model = torchscript_module(model, shape)
+    canon = graph.lift(model, torch.zeros(shape))
+    cen = graph.census(canon, shape[1:], name)
+    return Imported({"name": name, "batch": shape[0], "layers": cen.layers}, cen.unsupported, cen.no_macs, cen.ops)
 
 
-def _torchscript(model, shape, name) -> Imported:
+def torchscript_module(model, shape) -> "OnnxModule":
+    """A TorchScript module exported to ONNX (legacy exporter, dynamic batch) and run as an OnnxModule."""
     buf = io.BytesIO()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            torch.onnx.export(model, (torch.zeros(shape),), buf, dynamo=False)
+            torch.onnx.export(model, (torch.zeros(shape),), buf, dynamo=False, input_names=["input"],
+                              dynamic_axes={"input": {0: "batch"}})
     except Exception as e:     # the exporter raises many kinds
-        raise ValueError(f"model {name}: TorchScript could not be traced through ONNX on input "
-                         f"{','.join(map(str, shape))} ({str(e).splitlines()[0][:160]})") from None
+        raise ValueError(f"TorchScript could not be traced through ONNX on input {','.join(map(str, shape))} "
+                         f"({str(e).splitlines()[0][:160]})") from None
     import onnx
-    return from_onnx(onnx.load_from_string(buf.getvalue()), shape, name)
+    m = OnnxModule(onnx.load_from_string(buf.getvalue()), "torchscript").eval()
+    if m.input_shape is None:
+        m.input_shape = tuple(shape[1:])
+    return m
 
 
-def _dims(vi) -> list | None:
-    t = vi.type.tensor_type
-    if not t.HasField("shape"):
-        return None
-    out = []
-    for d in t.shape.dim:
-        out.append(d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None)
-    return out
+def _const_names(g) -> set:
+    """Names of the values fixed before any input arrives: initializers, Constant outputs and every
+    output of a node whose inputs are all such values (constant subgraphs: ConstantOfShape, Reshape of
+    initializers, Shape of known shapes is not folded)."""
+    consts = {i.name for i in g.initializer}
+    for n in g.node:
+        if n.op_type == "Constant" or (n.op_type not in ("RandomNormal", "RandomUniform", "Shape")
+                                       and n.input and all((not i) or i in consts for i in n.input)):
+            consts.update(n.output)
+    return consts
+
+
+def _conv_pads(attrs, xs, ws, ys) -> list:
+    """[top, left, bottom, right] of a 2-D Conv: its pads, or (auto_pad) the padding that gives the
+    inferred output size."""
+    pads = list(attrs.get("pads", [0, 0, 0, 0]))
+    auto = attrs.get("auto_pad", b"NOTSET")
+    auto = auto.decode() if isinstance(auto, bytes) else auto
+    if auto in ("NOTSET", "VALID") or ys is None or None in ys[2:]:
+        return [pads[0], pads[1], pads[2], pads[3]]
+    st, dl = list(attrs.get("strides", [1, 1])), list(attrs.get("dilations", [1, 1]))
+    tot = [max(0, (ys[2 + i] - 1) * st[i] + dl[i] * (ws[2 + i] - 1) + 1 - xs[2 + i]) for i in range(2)]
+    lo = [t // 2 if auto == "SAME_UPPER" else t - t // 2 for t in tot]
+    return [lo[0], lo[1], tot[0] - lo[0], tot[1] - lo[1]]
 
 
 def from_onnx(model, input_shape=None, name: str | None = None) -> Imported:
-    """An ONNX ModelProto (or a path) -> Imported. input_shape (batch first) fixes the first graph
-    input's shape before shape inference (needed where the file's shape is symbolic)."""
-    import onnx
+    """An ONNX ModelProto (or a path) -> Imported, by shape inference alone (no weight values needed).
+    input_shape (batch first) fixes the first graph input's shape first."""
     from onnx import shape_inference
+    needs = None
     if isinstance(model, (str, os.PathLike)):
         name = name or os.path.basename(os.fspath(model))
-        model = _load_onnx(model)
+        model, needs = load_onnx(model, need_data=False)
     name = name or (model.graph.name or "onnx")
     g = model.graph
-    inits = {i.name: i for i in g.initializer}
-    inputs = [i for i in g.input if i.name not in inits]
-    if not inputs:
+    inits = {i.name for i in g.initializer}
+    if not [i for i in g.input if i.name not in inits]:
         raise ValueError(f"ONNX {name}: the graph has no input")
     model = _with_input_shape(model, input_shape)
     try:
-        inferred = shape_inference.infer_shapes(model, strict_mode=False)
+        inferred = shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
     except Exception as e:
         raise ValueError(f"ONNX {name}: shape inference failed ({str(e).splitlines()[0][:160]})") from None
     g = inferred.graph
     shapes = {}
     for vi in list(g.input) + list(g.value_info) + list(g.output):
-        shapes[vi.name] = _dims(vi)
+        shapes[vi.name] = value_dims(vi)
     for i in g.initializer:
         shapes[i.name] = list(i.dims)
     first = [i for i in g.input if i.name not in inits][0]
     batch = (shapes.get(first.name) or [1])[0] or 1
-    consts = set(inits)
-    for n in g.node:
-        if n.op_type == "Constant":
-            consts.update(n.output)
-    layers, unsupported, no_macs = [], [], []
+    consts = _const_names(g)
+    layers, unsupported, no_macs, ops = [], [], [], {}
+
+    def plain(lname, op, out):
+        no_macs.append((lname, op))
+        rec = ops.setdefault(op, {"count": 0, "elements": 0})
+        rec["count"] += 1
+        ys = shapes.get(out)
+        if ys is not None and None not in ys:
+            rec["elements"] += int(np.prod(ys)) if ys else 1
     for k, n in enumerate(g.node):
         lname = n.name or f"{n.op_type.lower()}{k}"
-        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}
+        attrs = node_attrs(n)
+        if n.output and all(o in consts for o in n.output) and n.op_type not in ("Conv", "Gemm", "MatMul"):
+            plain(lname, n.op_type, n.output[0])            # a folded constant subgraph
+            continue
         if n.op_type == "Conv":
-            xs, ws = shapes.get(n.input[0]), shapes.get(n.input[1])
-            pads = list(attrs.get("pads", [0, 0, 0, 0]))
-            strides = list(attrs.get("strides", [1, 1]))
-            dil = list(attrs.get("dilations", [1, 1]))
-            ok = (xs is not None and ws is not None and len(xs) == 4 and len(ws) == 4 and None not in xs[1:]
-                  and attrs.get("group", 1) == 1 and set(dil) == {1} and len(set(pads)) == 1
-                  and len(set(strides)) == 1 and attrs.get("auto_pad", b"NOTSET") in (b"NOTSET", "NOTSET"))
-            if not ok:
-                unsupported.append((lname, f"Conv(group={attrs.get('group', 1)}, dilations={dil}, pads={pads}, "
-                                           f"strides={strides}, input {xs})"))
+            xs, ws, ys = shapes.get(n.input[0]), shapes.get(n.input[1]), shapes.get(n.output[0])
+            if xs is None or ws is None or len(xs) != len(ws) or len(xs) not in (3, 4) or None in xs[1:] \
+                    or None in ws or n.input[1] not in consts:
+                unsupported.append((lname, f"Conv (needs a constant weight and known shapes; input {xs})"))
                 continue
-            layers.append(_conv_entry(lname, ws[1], ws[0], ws[2], ws[3], xs[2], xs[3], strides[0], pads[0]))
+            if len(xs) == 3:                                # Conv1d: a 1 x k conv2d
+                xs, ws = xs[:2] + [1] + xs[2:], ws[:2] + [1] + ws[2:]
+                ys = None if ys is None else ys[:2] + [1] + ys[2:]
+                a1 = dict(attrs)
+                for key, one in (("pads", None), ("strides", 1), ("dilations", 1)):
+                    if key in a1:
+                        v = list(a1[key])
+                        a1[key] = [0, v[0], 0, v[1]] if key == "pads" else [one, v[0]]
+                attrs = a1
+            g_ = attrs.get("group", 1)
+            layers.append(_conv_entry(lname, ws[1] * g_, ws[0], ws[2], ws[3], xs[2], xs[3],
+                                      list(attrs.get("strides", [1, 1])), _conv_pads(attrs, xs, ws, ys), g_,
+                                      list(attrs.get("dilations", [1, 1]))))
         elif n.op_type in ("Gemm", "MatMul"):
             a, b = shapes.get(n.input[0]), shapes.get(n.input[1])
-            if n.input[1] not in consts or a is None or b is None or len(b) != 2 or None in a[1:]:
-                unsupported.append((lname, f"{n.op_type} (needs a constant 2-D weight and a known input shape)"))
+            if a is None or b is None or None in a[1:] or None in b:
+                unsupported.append((lname, f"{n.op_type} (needs known input shapes)"))
                 continue
             if n.op_type == "Gemm":
-                if attrs.get("transA", 0):
-                    unsupported.append((lname, "Gemm(transA=1)"))
-                    continue
-                n_out, n_in = (b[0], b[1]) if attrs.get("transB", 0) else (b[1], b[0])
-            else:
-                n_in, n_out = b
-            lead = [d if d is not None else batch for d in a[:-1]] or [1]
-            tokens = max(1, int(np.prod(lead)) // batch)
-            layers.append(_linear_entry(lname, n_in, n_out, tokens))
+                m_, k_ = (a[1], a[0]) if attrs.get("transA", 0) else (a[0], a[1])
+                n_out = b[0] if attrs.get("transB", 0) else b[1]
+                if n.input[1] in consts:
+                    layers.append(_linear_entry(lname, k_, n_out, max(1, (m_ or batch) // batch)))
+                else:
+                    layers.append({"kind": "matmul", "name": lname, "M": int(m_ or batch), "K": int(k_),
+                                   "N": int(n_out), "count": 1})
+            elif n.input[1] in consts and len(b) == 2:
+                lead = [d if d is not None else batch for d in a[:-1]] or [1]
+                layers.append(_linear_entry(lname, b[0], b[1], max(1, int(np.prod(lead)) // batch)))
+            else:                                           # two activations
+                e = matmul_entry(lname, [d if d is not None else batch for d in a], b)
+                e["count"] = max(1, e["count"] // batch) if a and a[0] in (None, batch) and len(a) > 2 else e["count"]
+                layers.append(e)
         elif n.op_type in _ONNX_NO_MACS:
-            no_macs.append((lname, n.op_type))
+            plain(lname, n.op_type, n.output[0] if n.output else "")
         else:
             unsupported.append((lname, n.op_type))
     if not layers:
         raise ValueError(f"ONNX {name}: no Conv, Gemm or MatMul layer with known shapes "
                          f"(unsupported: {', '.join(f'{a} {b}' for a, b in unsupported[:5]) or 'none'})")
-    return Imported({"name": name, "batch": int(batch), "layers": layers}, unsupported, no_macs)
+    return Imported({"name": name, "batch": int(batch), "layers": layers}, unsupported, no_macs, ops, needs)
 
 
 def _with_input_shape(model, input_shape):
@@ -253,200 +278,3 @@ def _with_input_shape(model, input_shape):
     # shapes recorded for intermediate values may hold the old sizes: let inference redo them
     del m.graph.value_info[:]
     return m
-
-
-def load(path, input_shape=None) -> Imported:
-    """Import a model file: .onnx through from_onnx, anything else through net.models.load."""
-    path = os.fspath(path)
-    if path.endswith(".onnx"):
-        return from_onnx(path, input_shape)
-    from .models import input_shape_of
-    from .models import load as load_model
-    model, meta = load_model(path)
-    if input_shape is None:
-        per = input_shape_of(model, meta)
-        if per is None:
-            raise ValueError(f"model {path}: its input shape is not recorded; give --input-shape (batch first, "
-                             f"e.g. 1,1,28,28)")
-        input_shape = (1, *per)
-    return from_torch(model, input_shape, os.path.basename(path))
-
-
-def load_net_file(path, input_shape=None):
-    """(synth.network.Net, Imported or None) from a net file: FILE.json (the layer-list format),
-    FILE.onnx, or a PyTorch model file (.pt/.pth/...). For `ecomac energy net --net` and `net show`."""
-    from synth.network import load_net, parse_net
-    path = os.fspath(path)
-    if path.endswith(".json"):
-        if input_shape is not None:
-            raise ValueError("--input-shape applies to model files (.pt, .onnx), not to a JSON layer list")
-        return load_net(path), None
-    imp = load(path, input_shape)
-    return parse_net(imp.net, path), imp
-
-
-# ---- ONNX graphs as torch modules (so `nn eval` runs them on datapaths) ----------------------------
-_ONNX_EVAL_OPS = ("Conv", "Gemm", "MatMul", "Relu", "LeakyRelu", "Sigmoid", "Tanh", "Softmax", "LogSoftmax", "Clip",
-                  "MaxPool", "AveragePool", "GlobalAveragePool", "Flatten", "Reshape", "Add", "Sub", "Mul", "Div",
-                  "Identity", "Dropout", "Constant", "BatchNormalization", "Transpose", "Concat", "Squeeze",
-                  "Unsqueeze")
-
-
-def _module_name(node_name: str, k: int, op: str) -> str:
-    import re
-    base = re.sub(r"[^0-9A-Za-z_]+", "_", node_name).strip("_") or f"{op.lower()}{k}"
-    return base if not base[0].isdigit() else f"n{base}"
-
-
-class OnnxModule(nn.Module):
-    """An ONNX graph run node by node in torch. Conv (group 1, one stride/padding) and Gemm /
-    MatMul with a constant weight are real nn.Conv2d / nn.Linear modules (named after the ONNX
-    node, '/' -> '_', under `layers.`: e.g. layers.conv1_Conv, the names a per-layer mapping uses); the other
-    supported operators (_ONNX_EVAL_OPS) run as torch functions in float32."""
-
-    def __init__(self, model, name: str = "onnx"):
-        super().__init__()
-        import onnx
-        from onnx import numpy_helper
-        g = model.graph
-        self.onnx_name = name
-        self.consts = {i.name: torch.from_numpy(np.array(numpy_helper.to_array(i))) for i in g.initializer}
-        inputs = [i for i in g.input if i.name not in self.consts]
-        if len(inputs) != 1:
-            raise ValueError(f"ONNX {name}: evaluation needs a graph with one input, got {len(inputs)}")
-        self.input_name = inputs[0].name
-        dims = _dims(inputs[0]) or []
-        self.input_shape = tuple(dims[1:]) if len(dims) > 1 and None not in dims[1:] else None
-        self.outputs = [o.name for o in g.output]
-        self.layers = nn.ModuleDict()
-        self.steps = []
-        for k, n in enumerate(g.node):
-            attrs = {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}
-            if n.op_type not in _ONNX_EVAL_OPS:
-                raise ValueError(f"ONNX {name}: operator {n.op_type} (node {n.name or k}) cannot be evaluated "
-                                 f"(evaluated operators: {', '.join(_ONNX_EVAL_OPS)})")
-            mod = self._layer(n, attrs, name)
-            key = None
-            if mod is not None:
-                key = _module_name(n.name, k, n.op_type)
-                while key in self.layers:
-                    key += "_"
-                self.layers[key] = mod
-            if n.op_type == "Constant":
-                self.consts[n.output[0]] = torch.from_numpy(np.array(numpy_helper.to_array(attrs["value"])))
-                continue
-            self.steps.append((n.op_type, list(n.input), list(n.output), attrs, key))
-
-    def _layer(self, n, attrs, name):
-        w = self.consts.get(n.input[1]) if len(n.input) > 1 else None
-        b = self.consts.get(n.input[2]) if len(n.input) > 2 and n.input[2] else None
-        if n.op_type == "Conv" and w is not None and w.ndim == 4:
-            pads, strides = list(attrs.get("pads", [0] * 4)), list(attrs.get("strides", [1, 1]))
-            if attrs.get("group", 1) == 1 and len(set(pads)) == 1 and len(set(strides)) == 1 \
-                    and set(attrs.get("dilations", [1, 1])) == {1}:
-                conv = nn.Conv2d(w.shape[1], w.shape[0], tuple(w.shape[2:]), stride=strides[0], padding=pads[0],
-                                 bias=b is not None)
-                with torch.no_grad():
-                    conv.weight.copy_(w.float())
-                    if b is not None:
-                        conv.bias.copy_(b.float())
-                return conv
-        if n.op_type in ("Gemm", "MatMul") and w is not None and w.ndim == 2 and not attrs.get("transA", 0) \
-                and attrs.get("alpha", 1.0) == 1.0 and attrs.get("beta", 1.0) == 1.0:
-            wt = w.float() if attrs.get("transB", 0) else w.float().t()     # out x in
-            lin = nn.Linear(wt.shape[1], wt.shape[0], bias=b is not None and b.ndim <= 1)
-            with torch.no_grad():
-                lin.weight.copy_(wt)
-                if lin.bias is not None:
-                    lin.bias.copy_(b.float().expand(wt.shape[0]))
-            return lin
-        return None
-
-    def float_ops(self) -> list[tuple[str, str]]:
-        """(node output, op) of the computing operators that run as float32 functions (for the report)."""
-        shape_only = ("Identity", "Dropout", "Flatten", "Reshape", "Transpose", "Concat", "Squeeze", "Unsqueeze")
-        return [(outs[0], op) for op, _, outs, _, key in self.steps if key is None and op not in shape_only]
-
-    def forward(self, x):
-        import torch.nn.functional as F
-        env = dict(self.consts)
-        env[self.input_name] = x
-        for op, ins, outs, a, key in self.steps:
-            v = [env[i] if i else None for i in ins]
-            if key is not None:
-                y = self.layers[key](v[0])
-            elif op == "Conv":
-                pads, strides = a.get("pads", [0] * 4), a.get("strides", [1, 1])
-                y = F.conv2d(F.pad(v[0], (pads[1], pads[3], pads[0], pads[2])), v[1],
-                             v[2] if len(v) > 2 else None, tuple(strides), 0, tuple(a.get("dilations", [1, 1])),
-                             a.get("group", 1))
-            elif op in ("Gemm", "MatMul"):
-                A, B = v[0], v[1]
-                if op == "Gemm":
-                    A = A.t() if a.get("transA", 0) else A
-                    B = B.t() if a.get("transB", 0) else B
-                    y = a.get("alpha", 1.0) * (A @ B)
-                    if len(v) > 2 and v[2] is not None:
-                        y = y + a.get("beta", 1.0) * v[2]
-                else:
-                    y = A @ B
-            elif op in ("Relu", "Identity", "Dropout"):
-                y = F.relu(v[0]) if op == "Relu" else v[0]
-            elif op == "LeakyRelu":
-                y = F.leaky_relu(v[0], a.get("alpha", 0.01))
-            elif op in ("Sigmoid", "Tanh"):
-                y = torch.sigmoid(v[0]) if op == "Sigmoid" else torch.tanh(v[0])
-            elif op in ("Softmax", "LogSoftmax"):
-                y = (F.softmax if op == "Softmax" else F.log_softmax)(v[0], dim=a.get("axis", -1))
-            elif op == "Clip":
-                y = torch.clamp(v[0], *(float(t) if t is not None else None for t in (v[1:] + [None, None])[:2]))
-            elif op in ("MaxPool", "AveragePool"):
-                k, st = a["kernel_shape"], a.get("strides", a["kernel_shape"])
-                pads = a.get("pads", [0] * 4)
-                fn = F.max_pool2d if op == "MaxPool" else F.avg_pool2d
-                y = fn(v[0], tuple(k), tuple(st), (pads[0], pads[1]), ceil_mode=bool(a.get("ceil_mode", 0)))
-            elif op == "GlobalAveragePool":
-                y = v[0].mean(dim=(2, 3), keepdim=True)
-            elif op == "Flatten":
-                ax = a.get("axis", 1)
-                y = v[0].reshape(int(np.prod(v[0].shape[:ax])), -1)
-            elif op == "Reshape":
-                shape = [int(s) for s in v[1].tolist()]
-                shape[0] = v[0].shape[0] if shape and shape[0] in (0, 1) else shape[0]    # keep the batch
-                y = v[0].reshape([v[0].shape[i] if s == 0 else s for i, s in enumerate(shape)])
-            elif op in ("Add", "Sub", "Mul", "Div"):
-                y = {"Add": torch.add, "Sub": torch.sub, "Mul": torch.mul, "Div": torch.div}[op](v[0], v[1])
-            elif op == "BatchNormalization":
-                y = F.batch_norm(v[0], v[3], v[4], v[1], v[2], False, 0.0, a.get("epsilon", 1e-5))
-            elif op == "Transpose":
-                y = v[0].permute(*a["perm"]) if "perm" in a else v[0].permute(*reversed(range(v[0].ndim)))
-            elif op == "Concat":
-                y = torch.cat(v, dim=a["axis"])
-            elif op == "Squeeze":
-                axes = a.get("axes") or (v[1].tolist() if len(v) > 1 and v[1] is not None else None)
-                y = v[0].squeeze() if axes is None else v[0].squeeze(tuple(axes))
-            else:   # Unsqueeze
-                axes = a.get("axes") or v[1].tolist()
-                y = v[0]
-                for ax in sorted(axes):
-                    y = y.unsqueeze(ax)
-            env[outs[0]] = y
-        out = [env[o] for o in self.outputs]
-        return out[0] if len(out) == 1 else tuple(out)
-
-
-def onnx_module(path) -> nn.Module:
-    """An ONNX file as an OnnxModule in eval mode (one-line ValueError for files it cannot run)."""
-    return OnnxModule(_load_onnx(path), os.path.basename(os.fspath(path))).eval()
-
-
-def _load_onnx(path):
-    """onnx.load with one-line errors for a missing or unreadable file."""
-    import onnx
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise ValueError(f"ONNX file {path} does not exist")
-    try:
-        return onnx.load(path)
-    except Exception as e:      # DecodeError and friends
-        raise ValueError(f"ONNX file {path}: not a readable ONNX model ({type(e).__name__})") from None

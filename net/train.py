@@ -168,12 +168,14 @@ def make_mode(datapath=None, errors=None, **mode_options):
 
 
 def _prepare(model, datapath, errors, mode_options):
-    """(model to train, mode object or None); the mode converts the model's Linear/Conv2d layers to
-    its own training layers."""
+    """(model to train, mode object or None); the mode converts every product of the model to its own
+    training layers (net.graph.convert_for_mode: the mode's convert, then its make(kind, ...) for the
+    products convert leaves: activation x activation matmuls, conv1d)."""
     mode = make_mode(datapath, errors, **mode_options)
     if mode is None:
         return model, None
-    return mode.convert(model), mode
+    from .graph import convert_for_mode
+    return convert_for_mode(model, mode), mode
 
 
 def train(model: nn.Module, dataset, *, datapath=None, errors=None, epochs: int = 10, seed: int = 0,
@@ -299,7 +301,7 @@ def to_float(model: nn.Module) -> nn.Module:
 
 def _load_init(model, init) -> None:
     if isinstance(init, (str, bytes)) or hasattr(init, "__fspath__"):
-        from .models import load
+        from .loader import load
         loaded, _meta = load(init)
         state = loaded.state_dict()
     elif isinstance(init, nn.Module):
