@@ -10,7 +10,7 @@ from net.experiments import POTQ_EXPERIMENTS, TRAIN_EXPERIMENTS, select_experime
 
 
 @pytest.mark.parametrize("kwargs,text", [
-    ({"only": ["mlp:digits", "x:y"]}, "--only 'x:y': not an experiment (experiments: mlp:digits, lenet:mnist, mlp:digits:potq, lenet:mnist:potq)"),
+    ({"only": ["mlp:digits", "x:y"]}, "--only 'x:y': not an experiment (experiments: mlp:digits, lenet:mnist, mlp:digits:potq, lenet:mnist:potq, resnet:mnist:potq, vit:mnist:potq)"),
     ({"seeds": 0}, "--seeds must be in 1..10, got 0"),
     ({"seeds": 11}, "--seeds must be in 1..10, got 11"),
     ({"seed": [1, -1]}, "--seed must be in 0..2^32-1, got -1"),
@@ -78,6 +78,7 @@ def test_eval_selection_and_datapath_expansion(monkeypatch):
     with pytest.raises(ValueError) as e:
         experiments.select_eval_experiments(["mlp:digits", "x:y"])
     assert str(e.value) == ("--only 'x:y': not an experiment (experiments: mlp:digits, lenet:mnist, "
+                            "resnet:mnist, mobilenet:mnist, vit:mnist, resnet:digits, mobilenet:digits, vit:digits, "
                             "lenet:digits, mlp:mnist)")
     seen = []
     monkeypatch.setattr(experiments, "standard_datapaths", lambda progress=None: seen.append(1) or ["int8", "mfmac"])
