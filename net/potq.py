@@ -43,15 +43,11 @@ import copy
 import numpy as np
 import torch
 from torch import nn
-from torch.nn import functional as F
 
-from golden import pot
-
-from . import potq_products as P
 from .datapath import parse
+from .potq_core import ErrOnlyFn, PotConvFn, PotCore, PotLinearFn, PotMatmulFn
 from .potq_products import conv_backward_data, conv_weight_grad, recode, rescale_rows
-from .potq_quant import (ERR_ROUNDINGS, ROUNDINGS, code_values, lookup, pot_codes, random_words, recode_table,
-                         sr_codes, stochastic_codes)
+from .potq_quant import ERR_ROUNDINGS, ROUNDINGS, stochastic_codes
 
 __all__ = ["PotqMode", "PotLinear", "PotConv2d", "PotMatmul", "recode", "rescale_rows", "ptq", "record",
            "conv_backward_data", "conv_weight_grad", "stochastic_codes", "ERR_SCALES", "ERR_ROUNDING",
@@ -65,307 +61,8 @@ DEFAULT_RAND_BITS = 16
 KINDS = ("linear", "conv2d", "matmul")
 
 
-class _LayerStats:
-    """Counters summed on the device (tensors or ints), read as ints."""
-    NAMES = ("err_nonzero", "err_underflow", "wgrad_flushed", "overflows")
-
-    def __init__(self):
-        self.reset()
-
-    def reset(self):
-        self._c = dict.fromkeys(self.NAMES, 0)
-
-    def add(self, name, v):
-        self._c[name] = self._c[name] + v
-
-    def __getattr__(self, name):
-        if name in _LayerStats.NAMES:
-            return int(self.__dict__["_c"][name])
-        raise AttributeError(name)
-
-    def summary(self):
-        nz = self.err_nonzero
-        return (100.0 * self.err_underflow / nz if nz else 0.0), self.overflows
-
-    def wgrad_lost_pct(self):
-        nz = self.err_nonzero
-        return 100.0 * (self.err_underflow + self.wgrad_flushed) / nz if nz else 0.0
-
-
-def _np(v):
-    if isinstance(v, torch.Tensor):
-        return float(v) if v.ndim == 0 else v.detach().cpu().numpy().astype(
-            np.int64 if not v.is_floating_point() else np.float64)
-    return v
-
-
-def _pow2(k):
-    return torch.ldexp(torch.ones(k.shape, dtype=torch.float64, device=k.device), k)
-
-
-def _deq(acc, scale, dtype=torch.float32):
-    """int64 accumulations x a power-of-two scale (float64 on the way: exact)."""
-    return (acc.to(torch.float64) * scale).to(dtype)
-
-
-class _PotCore:
-    """What a PoT layer knows of its mode (plain attributes)."""
-
-    def __init__(self, mode, index: int):
-        self.dp, self.dp_err, self.dp_wgrad, self.wbc = mode.dp, mode.dp_err, mode.dp_wgrad, mode.wbc
-        self.fwd_rounding, self.err_rounding, self.rand_bits = mode.fwd_rounding, mode.err_rounding, mode.rand_bits
-        self.seed = [mode.seed, index]
-        self.gens = {}
-        self.stats = _LayerStats()
-        self.last = None
-        self.record = False
-
-    def vals(self, codes, dp=None):
-        return lookup(code_values((dp or self.dp).params["exp_bits"], codes.device), codes)
-
-    def quantize_x(self, x, sync: bool = True):
-        q, k = pot_codes(x.detach(), self.dp.params["exp_bits"], self.fwd_rounding, sync=sync)
-        return q, _pow2(k)
-
-    def quantize_w(self, w):
-        q, s = self.quantize_x(w, sync=False)
-        delta = None
-        if self.wbc:
-            axes = tuple(range(1, w.ndim))
-            delta = w.detach().double().mean(dim=axes) - (self.vals(q).double() * s).mean(dim=axes)
-        return q, s, delta
-
-    def _gen(self, device):
-        g = self.gens.get(str(device))
-        if g is None:
-            g = self.gens[str(device)] = torch.Generator(device=device)
-            g.manual_seed(int(np.random.SeedSequence(self.seed).generate_state(1, np.uint64)[0] >> 1))
-        return g
-
-    def quantize_err(self, g):
-        """(codes, scale) of the error (scale B x 1... with per-sample scales); counts underflow."""
-        g = g.detach()
-        E = self.dp_err.params["exp_bits"]
-        axis = 0 if self.dp_wgrad is not None else None
-        r = None
-        if self.err_rounding == "nearest":
-            q, k = pot_codes(g, E, "log", axis, sync=axis is None)
-        else:
-            r = random_words(g.shape, self.rand_bits, self._gen(g.device), g.device)
-            q, k = sr_codes(g, E, r, self.rand_bits, "luq" if self.err_rounding == "luq" else "log", axis,
-                            sync=axis is None)
-        nz = g != 0
-        self.stats.add("err_nonzero", nz.sum())
-        self.stats.add("err_underflow", (nz & ((q & ((1 << E) - 1)) == 0)).sum())
-        if self.record:
-            self.last.update({"e_float": _np(g), "r_err": None if r is None else _np(r), "k_err": _np(k)})
-        return q.to(torch.uint8), _pow2(k)
-
-    def backward_codes(self, q, dp=None):
-        ef, ee = self.dp.params["exp_bits"], (dp or self.dp_err).params["exp_bits"]
-        return q if ef == ee else lookup(recode_table(ef, ee, q.device), q).to(torch.uint8)
-
-    def wgrad_operands(self, eq, se, xq):
-        """(datapath, error codes, activation codes, error scale) of the weight-gradient product."""
-        if self.dp_wgrad is None:
-            return self.dp_err, eq, self.backward_codes(xq), se
-        ks = torch.frexp(se.reshape(-1))[1].to(torch.int64) - 1
-        ew, k_ref, flushed = rescale_rows(eq, ks, self.dp_err.params["exp_bits"], self.dp_wgrad.params["exp_bits"])
-        self.stats.add("wgrad_flushed", flushed)
-        return self.dp_wgrad, ew.to(torch.uint8), self.backward_codes(xq, self.dp_wgrad), _pow2(k_ref)
-
-    def keep(self, **kw):
-        if self.record:
-            self.last.update({k: (v if k == "dp_wgrad" else _np(v)) for k, v in kw.items()})
-
-
-class _PotLinearFn(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x, w, b, core: _PotCore):
-        xq, sx = core.quantize_x(x)
-        wq, sw, delta = core.quantize_w(w)
-        yi = P.mm(core.dp, xq, wq.t(), core.stats)
-        y = yi.to(torch.float64) * (sx * sw)
-        if delta is not None:
-            y = y + core.vals(xq).sum(1, keepdim=True).double() * sx * delta[None, :]      # integer sums: exact
-        out = y.to(x.dtype)
-        if b is not None:
-            out = out + b.detach()
-        ctx.core, ctx.saved = core, (xq, sx, wq, sw, delta, b is not None)
-        if core.record:
-            core.last = {}
-            core.keep(xq=xq, wq=wq, y_int=yi, sx=sx, sw=sw)
-        return out
-
-    @staticmethod
-    def backward(ctx, gy):
-        core = ctx.core
-        xq, sx, wq, sw, delta, has_b = ctx.saved
-        if core.dp_err is None:      # float errors: STE through the weight/activation quantizers
-            wd = core.vals(wq).double() * sw + (delta[:, None] if delta is not None else 0.0)
-            g = gy.double()
-            dx, dw, db = g @ wd, g.t() @ (core.vals(xq).double() * sx), g.sum(0)
-        else:
-            eq, se = core.quantize_err(gy)
-            dpe = core.dp_err
-            wqe = core.backward_codes(wq)
-            # the first layer's input needs no error: its backward-data product is skipped
-            dxi = P.mm(dpe, eq, wqe, core.stats) if ctx.needs_input_grad[0] else torch.zeros(xq.shape, dtype=torch.int64, device=xq.device)
-            dpw, ew, xqw, sew = core.wgrad_operands(eq, se, xq)
-            dwi = P.mm(dpw, ew.t(), xqw, core.stats)
-            ed = core.vals(eq, dpe).double() * se
-            dx = dxi.to(torch.float64) * (se * sw)
-            if delta is not None:
-                dx = dx + (ed @ delta)[:, None]
-            dw = dwi.to(torch.float64) * (sew * sx)
-            db = ed.sum(0)
-            core.keep(eq=eq, se=se, wq_e=wqe, xq_e=xqw, ew=ew, se_w=sew, dp_wgrad=dpw, dx_int=dxi, dw_int=dwi)
-        f = gy.dtype
-        return dx.to(f), dw.to(f), (db.to(f) if has_b else None), None
-
-
-class _PotConvFn(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x, w, b, core: _PotCore, geo):
-        stride, padding, dilation, groups = geo
-        xq, sx = core.quantize_x(x)
-        wq, sw, delta = core.quantize_w(w)
-        yi = P.conv_forward(core.dp, xq, wq, stride, padding, dilation, groups, core.stats)
-        y = yi.to(torch.float64) * (sx * sw)
-        if delta is not None:
-            y = _add_per_group(y, _box(core.vals(xq), w.shape, geo).double() * sx, delta, geo[3])
-        out = y.to(x.dtype)
-        if b is not None:
-            out = out + b.detach()[None, :, None, None]
-        ctx.core, ctx.geo = core, geo
-        ctx.saved = (xq, sx, wq, sw, delta, b is not None, tuple(x.shape))
-        if core.record:
-            core.last = {}
-            core.keep(xq=xq, wq=wq, y_int=yi, sx=sx, sw=sw)
-        return out
-
-    @staticmethod
-    def backward(ctx, gy):
-        core, geo = ctx.core, ctx.geo
-        stride, padding, dilation, groups = geo
-        xq, sx, wq, sw, delta, has_b, xshape = ctx.saved
-        kh, kw = wq.shape[2], wq.shape[3]
-        if core.dp_err is None:
-            wd = core.vals(wq).double() * sw
-            if delta is not None:
-                wd = wd + delta[:, None, None, None]
-            g = gy.double()
-            kw_ = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
-            dx = torch.nn.grad.conv2d_input(xshape, wd, g, **kw_) if ctx.needs_input_grad[0] else torch.zeros(xshape, device=g.device)
-            dw = torch.nn.grad.conv2d_weight(core.vals(xq).double() * sx, wd.shape, g, **kw_)
-            db = g.sum(dim=(0, 2, 3))
-        else:
-            eq, se = core.quantize_err(gy)
-            dpe = core.dp_err
-            wqe = core.backward_codes(wq)
-            dxi = (conv_backward_data(dpe, eq, wqe, stride, padding, xshape[2:], core.stats, dilation, groups)
-                   if ctx.needs_input_grad[0] else torch.zeros(xshape, dtype=torch.int64, device=eq.device))
-            dpw, ew, xqw, sew = core.wgrad_operands(eq, se, xq)
-            dwi = conv_weight_grad(dpw, ew, xqw, kh, kw, stride, padding, core.stats, dilation, groups)
-            ed = core.vals(eq, dpe).double() * se
-            dx = dxi.to(torch.float64) * (se * sw)
-            if delta is not None and ctx.needs_input_grad[0]:
-                G = groups
-                s = (ed * delta[None, :, None, None]).reshape(ed.shape[0], G, -1, *ed.shape[2:]).sum(2)
-                ones = torch.ones(G, 1, kh, kw, dtype=torch.float64, device=ed.device)
-                corr = torch.nn.grad.conv2d_input((xshape[0], G) + tuple(xshape[2:]), ones, s, stride=stride,
-                                                  padding=padding, dilation=dilation, groups=G)
-                dx = dx + corr.repeat_interleave(xshape[1] // G, dim=1)
-            dw = dwi.to(torch.float64) * (sew * sx)
-            db = ed.sum(dim=(0, 2, 3))
-            core.keep(eq=eq, se=se, wq_e=wqe, xq_e=xqw, ew=ew, se_w=sew, dp_wgrad=dpw, dx_int=dxi, dw_int=dwi)
-        f = gy.dtype
-        return dx.to(f), dw.to(f), (db.to(f) if has_b else None), None, None
-
-
-def _box(xv, wshape, geo):
-    """Per output position and group: the sum of the input code values under the kernel window of
-    the group's channels, N x G x Ho x Wo (integers: exact in float32 below 2^24; WBC multiplies it
-    by sx and the channel's delta_c)."""
-    stride, padding, dilation, G = geo
-    n, c, h, w = xv.shape
-    s = xv.reshape(n, G, c // G, h, w).sum(2)
-    ones = torch.ones(G, 1, wshape[2], wshape[3], dtype=xv.dtype, device=xv.device)
-    return F.conv2d(s, ones, stride=stride, padding=padding, dilation=dilation, groups=G)
-
-
-def _add_per_group(y, box, delta, G):
-    """y (N x Cout x Ho x Wo) + box (N x G x Ho x Wo, group of channel c) * delta_c."""
-    n, cout = y.shape[:2]
-    return (y.reshape(n, G, cout // G, *y.shape[2:]) + box[:, :, None] * delta.reshape(1, G, cout // G, 1, 1)).reshape(y.shape)
-
-
-class _PotMatmulFn(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, a, b, core: _PotCore):
-        aq, sa = core.quantize_x(a)
-        bq, sb = core.quantize_x(b)
-        yi = P.bmm(core.dp, aq, bq, core.stats)
-        ctx.core, ctx.saved = core, (aq, sa, bq, sb, a.shape, b.shape)
-        if core.record:
-            core.last = {}
-            core.keep(xq=aq, wq=bq, y_int=yi, sx=sa, sw=sb)
-        return _deq(yi, sa * sb, a.dtype)
-
-    @staticmethod
-    def backward(ctx, gy):
-        core = ctx.core
-        aq, sa, bq, sb, ashape, bshape = ctx.saved
-        if core.dp_err is None:
-            g = gy.double()
-            da = g @ (core.vals(bq).double() * sb).transpose(-1, -2)
-            db = (core.vals(aq).double() * sa).transpose(-1, -2) @ g
-        else:
-            eq, se = core.quantize_err(gy)
-            dpe = core.dp_err
-            bqe, aqe = core.backward_codes(bq), core.backward_codes(aq)
-            dai = P.bmm(dpe, eq, bqe.transpose(-1, -2), core.stats)
-            dbi = P.bmm(dpe, aqe.transpose(-1, -2), eq, core.stats)
-            da, db = dai.to(torch.float64) * (se * sb), dbi.to(torch.float64) * (sa * se)
-            core.keep(eq=eq, se=se, dx_int=dai, dw_int=dbi)
-        return da.sum_to_size(ashape).to(gy.dtype), db.sum_to_size(bshape).to(gy.dtype), None
-
-
-class _ErrOnlyFn(torch.autograd.Function):
-    """fwd_rounding="fp32" (the error half of the loss split): the product in float, its error
-    quantized to PoT (the mode's error quantizer) before the float backward products."""
-
-    @staticmethod
-    def forward(ctx, x, w, b, core: _PotCore, op):
-        ctx.core, ctx.op, ctx.has_b = core, op, b is not None
-        ctx.save_for_backward(x, w, b if b is not None else torch.zeros(()))
-        with torch.no_grad():
-            return _float_op(op, x, w, b)
-
-    @staticmethod
-    def backward(ctx, gy):
-        x, w, b = ctx.saved_tensors
-        core = ctx.core
-        eq, se = core.quantize_err(gy)
-        ed = (core.vals(eq, core.dp_err).double() * se).to(gy.dtype)
-        ins = [t.detach().requires_grad_(True) for t in (x, w)] + ([b.detach().requires_grad_(True)] if ctx.has_b else [])
-        with torch.enable_grad():
-            y = _float_op(ctx.op, ins[0], ins[1], ins[2] if ctx.has_b else None)
-            grads = torch.autograd.grad(y, ins, ed)
-        return grads[0], grads[1], (grads[2] if ctx.has_b else None), None, None
-
-
-def _float_op(op, x, w, b):
-    if op[0] == "linear":
-        return F.linear(x, w, b)
-    if op[0] == "conv2d":
-        stride, padding, dilation, groups = op[1]
-        return F.conv2d(x, w, b, stride, padding, dilation, groups)
-    return torch.matmul(x, w)
-
-
 class _PotMixin:
-    def _setup(self, core: _PotCore, prc: bool, prc_min: float):
+    def _setup(self, core: PotCore, prc: bool, prc_min: float):
         self.core = core
         self.prc = prc
         self.prc_min = prc_min
@@ -399,9 +96,9 @@ class PotLinear(nn.Linear, _PotMixin):
         lead = x.shape[:-1]
         x2 = self._clip(x).reshape(-1, x.shape[-1])
         if self.core.fwd_rounding == "fp32":
-            y = _ErrOnlyFn.apply(x2, self.weight, self.bias, self.core, ("linear",))
+            y = ErrOnlyFn.apply(x2, self.weight, self.bias, self.core, ("linear",))
         else:
-            y = _PotLinearFn.apply(x2, self.weight, self.bias, self.core)
+            y = PotLinearFn.apply(x2, self.weight, self.bias, self.core)
         return y.reshape(*lead, -1)
 
     def to_plain(self):
@@ -431,8 +128,8 @@ class PotConv2d(nn.Conv2d, _PotMixin):
     def forward(self, x):
         geo = (tuple(self.stride), tuple(self.padding), tuple(self.dilation), self.groups)
         if self.core.fwd_rounding == "fp32":
-            return _ErrOnlyFn.apply(self._clip(x), self.weight, self.bias, self.core, ("conv2d", geo))
-        return _PotConvFn.apply(self._clip(x), self.weight, self.bias, self.core, geo)
+            return ErrOnlyFn.apply(self._clip(x), self.weight, self.bias, self.core, ("conv2d", geo))
+        return PotConvFn.apply(self._clip(x), self.weight, self.bias, self.core, geo)
 
     def to_plain(self):
         m = nn.Conv2d(self.in_channels, self.out_channels, self.kernel_size, stride=self.stride, padding=self.padding,
@@ -446,14 +143,14 @@ class PotMatmul(nn.Module):
     scale) and all three products on the MF-MAC. No weights: no WBC, no PRC."""
     prc = False
 
-    def __init__(self, core: _PotCore):
+    def __init__(self, core: PotCore):
         super().__init__()
         self.core = core
 
     def forward(self, a, b):
         if self.core.fwd_rounding == "fp32":
-            return _ErrOnlyFn.apply(a, b, None, self.core, ("matmul",))
-        return _PotMatmulFn.apply(a, b, self.core)
+            return ErrOnlyFn.apply(a, b, None, self.core, ("matmul",))
+        return PotMatmulFn.apply(a, b, self.core)
 
     def clamp_ratio(self):
         pass
@@ -558,7 +255,7 @@ class PotqMode:
         Registered under `name` (default kindN) for the statistics."""
         if kind not in KINDS:
             raise ValueError(f"ALS-POTQ products are {', '.join(KINDS)}; got kind {kind!r}")
-        core = _PotCore(self, len(self.layers))
+        core = PotCore(self, len(self.layers))
         if kind == "matmul":
             new = PotMatmul(core)
         elif kind == "linear" and isinstance(module, nn.Linear):

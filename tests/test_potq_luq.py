@@ -295,3 +295,26 @@ def test_conv_wbc_output_is_the_conv_with_the_mean_corrected_weights(groups, dil
     e = g.double() if errors == "fp32" else torch.from_numpy(dp.values(r["eq"]) * r["se"])
     want_dx = torch.nn.grad.conv2d_input(x.shape, eff, e, padding=1, dilation=dilation, groups=groups)
     assert torch.allclose(x.grad.double(), want_dx, rtol=1e-5, atol=1e-5)
+
+
+def test_vit_attention_products_run_on_the_mfmac_after_graph_conversion():
+    """net.graph: the lifted ViT's activation x activation products become PotMatmul (PotqMode.make);
+    a step's attention scores are the MF-MAC accumulations of the two quantized operands."""
+    from net import data, models
+    from net.graph import convert_for_mode, lift
+    ds = data.load("mnist")
+    torch.manual_seed(0)
+    x = torch.from_numpy(ds.x_train[:4])
+    mode = make_mode("mfmac", err_rounding="luq")
+    m = convert_for_mode(lift(models.build("vit", ds.input_shape, ds.num_classes), x), mode)
+    mats = [layer for layer in mode.layers.values() if isinstance(layer, potq.PotMatmul)]
+    assert len(mats) == 4
+    potq.record(mats[0])
+    nn.functional.cross_entropy(m(x), torch.from_numpy(ds.y_train[:4])).backward()
+    r = mats[0].core.last
+    a = r["xq"].reshape(-1, *r["xq"].shape[-2:])
+    b = np.broadcast_to(r["wq"], r["xq"].shape[:-2] + r["wq"].shape[-2:]).reshape(-1, *r["wq"].shape[-2:])
+    y = r["y_int"].reshape(-1, *r["y_int"].shape[-2:])
+    assert all(np.array_equal(yi, mode.dp.matmul_definition(ai, bi)) for yi, ai, bi in zip(y, a, b))
+    assert r["dx_int"].shape == r["xq"].shape and np.count_nonzero(r["dw_int"]) > 0
+    assert all(torch.isfinite(p.grad).all() for p in m.parameters() if p.grad is not None)

@@ -75,9 +75,9 @@ def _pot_off_by_one(e):
 
 @pytest.mark.parametrize("argv,msg", [
     (["prove"], "a design name is required (one of mul-array, mul-exact, mul-trunc, mul-bam, mul-drum, "
-                "mul-mitchell, mfmac-pe, int-mac, asm-mul; or --all)"),
+                "mul-mitchell, mfmac-pe, int-mac, asm-mul, luq-quant; or --all)"),
     (["prove", "fp32-mul"], "no formal proof for fp32-mul (provable: mul-array, mul-exact, mul-trunc, mul-bam, "
-                            "mul-drum, mul-mitchell, mfmac-pe, int-mac, asm-mul)"),
+                            "mul-drum, mul-mitchell, mfmac-pe, int-mac, asm-mul, luq-quant)"),
     (["prove", "mul-array", "--all"], "give a design or --all, not both"),
     (["prove", "mul-array", "--timeout", "0"], "--timeout must be a positive number of seconds, got 0"),
 ])

@@ -10,7 +10,7 @@ from net.experiments import POTQ_EXPERIMENTS, TRAIN_EXPERIMENTS, select_experime
 
 
 @pytest.mark.parametrize("kwargs,text", [
-    ({"only": ["mlp:digits", "x:y"]}, "--only 'x:y': not an experiment (experiments: mlp:digits, lenet:mnist, mlp:digits:potq, lenet:mnist:potq)"),
+    ({"only": ["mlp:digits", "x:y"]}, "--only 'x:y': not an experiment (experiments: mlp:digits, lenet:mnist, mlp:digits:potq, lenet:mnist:potq, resnet:mnist:potq, vit:mnist:potq)"),
     ({"seeds": 0}, "--seeds must be in 1..10, got 0"),
     ({"seeds": 11}, "--seeds must be in 1..10, got 11"),
     ({"seed": [1, -1]}, "--seed must be in 0..2^32-1, got -1"),
