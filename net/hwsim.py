@@ -23,8 +23,10 @@ batch / batch; utilization = MACs / (cycles x R x C).
 Energy per inference: the array's activity-mode energy on the toggles of the real operand stream
 (synth.hwsim, idle PEs of edge tiles included) beside the random-operand figure nn eval gives
 (synth.network.net_energy: MACs x the unit's per-MAC energy on Gaussian random operands, for asm
-on the same asm-pe-row lanes=C the array is built of). Memory traffic is the same model in
-both (it does not depend on the values) and is reported once.
+on the same asm-pe-row lanes=C the array is built of): energy_pj_real_data and
+energy_pj_random_operands are that arithmetic energy. Memory traffic is the same model in both (it
+does not depend on the values): memory_pj, and total_pj_* = arithmetic + memory (total_pj_random_operands
+is nn eval's energy_pj).
 """
 from __future__ import annotations
 
@@ -65,8 +67,9 @@ class _Products:
     """Stands in for net.kernels inside net.layers while the hardware runs: matmul and conv2d
     go to the engine (and are checked against the real kernels); anything else passes through."""
 
-    def __init__(self, engine, dp, batch: int):
-        self.engine, self.dp, self.batch = engine, dp, batch
+    def __init__(self, engine, dp, batch: int, progress=None):
+        self.engine, self.dp, self.batch, self.progress = engine, dp, batch, progress
+        self.done = 0
         self.layer = None               # set by a forward pre-hook
         self.samples = 0                # samples of the current chunk
         self.first = 0                  # index of the chunk's first sample
@@ -118,6 +121,9 @@ class _Products:
         row["units"] += st.units() - before[0]
         row["sim_s"] += st.sim_s - before[2]
         row["compared_accumulations"] += M * N
+        self.done += 1
+        if self.progress is not None:
+            self.progress(self.done, f"{self.layer} ({self.first + S} samples)")
         bad = np.argwhere(Y != ref)
         if bad.size:
             row["mismatched_accumulations"] += len(bad)
@@ -170,7 +176,8 @@ def run(model, ds, spec: str, *, samples: int | None = None, engine: str = "gate
         progress=None) -> dict:
     """Run the first `samples` test samples of `ds` through `model` on `spec`'s hardware (see the
     module docstring). netlist: the unit's gate netlist to use instead of the synthesized one (the
-    fault test). progress(done_samples, total): called after every chunk. Raises HwMismatch at the
+    fault test). progress(done, total, note): called after every product on the hardware (total: the
+    emulated layers x the chunks of `chunk` samples). Raises HwMismatch at the
     first difference (its .info, plus .result: what was measured up to there)."""
     from synth import hwsim
     dp = parse(spec)
@@ -193,12 +200,12 @@ def run(model, ds, spec: str, *, samples: int | None = None, engine: str = "gate
     logits_emu = _forward(q, x, chunk)
     emu_s = time.perf_counter() - t0
     eng = hwsim.engine(engine, arr, netlist)
-    products = _Products(eng, dp, batch)
+    total = len(layers.emulated_layers(q)) * -(-samples // chunk)
+    products = _Products(eng, dp, batch, None if progress is None else
+                         lambda done, note: progress(min(done, total), total, note))
 
     def on_chunk(i, n):
         products.first, products.samples = i, n
-        if progress is not None and i:
-            progress(i, samples)
     t0 = time.perf_counter()
     result = {"model_layers": list(layers.emulated_layers(q)), "engine": engine, "datapath": spec,
               "array": f"{arr.rows}x{arr.cols}", "hardware": arr.description, "unit": arr.unit.design,
@@ -212,8 +219,6 @@ def run(model, ds, spec: str, *, samples: int | None = None, engine: str = "gate
         e.result = result
         raise
     hw_s = time.perf_counter() - t0
-    if progress is not None:
-        progress(samples, samples)
     missing = [n for n in result["model_layers"] if n not in products.rows]
     if missing:
         raise RuntimeError(f"hwsim: the products of layer(s) {', '.join(missing)} did not reach the hardware "
@@ -223,8 +228,8 @@ def run(model, ds, spec: str, *, samples: int | None = None, engine: str = "gate
     pred_hw, pred_emu = logits_hw.argmax(-1), logits_emu.argmax(-1)
     result.update(mismatched_logits=bad_logits, compared_logits=int(logits_hw.size),
                   mismatched_predictions=int(np.count_nonzero(pred_hw != pred_emu)),
-                  accuracy_pct=100.0 * float(np.mean(pred_hw == y)),
-                  emulator_accuracy_pct=100.0 * float(np.mean(pred_emu == y)))
+                  accuracy_pct=100.0 * int(np.sum(pred_hw == y)) / len(y),       # as evaluate.accuracy
+                  emulator_accuracy_pct=100.0 * int(np.sum(pred_emu == y)) / len(y))
     result.update(_energy(model, ds, dp, arr, result))
     if bad_logits:
         i = int(np.argwhere(logits_hw != logits_emu)[0][0])
@@ -261,7 +266,7 @@ def _summary(products: _Products, eng, samples: int, batch: int, arr, emu_s: flo
             "mismatched_accumulations": sum(r["mismatched_accumulations"] for r in rows),
             "cycles_per_inference": cycles, "macs_per_inference": macs,
             "utilization_pct": 100.0 * macs / (cycles * arr.rows * arr.cols) if cycles else 0.0,
-            "arithmetic_pj_real_data": energy_pj(st) / samples if pj_unit else None,
+            "arithmetic_pj_real_data": energy_pj(st) / samples if pj_unit else None,     # the array's energy
             "simulated_macs": st.macs, "sim_s": st.sim_s, "hardware_s": hw_s, "emulator_s": emu_s,
             "simulated_macs_per_s": st.macs / st.sim_s if st.sim_s else None,
             "emulator_macs_per_s": st.macs / emu_s if emu_s else None,
@@ -281,10 +286,10 @@ def _energy(model, ds, dp, arr, result: dict) -> dict:
         if e and row["energy_pj_real_data"] is not None and e["arithmetic_pj"]:
             row["real_over_random"] = row["energy_pj_real_data"] / e["arithmetic_pj"]
     real = result.get("arithmetic_pj_real_data")
-    out = {"energy_spec": espec, "arithmetic_pj_random_operands": rnd["arithmetic_pj"],
-           "memory_pj": rnd["memory_pj"], "energy_pj_random_operands": rnd["energy_pj"],
-           "energy_pj_real_data": real + rnd["memory_pj"] if real is not None else None,
+    out = {"energy_spec": espec, "energy_pj_real_data": real, "energy_pj_random_operands": rnd["arithmetic_pj"],
+           "memory_pj": rnd["memory_pj"], "total_pj_random_operands": rnd["energy_pj"],
+           "total_pj_real_data": real + rnd["memory_pj"] if real is not None else None,
            "random_mac_pj": rnd["per_mac"]["mac_pj"]}
     if real is not None and rnd["arithmetic_pj"]:
-        out["arithmetic_real_over_random"] = real / rnd["arithmetic_pj"]
+        out["energy_real_over_random"] = real / rnd["arithmetic_pj"]
     return out
