@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.ecomac-installed
 BUILD  := build
 PYTEST_JOBS ?= auto
 
-.PHONY: all env iverilog verilog sim synth test report bench fpga prove experiments clean
+.PHONY: all env iverilog verilog sim synth test report bench fpga prove experiments hwsim clean
 
 all: report
 
@@ -62,6 +62,26 @@ experiments: env
 	$(BIN)/ecomac alwann search --model $(BUILD)/experiments/mlp_digits.pt --data digits --objective loss -o $(BUILD)/experiments/alwann_mlp_digits
 	$(BIN)/ecomac nn train --arch lenet --data mnist --epochs 10 -o $(BUILD)/experiments/lenet_mnist.pt
 	$(BIN)/ecomac alwann search --model $(BUILD)/experiments/lenet_mnist.pt --data mnist --objective loss -o $(BUILD)/experiments/alwann_lenet_mnist
+
+# a whole network on the generated hardware (docs/hwsim.md): MLP and LeNet trained on digits, every test
+# sample through each datapath's gate netlist (zero mismatches or the run fails), a few through the
+# Verilog (cocotb + Icarus); one JSON per run in build/hwsim/
+HWSIM_SPECS := int8 mfmac asm,alphabet=1/3 approx:mul-drum,k=4
+hwsim: env iverilog
+	mkdir -p $(BUILD)/hwsim
+	$(BIN)/ecomac nn train --arch mlp --data digits --epochs 30 -o $(BUILD)/hwsim/mlp_digits.pt
+	$(BIN)/ecomac nn train --arch lenet --data digits --epochs 30 -o $(BUILD)/hwsim/lenet_digits.pt
+	set -e; for s in $(HWSIM_SPECS); do n=$$(echo "$$s" | tr '/,:=' '____'); \
+	  for m in mlp lenet; do \
+	    $(BIN)/ecomac nn hwsim --model $(BUILD)/hwsim/$${m}_digits.pt --data digits --datapath "$$s" --batch 4 \
+	      --json > $(BUILD)/hwsim/$${m}_digits_$$n.json; \
+	  done; done
+	$(BIN)/ecomac nn hwsim --model $(BUILD)/hwsim/mlp_digits.pt --data digits --datapath int8 \
+	  --json > $(BUILD)/hwsim/mlp_digits_int8_batch1.json
+	set -e; for s in int8 mfmac; do \
+	  $(BIN)/ecomac nn hwsim --model $(BUILD)/hwsim/mlp_digits.pt --data digits --datapath $$s --engine rtl \
+	    --samples 4 --json > $(BUILD)/hwsim/mlp_digits_$${s}_rtl.json; done
+	$(BIN)/python -m ecomac.cmd_hwsim $(BUILD)/hwsim/*.json
 
 bench: env iverilog
 	$(BIN)/python -m ecomac.bench -o $(BUILD)/bench

@@ -91,6 +91,7 @@ def _cmd_hwsim(args) -> int:
             print(json.dumps(_json(e.result), indent=2))
         print(f"ecomac: hwsim: MISMATCH: {e.info['message']}", file=sys.stderr)
         return 1
+    res.update(model=args.model, data=ds.name)
     if args.json:
         print(json.dumps(_json(res), indent=2))
         return 0
@@ -99,7 +100,7 @@ def _cmd_hwsim(args) -> int:
 
 
 def _json(res: dict) -> dict:
-    keys = ("datapath", "engine", "array", "hardware", "unit", "samples", "batch", "compared_accumulations",
+    keys = ("model", "data", "datapath", "engine", "array", "hardware", "unit", "samples", "batch", "compared_accumulations",
             "mismatched_accumulations", "compared_logits", "mismatched_logits", "mismatched_predictions",
             "cycles_per_inference", "utilization_pct", "macs_per_inference", "accuracy_pct",
             "emulator_accuracy_pct", "energy_pj_real_data", "energy_pj_random_operands", "energy_real_over_random",
@@ -134,3 +135,34 @@ def _print(res: dict, args, ds) -> None:
         print(f"speed: {res['simulated_macs']:,} MACs simulated in {res['sim_s']:.1f} s "
               f"({res['simulated_macs_per_s']:,.0f} MACs/s); the emulator ran them at "
               f"{res['emulator_macs_per_s']:,.0f} MACs/s; the hardware run took {res['slowdown_vs_emulator']:.0f}x the emulator's time")
+
+
+_SUMMARY_HEAD = ["model", "datapath", "engine", "hardware", "samples", "compared", "mismatched", "pred. mism.",
+                 "acc % hw", "acc % emu", "cycles/inf", "util %", "real nJ", "random nJ", "real/random", "sim s",
+                 "MACs/s"]
+
+
+def summary_table(results: list[dict]) -> str:
+    """One row per `nn hwsim --json` result (what `make hwsim` prints at the end)."""
+    import os
+
+    def nj(v):
+        return "-" if v is None else round(v / 1e3, 3)
+    rows = []
+    for r in results:
+        ratio = r.get("energy_real_over_random")
+        rows.append([f"{os.path.basename(str(r.get('model', '?')))} ({r.get('data', '?')})", r["datapath"], r["engine"],
+                     f"{r['array']} {r['unit']}" + (f" batch {r['batch']}" if r.get("batch", 1) > 1 else ""),
+                     r["samples"], r["compared_accumulations"], r["mismatched_accumulations"],
+                     r.get("mismatched_predictions", "-"), round(r.get("accuracy_pct", float("nan")), 2),
+                     round(r.get("emulator_accuracy_pct", float("nan")), 2), round(r["cycles_per_inference"], 1),
+                     round(r["utilization_pct"], 1), nj(r.get("energy_pj_real_data")),
+                     nj(r.get("energy_pj_random_operands")), "-" if ratio is None else round(ratio, 3),
+                     round(r["sim_s"], 1), f"{r['simulated_macs_per_s']:,.0f}" if r.get("simulated_macs_per_s") else "-"])
+    return format_table(rows, _SUMMARY_HEAD, title="ecomac nn hwsim: networks on the generated hardware "
+                        "(energy: arithmetic per inference)")
+
+
+if __name__ == "__main__":                 # make hwsim: python -m ecomac.cmd_hwsim build/hwsim/*.json
+    from pathlib import Path
+    print(summary_table([json.loads(Path(f).read_text()) for f in sys.argv[1:]]))

@@ -98,6 +98,9 @@ class _Products:
         return torch.from_numpy(np.ascontiguousarray(Y)) if isinstance(ref, torch.Tensor) else Y
 
     def _run(self, X, W, ref, kind: str) -> np.ndarray:
+        if X.ndim != 2 or W.ndim != 2:
+            raise ValueError(f"hwsim: layer {self.layer}: a product of {X.shape} by {W.shape} codes is not mapped "
+                             f"onto the array (only M x K . K x N products)")
         S, B = self.samples, self.batch
         M, K = X.shape
         N = W.shape[1]
