@@ -1,4 +1,4 @@
-"""`ecomac alwann`: layer-wise assignment of approximate multipliers (net/alwann.py).
+"""`ecomac alwann`: layer-wise assignment of approximate multipliers (net/alwann/).
 
     ecomac alwann search --model M.pt --data D -o DIR [--tiles T] [--pop N] [--gens G]
                          [--tuning none|uniform|histogram] [--mult SPEC ...] [--library FILE.json]
@@ -43,6 +43,8 @@ def _front_note(front: list[dict]) -> str:
 
 def _cmd_search(args) -> int:
     from net import alwann
+    from net.device import resolve_device
+    device = resolve_device(args.device)
 
     from .outputs import check_output_dir
     from .plot import save_png
@@ -54,7 +56,8 @@ def _cmd_search(args) -> int:
     if args.scheduler is not None:
         alwann.check_scheduler(args.scheduler)          # an unreachable cluster before minutes of setup
     setup = alwann.prepare(args.model, args.data, tiles=args.tiles, tuning=args.tuning, extra=args.mult or (),
-                           library=args.library, sweep=not args.no_sweep, search_fraction=args.search_fraction)
+                           library=args.library, sweep=not args.no_sweep, search_fraction=args.search_fraction,
+                           device=device.type)
     options = {"search_fraction": setup.info["search_fraction"], "calib": setup.info["calib_size"],
                "objective": args.objective}
     if args.resume:
@@ -221,6 +224,8 @@ def add_parser(sub) -> None:
     q.add_argument("--seed", type=int, default=DEFAULTS["seed"], help="NSGA-II seed (default 0)")
     q.add_argument("--no-energy", action="store_true", help="skip the per-inference energy of the front points")
     q.add_argument("--json", action="store_true", help="print baseline, front, goal and search figures as JSON")
+    from .cmd_nn import add_device_arg
+    add_device_arg(q)
     q.add_argument("-o", "--output", required=True, metavar="DIR")
     q.set_defaults(func=_cmd_search)
 

@@ -67,7 +67,14 @@ def _add_train_parser(ns) -> None:
     p.add_argument("--optimizer", choices=("adam", "sgd"), default="adam", help="adam (default) or sgd (momentum 0.9)")
     p.add_argument("--batch-size", type=_positive_int, default=64, help="default 64")
     p.add_argument("--plot", metavar="FILE.png", help="training curve (loss, train/test accuracy per epoch)")
+    add_device_arg(p)
     p.set_defaults(func=_cmd_train)
+
+
+def add_device_arg(p) -> None:
+    """--device cpu|cuda (net/device.py; validated when the command runs)."""
+    p.add_argument("--device", choices=("cpu", "cuda"), help="where the products run (default: cuda when "
+                   "available, else cpu; results are bit-exact on either)")
 
 
 def _train_kwargs(args) -> dict:
@@ -86,8 +93,10 @@ def _check_train_args(args, kwargs) -> None:
     """Every training option validated before data or models load (one line each)."""
     import math
 
+    from net.device import resolve_device
     from net.train import make_mode, validate_options
     from .plot import check_plot_path
+    kwargs["device"] = resolve_device(args.device)
     if not math.isfinite(args.lr):
         raise ValueError(f"--lr must be a finite number > 0, got {args.lr}")
     validate_options(**{k: kwargs[k] for k in ("epochs", "seed", "lr", "batch_size", "optimizer", "lr_pow2")})
@@ -145,6 +154,10 @@ def _cmd_train(args) -> int:
     model, hist = train(model, ds, progress=True, checkpoint=lambda m: models.save(
         m, args.output, {"data": args.data, "seed": args.seed, "diverged": True, "options": opts}), **kwargs)
     secs = time.perf_counter() - t0
+    from net.distributed import is_main
+    if not is_main():
+        return 0                          # torchrun: process 0 writes and prints
+    model = model.to("cpu")
     energy = training_energy(model, ds.input_shape, args.datapath, args.errors, args.batch_size,
                              hist["steps_per_epoch"], **({"err_scale": args.err_scale} if args.err_scale else {}))
     meta = {"data": args.data, "seed": args.seed, "epochs": args.epochs,
@@ -184,6 +197,7 @@ def _add_eval_parser(ns) -> None:
     p.add_argument("--batch-size", type=_positive_int, default=256, help="evaluation batch (default 256)")
     p.add_argument("--json", action="store_true", help="one row per datapath")
     p.add_argument("--plot", metavar="FILE.png", help="accuracy drop vs energy per inference")
+    add_device_arg(p)
     p.set_defaults(func=_cmd_eval)
 
 
@@ -254,6 +268,8 @@ def _cmd_eval(args) -> int:
     if args.plot:
         check_plot_path(args.plot)
     from net.datapath import parse
+    from net.device import resolve_device
+    device = resolve_device(args.device)
     for s in args.datapath or []:
         if s.strip() != "all":
             parse(s)                      # a bad spec is one line before the model or the sweep loads
@@ -265,7 +281,7 @@ def _cmd_eval(args) -> int:
     evaluate.check_fit(model, ds, meta)
     specs = _expand_specs(args.datapath)
     rows = evaluate.evaluate(model, ds, specs, mapping, meta=meta, calib_size=args.calib_size, seed=args.seed,
-                             batch_size=args.batch_size, progress=True,
+                             batch_size=args.batch_size, progress=True, device=device,
                              mapping_label=f"mapping:{os.path.basename(args.mapping)}" if args.mapping else "mapping")
     title = (f"{os.path.basename(args.model)} on {ds.name}: {len(ds.y_test)} test samples, post-training "
              f"quantization (per-channel weights, {min(args.calib_size, len(ds.y_train))} calibration samples)")

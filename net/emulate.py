@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from . import kernels
 from .datapath import parse
@@ -88,11 +89,18 @@ def save_npy_bytes(a: np.ndarray) -> bytes:
 
 
 # ---- the benchmark -----------------------------------------------------------------------------
-def _best(fn, repeats: int) -> float:
+def _sync(device) -> None:
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _best(fn, repeats: int, device="cpu") -> float:
     best = float("inf")
     for _ in range(repeats):
+        _sync(device)
         t0 = time.perf_counter()
         fn()
+        _sync(device)
         best = min(best, time.perf_counter() - t0)
     return best
 
@@ -113,13 +121,17 @@ def _bench_operands(dp, shape, rng):
 
 
 def bench(shapes=BENCH_SHAPES, datapaths=BENCH_DATAPATHS, repeats: int = 5, table_dir=None,
-          check_rows: int = 64, check_cols: int = 16, progress=None) -> list[dict]:
-    """Per datapath and shape: the kernel's best-of-`repeats` time and GMAC/s, its ratio to a
-    float32 matmul of the same shape (the median over `repeats` rounds, each timing the float32
-    product and then the kernel back to back), and a
-    bit-exactness check of the fast path against the definition on a check_rows x check_cols
-    slice of the output. `lut:TABLE.npy` is a random 16-bit table written to table_dir."""
+          check_rows: int = 64, check_cols: int = 16, progress=None, device="cpu") -> list[dict]:
+    """Per datapath and shape: the kernel's best-of-`repeats` time and GMAC/s on `device` (torch
+    tensors there), its ratio to a float32 matmul of the same shape on the same device (TF32 off;
+    the median over `repeats` rounds, each timing the float32 product and then the kernel back to
+    back), and a bit-exactness check of the fast path against the definition on a
+    check_rows x check_cols slice of the output. Table datapaths also time the other table
+    formulation (`alt_ratio`: on the CPU the torch one, which CUDA runs; elsewhere none).
+    `lut:TABLE.npy` is a random 16-bit table written to table_dir."""
     import tempfile
+    device = torch.device(device)
+    kernels.exact_floats()
     rng = np.random.default_rng(0)
     rows = []
     with tempfile.TemporaryDirectory(prefix="ecomac-emulate-bench-") as tmp:
@@ -128,26 +140,32 @@ def bench(shapes=BENCH_SHAPES, datapaths=BENCH_DATAPATHS, repeats: int = 5, tabl
         np.save(table, rng.integers(0, 1 << 16, (256, 256)).astype(np.uint16))
         for shape in shapes:
             M, K, N = shape
-            Xf = rng.standard_normal((M, K)).astype(np.float32)
-            Wf = rng.standard_normal((K, N)).astype(np.float32)
+            Xf = torch.from_numpy(rng.standard_normal((M, K)).astype(np.float32)).to(device)
+            Wf = torch.from_numpy(rng.standard_normal((K, N)).astype(np.float32)).to(device)
             for spec, goal in datapaths:
                 real = spec.replace("TABLE.npy", str(table))
                 dp = parse(real)
-                X, W = _bench_operands(dp, shape, rng)
+                Xn, Wn = _bench_operands(dp, shape, rng)
+                X, W = torch.from_numpy(Xn).to(device), torch.from_numpy(Wn).to(device)
                 kernels.matmul(dp, X[:8], W)                       # compile / plan outside the timing
                 if progress:
-                    progress(f"{spec} {M}x{K}x{N}")
+                    progress(f"{spec} {M}x{K}x{N} on {device.type}")
                 # paired rounds (float32, then the kernel, back to back): a shared machine's
                 # load changes within seconds, so each round's ratio compares like with like
-                pairs = [(_best(lambda: Xf @ Wf, 1), _best(lambda: kernels.matmul(dp, X, W), 1))
+                pairs = [(_best(lambda: Xf @ Wf, 1, device), _best(lambda: kernels.matmul(dp, X, W), 1, device))
                          for _ in range(repeats)]
                 t_f32, t = min(p[0] for p in pairs), min(p[1] for p in pairs)
                 ratio = float(np.median([b / a for a, b in pairs]))
-                Y = kernels.matmul(dp, X[:check_rows], W[:, :check_cols])
-                exact = bool(np.array_equal(Y, dp.matmul_definition(X[:check_rows], W[:, :check_cols])))
-                rows.append({"datapath": spec, "shape": f"{M}x{K}x{N}", "path": kernels.plan(dp).path,
-                             "terms": len(kernels.plan(dp).terms), "seconds": t, "fp32_seconds": t_f32,
-                             "gmac_s": M * K * N / t / 1e9, "fp32_gmac_s": M * K * N / t_f32 / 1e9,
-                             "ratio": ratio, "goal": goal, "meets_goal": ratio <= goal,
-                             "bit_exact": exact})
+                Y = kernels.matmul(dp, X[:check_rows], W[:, :check_cols]).cpu().numpy()
+                exact = bool(np.array_equal(Y, dp.matmul_definition(Xn[:check_rows], Wn[:, :check_cols])))
+                p = kernels.plan(dp)
+                row = {"datapath": spec, "shape": f"{M}x{K}x{N}", "device": device.type, "path": p.path,
+                       "terms": len(p.terms), "seconds": t, "fp32_seconds": t_f32,
+                       "gmac_s": M * K * N / t / 1e9, "fp32_gmac_s": M * K * N / t_f32 / 1e9,
+                       "ratio": ratio, "goal": goal, "meets_goal": ratio <= goal, "bit_exact": exact}
+                if p.path == "table" and device.type == "cpu":
+                    alt = [(_best(lambda: Xf @ Wf, 1), _best(lambda: kernels.matmul(dp, X, W, table_backend="torch"), 1))
+                           for _ in range(max(1, repeats // 2))]
+                    row["alt_backend"], row["alt_ratio"] = "torch", float(np.median([b / a for a, b in alt]))
+                rows.append(row)
     return rows

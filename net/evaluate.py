@@ -28,6 +28,7 @@ from torch import nn
 
 from . import importer, layers
 from .datapath import parse
+from .device import model_device
 
 __all__ = ["ROW_KEYS", "ALL_FIXED", "accuracy", "check_fit", "model_net", "inference_energy", "standard_specs",
            "evaluate", "load_mapping", "calibration_batch"]
@@ -53,12 +54,13 @@ def accuracy(model: nn.Module, x, y, batch_size: int = 256, progress: bool = Fal
         raise ValueError("accuracy: empty data set")
     was = getattr(model, "training", False)
     model.eval()
+    dev = model_device(model) if isinstance(model, nn.Module) else torch.device("cpu")
     correct = 0
     try:
         with torch.no_grad(), _bar(len(y), desc, progress) as bar:
             for i in range(0, len(y), batch_size):
-                out = model(torch.from_numpy(np.ascontiguousarray(x[i:i + batch_size])))
-                correct += int((out.argmax(-1).numpy() == y[i:i + batch_size]).sum())
+                out = model(torch.from_numpy(np.ascontiguousarray(x[i:i + batch_size])).to(dev))
+                correct += int((out.argmax(-1).cpu().numpy() == y[i:i + batch_size]).sum())
                 bar.update(len(y[i:i + batch_size]))
     finally:
         model.train(was)
@@ -66,8 +68,9 @@ def accuracy(model: nn.Module, x, y, batch_size: int = 256, progress: bool = Fal
 
 
 def _out_classes(model, sample) -> int:
+    dev = model_device(model) if isinstance(model, nn.Module) else torch.device("cpu")
     with torch.no_grad():
-        out = model(torch.from_numpy(np.ascontiguousarray(sample, np.float32)))
+        out = model(torch.from_numpy(np.ascontiguousarray(sample, np.float32)).to(dev))
     return int(out.shape[-1])
 
 
@@ -163,10 +166,11 @@ def calibration_batch(ds, size: int = 512, seed: int = 0) -> np.ndarray:
 
 def evaluate(model: nn.Module, ds, specs=(), mapping: dict | None = None, *, meta: dict | None = None,
              calib_size: int = 512, seed: int = 0, batch_size: int = 256, progress: bool = True,
-             mapping_label: str = "mapping", log=None) -> list[dict]:
+             mapping_label: str = "mapping", log=None, device=None) -> list[dict]:
     """One row per datapath in `specs` (and one for `mapping`, a {layer: spec} assignment): ROW_KEYS
     plus eval_s (seconds to convert + run the test split). The FP32 accuracy and the fp32/int8
-    energies are always measured (the drop and the savings are relative to them)."""
+    energies are always measured (the drop and the savings are relative to them). device: where
+    the models run (net.device; None: where `model` is)."""
     specs = list(specs)
     if not specs and mapping is None:
         raise ValueError("evaluate: give at least one datapath or a mapping")
@@ -176,6 +180,8 @@ def evaluate(model: nn.Module, ds, specs=(), mapping: dict | None = None, *, met
         mapping = load_mapping(mapping, model, mapping_label)
     check_fit(model, ds, meta)
     net = model_net(model, ds.input_shape, getattr(ds, "name", "model"))
+    if device is not None and isinstance(model, nn.Module) and not isinstance(model, torch.jit.ScriptModule):
+        model = model.to(device)
     calib = calibration_batch(ds, calib_size, seed)
     log = log or (lambda s: print(s, file=sys.stderr) if progress else None)
     ecache: dict = {}

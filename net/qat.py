@@ -28,8 +28,16 @@ M(x[m,k], w[k,n]):
 where Da and Dw are the table's central finite differences along each operand code
 (Da(a, w) = (M(a+, w) - M(a-, w)) / (a+ - a-), a+- = a +- 1 clipped to -127..127; Dw alike).
 For the exact multiplier Da(a, w) = w and Dw = a, so the table gradient reduces to STE. The
-per-pair sums are gathers from the two 255 x 255 derivative tables (compiled loops, the same
-M*K*N work as the forward product).
+per-pair sums are gathers from the two 255 x 255 derivative tables, the same M*K*N work as the
+forward product: on the CPU compiled numba loops (measured faster there than the torch
+formulation), on any other device the torch formulation (chunks of K: one gather of the
+M x c x N derivatives, then a sum against G); `table_grads(..., backend="torch")` runs the
+latter on the CPU (the tests prove both equal).
+
+Everything runs on the tensors' device (net.quant, net.kernels): quantization per tensor in
+float64, the integer product, the dequantization; the STE backward is float32 on the device
+(the float layer's gradient with the quantized operands). Convolutions of any groups, dilation,
+stride and zero padding; the convolution's activation scale is that of its whole input.
 
 annealing (asm, anneal=True): the forward weight is w + lam*(Q(w) - w) with lam rising
 linearly from 1/epochs to 1 over the epochs, so early epochs see a partially projected weight;
@@ -45,14 +53,15 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from . import kernels
+from . import kernels, quant
 from .datapath import parse
 
-__all__ = ["QatMode", "QatLinear", "QatConv2d", "derivative_tables", "table_grad_x", "table_grad_w",
+__all__ = ["QatMode", "QatLinear", "QatConv2d", "derivative_tables", "table_grad_x", "table_grad_w", "table_grads",
            "GRADS", "ptq"]
 
 GRADS = ("ste", "table")
 _CODE_LO, _CODE_HI = -127, 127
+_SIDE = _CODE_HI - _CODE_LO + 1                 # 255 codes per table side
 
 
 def derivative_tables(dp):
@@ -96,39 +105,71 @@ def _grad_w(G, Xi, Wi, D, out):
             out[k, n] = s
 
 
+def _np64(t):
+    return np.ascontiguousarray(t.detach().cpu().numpy() if isinstance(t, torch.Tensor) else t, np.int64)
+
+
 def table_grad_x(Da, X, W, G) -> np.ndarray:
-    """sum_n G[m,n] * Da(X[m,k], W[k,n]) for codes X (M x K), W (K x N), float G (M x N)."""
-    out = np.empty(X.shape, np.float64)
-    _grad_x(np.ascontiguousarray(G, np.float64), np.ascontiguousarray(X + 127, np.int64),
-            np.ascontiguousarray(W + 127, np.int64), Da, out)
+    """sum_n G[m,n] * Da(X[m,k], W[k,n]) for codes X (M x K), W (K x N), float G (M x N) (NumPy)."""
+    out = np.empty(np.shape(X), np.float64)
+    _grad_x(np.ascontiguousarray(G, np.float64), _np64(X) + 127, _np64(W) + 127, np.asarray(Da, np.float64), out)
     return out
 
 
 def table_grad_w(Dw, X, W, G) -> np.ndarray:
-    """sum_m G[m,n] * Dw(X[m,k], W[k,n])."""
-    out = np.empty(W.shape, np.float64)
-    _grad_w(np.ascontiguousarray(G, np.float64), np.ascontiguousarray(X + 127, np.int64),
-            np.ascontiguousarray(W + 127, np.int64), Dw, out)
+    """sum_m G[m,n] * Dw(X[m,k], W[k,n]) (NumPy)."""
+    out = np.empty(np.shape(W), np.float64)
+    _grad_w(np.ascontiguousarray(G, np.float64), _np64(X) + 127, _np64(W) + 127, np.asarray(Dw, np.float64), out)
     return out
 
 
-def _np(t):
-    return t.detach().cpu().numpy()
+_CHUNK_ELEMS = 1 << 22           # gathered derivatives per chunk of K (torch formulation)
 
 
-def _f(a):
-    return torch.from_numpy(np.ascontiguousarray(a, np.float32))
+def _table_grads_torch(Da, Dw, X, W, G, need_x, need_w):
+    """The torch formulation on X's device: X (..., M, K), W (..., K, N), G (..., M, N) float64."""
+    Mx, K, N = X.shape[-2], X.shape[-1], W.shape[-1]
+    lead = int(np.prod(torch.broadcast_shapes(X.shape[:-2], W.shape[:-2]))) if X.ndim > 2 else 1
+    c = max(1, min(K, _CHUNK_ELEMS // max(1, lead * Mx * N)))
+    dx = torch.empty(X.shape, dtype=torch.float64, device=X.device) if need_x else None
+    dw = torch.empty(W.shape, dtype=torch.float64, device=X.device) if need_w else None
+    for k0 in range(0, K, c):
+        k1 = min(K, k0 + c)
+        idx = (X[..., k0:k1, None] + 127) * _SIDE + (W[..., None, k0:k1, :] + 127)     # (..., M, c, N)
+        if need_x:
+            dx[..., k0:k1] = torch.einsum("...mcn,...mn->...mc", Da.reshape(-1)[idx], G)
+        if need_w:
+            dw[..., k0:k1, :] = torch.einsum("...mcn,...mn->...cn", Dw.reshape(-1)[idx], G)
+    return dx, dw
+
+
+def table_grads(tables, X, W, G, need_x=True, need_w=True, backend: str = "auto"):
+    """(dX, dW) of sum_{m,k,n} G[m,n] * M(X[m,k], W[k,n]) through the derivative tables: X, W
+    int code tensors (M x K, K x N), G float (M x N) -> float64 tensors on X's device.
+    backend: auto (numba on the CPU, torch elsewhere), numba or torch."""
+    Da, Dw = tables
+    if backend == "numba" or (backend == "auto" and X.device.type == "cpu"):
+        g = G.detach().cpu().numpy()
+        dx = torch.from_numpy(table_grad_x(Da, X, W, g)) if need_x else None
+        dw = torch.from_numpy(table_grad_w(Dw, X, W, g)) if need_w else None
+        return dx, dw
+    dev = X.device
+    Dat = torch.as_tensor(Da, dtype=torch.float64, device=dev)
+    Dwt = torch.as_tensor(Dw, dtype=torch.float64, device=dev)
+    return _table_grads_torch(Dat, Dwt, X.to(torch.int64), W.to(torch.int64), G.to(torch.float64), need_x, need_w)
 
 
 class _QatCore:
     def __init__(self, dp, grad, tables):
         self.dp, self.grad, self.tables = dp, grad, tables
         self.lam = 1.0           # annealing: weight of the projection in the forward weight
+        self.last_accumulations = None      # the last forward's integer accumulations (for proofs)
 
     def weight_codes(self, w):
-        wn = _np(w).astype(np.float64)
-        q, s = self.dp.quantize(wn, "w")
-        return q, s
+        return quant.quantize(self.dp, w.detach(), "w")
+
+    def deq(self, codes, scale, role):
+        return quant.dequantize(self.dp, codes, scale, role)
 
 
 class _QatMatmulFn(torch.autograd.Function):
@@ -136,40 +177,38 @@ class _QatMatmulFn(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, w, core: _QatCore):
-        xq, sx = core.dp.quantize(_np(x), "x")
+        xq, sx = quant.quantize(core.dp, x.detach(), "x")
         wq, sw = core.weight_codes(w)
-        y = kernels.matmul(core.dp, xq, wq) * (sx * sw)
+        acc = core.last_accumulations = kernels.matmul(core.dp, xq, wq)
+        y = (acc.to(torch.float64) * (sx * sw)).to(torch.float32)
         ctx.core = core
-        ctx.saved = (xq, sx, wq, sw)
-        return _f(y)
+        ctx.save_for_backward(xq, sx, wq, sw)
+        return y
 
     @staticmethod
     def backward(ctx, gy):
         core = ctx.core
-        xq, sx, wq, sw = ctx.saved
-        g = _np(gy).astype(np.float64)
+        xq, sx, wq, sw = ctx.saved_tensors
         need_x = ctx.needs_input_grad[0]
         if core.grad == "table":
-            Da, Dw = core.tables
-            dx = table_grad_x(Da, xq, wq, g) * sw if need_x else None
-            dw = table_grad_w(Dw, xq, wq, g) * sx
-        else:
-            dx = g @ (core.dp.values(wq, "w") * sw).T if need_x else None
-            dw = (core.dp.values(xq, "x") * sx).T @ g
-        return (_f(dx) if need_x else None), _f(dw), None
+            dx, dw = table_grads(core.tables, xq, wq, gy, need_x, True)
+            return ((dx * sw).to(torch.float32) if need_x else None), (dw * sx).to(torch.float32), None
+        dx = gy @ core.deq(wq, sw, "w").t() if need_x else None
+        dw = core.deq(xq, sx, "x").t() @ gy
+        return dx, dw, None
 
 
 def _anneal(w, core):
     """Forward weight under annealing: w + lam * (Q(w) - w), a float tensor (lam < 1 only)."""
     q, s = core.weight_codes(w)
-    qw = torch.from_numpy((core.dp.values(q, "w") * s).astype(np.float32))
-    return w + core.lam * (qw - w).detach()
+    return w + core.lam * (core.deq(q, s, "w") - w).detach()
 
 
 class QatLinear(nn.Linear):
     @classmethod
     def from_linear(cls, lin, core):
-        m = cls(lin.in_features, lin.out_features, bias=lin.bias is not None)
+        m = cls(lin.in_features, lin.out_features, bias=lin.bias is not None,
+                device=lin.weight.device, dtype=lin.weight.dtype)
         m.load_state_dict(lin.state_dict())
         m.core = core
         return m
@@ -184,59 +223,88 @@ class QatLinear(nn.Linear):
         return y.reshape(*lead, -1)
 
     def to_plain(self):
-        m = nn.Linear(self.in_features, self.out_features, bias=self.bias is not None)
+        m = nn.Linear(self.in_features, self.out_features, bias=self.bias is not None,
+                      device=self.weight.device, dtype=self.weight.dtype)
         m.load_state_dict({k: v for k, v in self.state_dict().items()})
         return m
 
 
-class _Im2col(torch.autograd.Function):
-    """Float im2col (N x C x H x W -> rows N*Ho*Wo x C*kh*kw) with its adjoint (fold)."""
+class _QatConvFn(torch.autograd.Function):
+    """Y = conv_MAC(xq, wq) * sx * sw (one scale per tensor each); backward: the float conv's
+    gradients with the dequantized operands (ste) or the derivative tables over the patches
+    (table), folded back onto the input."""
 
     @staticmethod
-    def forward(ctx, x, kh, kw, stride, padding):
-        ctx.args = (tuple(x.shape), kh, kw, stride, padding)
-        cols = F.unfold(x, (kh, kw), padding=padding, stride=stride)       # N x (C*kh*kw) x L
-        return cols.transpose(1, 2).reshape(-1, cols.shape[1])
+    def forward(ctx, x, w, core: _QatCore, args):
+        stride, padding, dilation, groups = args
+        xq, sx = quant.quantize(core.dp, x.detach(), "x")
+        wq, sw = core.weight_codes(w)
+        acc = core.last_accumulations = kernels.conv2d(core.dp, xq, wq, stride, padding, dilation, groups)
+        ctx.core, ctx.args, ctx.xshape = core, args, tuple(x.shape)
+        ctx.save_for_backward(xq, sx, wq, sw)
+        return (acc.to(torch.float64) * (sx * sw)).to(torch.float32)
 
     @staticmethod
     def backward(ctx, g):
-        shape, kh, kw, stride, padding = ctx.args
-        n = shape[0]
-        g = g.reshape(n, -1, g.shape[1]).transpose(1, 2)
-        return F.fold(g, shape[2:], (kh, kw), padding=padding, stride=stride), None, None, None, None
+        core, (stride, padding, dilation, groups) = ctx.core, ctx.args
+        xq, sx, wq, sw = ctx.saved_tensors
+        need_x = ctx.needs_input_grad[0]
+        if core.grad != "table":
+            xd, wd = core.deq(xq, sx, "x"), core.deq(wq, sw, "w")
+            dx = torch.nn.grad.conv2d_input(ctx.xshape, wd, g, stride, padding, dilation, groups) if need_x else None
+            dw = torch.nn.grad.conv2d_weight(xd, wq.shape, g, stride, padding, dilation, groups)
+            return dx, dw, None, None
+        n, c, h, wd_ = ctx.xshape
+        cout, cg, kh, kw = wq.shape
+        cols = kernels.im2col(xq, kh, kw, stride, padding, dilation=dilation)      # L x C*kh*kw
+        L = cols.shape[0]
+        kg = cg * kh * kw
+        Xg = cols.reshape(L, groups, kg).permute(1, 0, 2)                         # G, L, Kg
+        Wg = wq.reshape(groups, cout // groups, kg).transpose(1, 2)               # G, Kg, Cout/G
+        Gg = g.permute(0, 2, 3, 1).reshape(L, groups, cout // groups).permute(1, 0, 2)
+        parts = [table_grads(core.tables, Xg[i], Wg[i], Gg[i], need_x, True) for i in range(groups)] \
+            if Xg.device.type == "cpu" else [table_grads(core.tables, Xg, Wg, Gg, need_x, True)]
+        dcols = torch.stack([p[0] for p in parts]) if (need_x and len(parts) > 1) else (parts[0][0] if need_x else None)
+        dwg = torch.stack([p[1] for p in parts]) if len(parts) > 1 else parts[0][1]
+        dw = (dwg.transpose(1, 2).reshape(cout, cg, kh, kw) * sx).to(torch.float32)
+        dx = None
+        if need_x:
+            dcols = (dcols.reshape(groups, L, kg).permute(1, 0, 2).reshape(n, -1, c * kh * kw) * sw)
+            dx = F.fold(dcols.transpose(1, 2).to(torch.float32), (h, wd_), (kh, kw), dilation=dilation,
+                        padding=padding, stride=stride)
+        return dx, dw, None, None
 
 
 class QatConv2d(nn.Conv2d):
     @classmethod
     def from_conv(cls, conv, core):
-        if conv.groups != 1 or conv.dilation != (1, 1) or conv.padding_mode != "zeros" \
-                or not isinstance(conv.padding, tuple):
-            raise ValueError(f"datapath training supports Conv2d with groups=1, dilation=1 and zero "
-                             f"padding; got {conv}")
+        if conv.padding_mode != "zeros" or isinstance(conv.padding, str) and conv.padding != "valid":
+            raise ValueError(f"datapath training supports Conv2d with zero padding given as numbers "
+                             f"(or 'valid'); got {conv}")
         m = cls(conv.in_channels, conv.out_channels, conv.kernel_size, stride=conv.stride,
-                padding=conv.padding, bias=conv.bias is not None)
+                padding=conv.padding, dilation=conv.dilation, groups=conv.groups, bias=conv.bias is not None,
+                device=conv.weight.device, dtype=conv.weight.dtype)
         m.load_state_dict(conv.state_dict())
         m.core = core
         return m
 
+    def _args(self):
+        pad = (0, 0) if isinstance(self.padding, str) else tuple(self.padding)
+        return tuple(self.stride), pad, tuple(self.dilation), self.groups
+
     def forward(self, x):
+        stride, padding, dilation, groups = self._args()
         if self.core.lam < 1.0:
-            return F.conv2d(x, _anneal(self.weight, self.core), self.bias, self.stride, self.padding)
-        kh, kw = self.kernel_size
-        n, _, h, w = x.shape
-        ho = kernels.conv_out_size(h, kh, self.stride[0], self.padding[0])
-        wo = kernels.conv_out_size(w, kw, self.stride[1], self.padding[1])
-        # the kernels' im2col column order (c, i, j) is unfold's; rows (n, ho, wo)
-        cols = _Im2col.apply(x, kh, kw, self.stride, self.padding)
-        y = _QatMatmulFn.apply(cols, self.weight.reshape(self.out_channels, -1).t(), self.core)
-        y = y.reshape(n, ho, wo, -1).permute(0, 3, 1, 2)
+            return F.conv2d(x, _anneal(self.weight, self.core), self.bias, stride, padding, dilation, groups)
+        y = _QatConvFn.apply(x, self.weight, self.core, self._args())
         if self.bias is not None:
             y = y + self.bias[None, :, None, None]
-        return y.contiguous()
+        return y
 
     def to_plain(self):
         m = nn.Conv2d(self.in_channels, self.out_channels, self.kernel_size, stride=self.stride,
-                      padding=self.padding, bias=self.bias is not None)
+                      padding=self.padding, dilation=self.dilation, groups=self.groups, bias=self.bias is not None,
+                      device=self.weight.device, dtype=self.weight.dtype)
         m.load_state_dict(self.state_dict())
         return m
 

@@ -26,6 +26,11 @@ Determinism: torch.manual_seed(seed) before the model is touched and one
 np.random.default_rng(seed) drawing each epoch's sample order, so the same seed gives the same
 run on the same machine (thread count aside for float sums).
 
+Device and processes: `device` (net.device: cpu, cuda; None = where the model is) holds the model,
+the data and every product. Launched by torchrun (WORLD_SIZE > 1) the loop runs data-parallel
+(net/distributed.py: DistributedDataParallel, each global batch split over the processes, the
+global batch's loss, gradient and quantization scales).
+
 Divergence: a non-finite loss (or gradient) stops the run with `TrainingDiverged` (a
 ValueError, one line naming the layer whose output or gradient first went non-finite and the
 step); the model is restored to the last good state (the end of the last finished epoch, or the
@@ -42,6 +47,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from . import distributed
+from .device import model_device
+
 __all__ = ["train", "TrainingDiverged", "OPTIMIZERS", "pow2_lr", "accuracy_pct", "validate_options"]
 
 OPTIMIZERS = ("adam", "sgd")
@@ -57,16 +65,17 @@ def pow2_lr(lr: float) -> float:
 
 
 def accuracy_pct(model: nn.Module, x: np.ndarray, y: np.ndarray, batch_size: int = 512) -> float:
-    """Top-1 accuracy (percent) of `model` (in eval mode, no grad) on float arrays x, y."""
+    """Top-1 accuracy (percent) of `model` (in eval mode, no grad, on its device) on float arrays x, y."""
     if len(y) == 0:
         return float("nan")
     was = model.training
     model.eval()
+    dev = model_device(model)
     correct = 0
     with torch.no_grad():
         for i in range(0, len(y), batch_size):
-            out = model(torch.from_numpy(np.ascontiguousarray(x[i:i + batch_size], np.float32)))
-            correct += int((out.argmax(1).numpy() == y[i:i + batch_size]).sum())
+            out = model(torch.from_numpy(np.ascontiguousarray(x[i:i + batch_size], np.float32)).to(dev))
+            correct += int((out.argmax(1).cpu().numpy() == y[i:i + batch_size]).sum())
     model.train(was)
     return 100.0 * correct / len(y)
 
@@ -167,12 +176,13 @@ def _prepare(model, datapath, errors, mode_options):
 
 def train(model: nn.Module, dataset, *, datapath=None, errors=None, epochs: int = 10, seed: int = 0,
           lr: float = 1e-3, batch_size: int = 64, init=None, progress: bool = True,
-          optimizer: str = "adam", lr_pow2: bool = False, checkpoint=None, **mode_options):
+          optimizer: str = "adam", lr_pow2: bool = False, checkpoint=None, device=None, **mode_options):
     """Train `model` on `dataset` (net.data.Dataset) on `datapath` (see the module doc).
 
     init: a state_dict (or a path to a checkpoint of net.models.save) loaded before training
     (fine-tuning starts from it). checkpoint: where the last good float state goes if the run
     diverges (a path for net.models.save, or a callable given the plain float model). mode_options go to the mode (net.potq / net.qat): e.g. wbc=, prc=, grad=.
+    device: a torch device or name for the model, the data and the products (None: the model's).
 
     Returns (trained model, history) with history = {"epochs": [{epoch, loss,
     train_accuracy_pct, test_accuracy_pct, seconds, ...mode statistics}], "test_accuracy_pct",
@@ -185,7 +195,14 @@ def train(model: nn.Module, dataset, *, datapath=None, errors=None, epochs: int 
     torch.manual_seed(seed)
     if init is not None:
         _load_init(model, init)
-    model, mode = _prepare(model, datapath, errors, dict(mode_options))
+    dev = model_device(model) if device is None else torch.device(device)
+    ddp = distributed.setup(dev)
+    if ddp is not None:
+        dev = ddp.device
+        progress = progress and ddp.rank == 0
+    model, mode = _prepare(model.to(dev), datapath, errors, dict(mode_options))
+    model = model.to(dev)
+    fwd = distributed.wrap(model, ddp)
     if mode is not None:
         mode.set_epochs(epochs)
     lr_used = pow2_lr(lr) if lr_pow2 else float(lr)
@@ -193,8 +210,8 @@ def train(model: nn.Module, dataset, *, datapath=None, errors=None, epochs: int 
     opt = (torch.optim.Adam(params, lr=lr_used) if optimizer == "adam"
            else torch.optim.SGD(params, lr=lr_used, momentum=0.9))
     rng = np.random.default_rng(seed)
-    x_tr = torch.from_numpy(np.ascontiguousarray(dataset.x_train, np.float32))
-    y_tr = torch.from_numpy(np.ascontiguousarray(dataset.y_train, np.int64))
+    x_tr = torch.from_numpy(np.ascontiguousarray(dataset.x_train, np.float32)).to(dev)
+    y_tr = torch.from_numpy(np.ascontiguousarray(dataset.y_train, np.int64)).to(dev)
     n = len(y_tr)
     steps_per_epoch = (n + batch_size - 1) // batch_size
     history = {"datapath": None if datapath is None else str(datapath),
@@ -217,27 +234,35 @@ def train(model: nn.Module, dataset, *, datapath=None, errors=None, epochs: int 
             loss_sum, correct, seen = 0.0, 0, 0
             for b in range(steps_per_epoch):
                 idx = order[b * batch_size:(b + 1) * batch_size]
+                n_global = len(idx)
+                idx = distributed.shard(idx, ddp).to(dev)
                 xb, yb = x_tr[idx], y_tr[idx]
                 step += 1
                 watch.reset()
-                out = model(xb)
-                loss = nn.functional.cross_entropy(out, yb)
-                if not torch.isfinite(loss.detach()):
-                    _diverged(model, good_state, checkpoint, watch, step, epoch, "loss")
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
+                with distributed.synced_scales(ddp):
+                    out = fwd(xb)
+                    if ddp is None:
+                        loss = nn.functional.cross_entropy(out, yb)
+                    else:       # DDP averages over processes: the global batch's mean loss
+                        loss = nn.functional.cross_entropy(out, yb, reduction="sum") * (ddp.world / n_global)
+                    if not torch.isfinite(loss.detach()):
+                        _diverged(model, good_state, checkpoint, watch, step, epoch, "loss")
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
                 bad = _first_nonfinite_grad(model)
                 if watch.first is not None or bad is not None:
                     _diverged(model, good_state, checkpoint, watch, step, epoch, "gradient", bad)
                 opt.step()
                 if mode is not None:
                     mode.after_step(model)
-                loss_sum += loss.item() * len(yb)
+                loss_sum += loss.item() * (len(yb) if ddp is None else n_global / ddp.world)
                 correct += int((out.argmax(1) == yb).sum())
                 seen += len(yb)
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{100.0 * correct / seen:.1f}%")
+            if ddp is not None:
+                loss_sum, correct, seen = distributed.all_sum((loss_sum, correct, seen), ddp)
             stats = mode.end_epoch() if mode is not None else {}
             test_acc = accuracy_pct(model, dataset.x_test, dataset.y_test)
             rec = {"epoch": epoch, "loss": loss_sum / seen, "train_accuracy_pct": 100.0 * correct / seen,
