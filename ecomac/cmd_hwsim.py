@@ -127,7 +127,8 @@ def _print(res: dict, args, ds) -> None:
         print(f"arithmetic energy per inference: {res['energy_pj_real_data'] / 1e3:.3f} nJ from the real operand "
               f"stream's toggles (the whole array, idle PEs included) vs {res['energy_pj_random_operands'] / 1e3:.3f} "
               f"nJ on random operands ({res['energy_spec']}, as nn eval; ratio {res['energy_real_over_random']:.3f}); "
-              f"memory traffic {res['memory_pj'] / 1e3:.1f} nJ in both")
+              + (f"memory traffic {res['memory_pj'] / 1e3:.1f} nJ in both" if res.get("memory_pj") is not None
+                 else "no memory figure (synth.network cannot describe this model's layers)"))
     else:
         print(f"energy: the rtl engine counts no toggles (use --engine gates); random-operand arithmetic "
               f"{res['energy_pj_random_operands'] / 1e3:.3f} nJ per inference")

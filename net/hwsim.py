@@ -64,8 +64,9 @@ def _np(t) -> np.ndarray:
 
 
 class _Products:
-    """Stands in for net.kernels inside net.layers while the hardware runs: matmul and conv2d
-    go to the engine (and are checked against the real kernels); anything else passes through."""
+    """Stands in for net.kernels inside net.layers while the hardware runs: matmul, conv2d and bmm
+    go to the engine (each checked against the real kernel on the same codes); anything else
+    passes through to net.kernels."""
 
     def __init__(self, engine, dp, batch: int, progress=None):
         self.engine, self.dp, self.batch, self.progress = engine, dp, batch, progress
@@ -78,72 +79,141 @@ class _Products:
     def __getattr__(self, name):
         return getattr(_kernels, name)
 
+    # ---- the kernels' interface ----------------------------------------------------------------
     def matmul(self, datapath, X, W, **kw):
         ref = _kernels.matmul(datapath, X, W, **kw)
-        Y = self._run(_np(X), _np(W), _np(ref), kind="linear")
-        return torch.from_numpy(Y) if isinstance(ref, torch.Tensor) else Y
-
-    def conv2d(self, datapath, X, W, stride=1, padding=0, **kw):
-        ref = _kernels.conv2d(datapath, X, W, stride, padding, **kw)
         Xn, Wn, refn = _np(X), _np(W), _np(ref)
-        if kw.get("groups", 1) != 1 or kw.get("dilation", 1) not in (1, (1, 1)):
-            raise ValueError(f"hwsim: layer {self.layer}: grouped or dilated convolutions are not mapped "
-                             f"onto the array yet")
-        N, cout, Ho, Wo = refn.shape
-        cout, _, kh, kw_ = Wn.shape
-        cols = _kernels.im2col(Xn, kh, kw_, stride, padding)            # rows (n, ho, wo)
-        flat_ref = refn.transpose(0, 2, 3, 1).reshape(-1, cout)
-        Y = self._run(cols, Wn.reshape(cout, -1).T, flat_ref, kind="conv")
-        Y = Y.reshape(N, Ho, Wo, cout).transpose(0, 3, 1, 2)
-        return torch.from_numpy(np.ascontiguousarray(Y)) if isinstance(ref, torch.Tensor) else Y
+        self._shape_check(Xn, Wn, 2)
+        Y = self._stacked("linear", [(Xn, Wn, refn)], Xn.shape[1], Wn.shape[1])[0]
+        return _like(Y, ref)
 
-    def _run(self, X, W, ref, kind: str) -> np.ndarray:
-        if X.ndim != 2 or W.ndim != 2:
+    def conv2d(self, datapath, X, W, stride=1, padding=0, dilation=1, groups=1, **kw):
+        ref = _kernels.conv2d(datapath, X, W, stride, padding, dilation, groups, **kw)
+        Xn, Wn, refn = _np(X), _np(W), _np(ref)
+        N, cout, Ho, Wo = refn.shape
+        _, cg, kh, kw_ = Wn.shape
+        cols = _np(_kernels.im2col(Xn, kh, kw_, stride, padding, dilation=dilation))   # rows (n, ho, wo)
+        flat_ref = refn.transpose(0, 2, 3, 1).reshape(-1, cout)
+        og = cout // groups                 # each group: its own product (patches of its channels)
+        parts = [(cols[:, g * cg * kh * kw_:(g + 1) * cg * kh * kw_], Wn[g * og:(g + 1) * og].reshape(og, -1).T,
+                  flat_ref[:, g * og:(g + 1) * og]) for g in range(groups)]
+        Ys = self._stacked("conv" if groups == 1 else f"conv groups={groups}", parts, cg * kh * kw_, og)
+        Y = np.concatenate(Ys, axis=1).reshape(N, Ho, Wo, cout).transpose(0, 3, 1, 2)
+        return _like(np.ascontiguousarray(Y), ref)
+
+    def bmm(self, datapath, A, B, **kw):
+        """Batched activation x activation products: each batch element its own product (own
+        right operand), the elements of one sample one after another on the array."""
+        ref = _kernels.bmm(datapath, A, B, **kw)
+        refn = _np(ref)
+        batch = refn.shape[:-2]
+        An = np.broadcast_to(_np(A), batch + _np(A).shape[-2:]).reshape(-1, *_np(A).shape[-2:])
+        Bn = np.broadcast_to(_np(B), batch + _np(B).shape[-2:]).reshape(-1, *_np(B).shape[-2:])
+        Y = self._batched(An, Bn, refn.reshape(-1, *refn.shape[-2:]))
+        return _like(Y.reshape(refn.shape), ref)
+
+    # ---- mapping onto the array -------------------------------------------------------------------
+    def _shape_check(self, X, W, nd):
+        if X.ndim != nd or W.ndim != nd:
             raise ValueError(f"hwsim: layer {self.layer}: a product of {X.shape} by {W.shape} codes is not mapped "
-                             f"onto the array (only M x K . K x N products)")
+                             f"onto the array")
+
+    def _row(self, kind, K, N, P):
+        return self.rows.setdefault(self.layer, {
+            "layer": self.layer, "kind": kind, "product": f"{P}x{K} . {K}x{N}", "calls": 0, "chunks": {},
+            "macs": 0, "cycles_x_samples": 0.0, "compared_accumulations": 0, "mismatched_accumulations": 0,
+            "units": 0.0, "sim_s": 0.0})
+
+    def _submit(self, X, W):
+        """One engine product; returns (Y, cycles per lane group, energy units, seconds)."""
+        st = self.engine.stats
+        before = (st.units(), st.cycles, st.sim_s)
+        Y = self.engine.product(X, W)
+        return Y, st.cycles - before[1], st.units() - before[0], st.sim_s - before[2]
+
+    def _stacked(self, kind, parts, K, N):
+        """Products X (S*P x K) . W (K x N) sharing W, one per part (a conv group): `batch` samples'
+        rows stacked into one product per lane group."""
         S, B = self.samples, self.batch
-        M, K = X.shape
-        N = W.shape[1]
+        M = parts[0][0].shape[0]
         if S < 1 or M % S:
             raise ValueError(f"hwsim: layer {self.layer}: a product of {M} rows for {S} samples")
         P = M // S
         G = -(-S // B)
-        Xg = np.zeros((G * B, P, K), np.int64)
-        Xg[:S] = X.reshape(S, P, K)
-        st = self.engine.stats
-        before = (st.units(), st.cycles, st.sim_s)
-        Y = self.engine.product(Xg.reshape(G, B * P, K), W).reshape(G * B, P, N)[:S].reshape(M, N)
-        row = self.rows.setdefault(self.layer, {"layer": self.layer, "kind": kind, "rows_per_sample": P, "K": K,
-                                                "N": N, "calls": 0, "samples": 0, "macs": 0, "cycles": 0,
-                                                "compared_accumulations": 0, "mismatched_accumulations": 0,
-                                                "units": 0.0, "sim_s": 0.0})
+        row = self._row(kind, K, N * len(parts), P)
+        out = []
+        for X, W, ref in parts:
+            Xg = np.zeros((G * B, P, K), np.int64)
+            Xg[:S] = X.reshape(S, P, K)
+            Y, cyc, units, secs = self._submit(Xg.reshape(G, B * P, K), W)
+            Y = Y.reshape(G * B, P, N)[:S].reshape(M, N)
+            self._account(row, S, M * K * N, M * N, cyc / B, units, secs)
+            self._compare(row, Y, ref, lambda m, n: self._where_stacked(m, n, P, B))
+            out.append(Y)
+        self._step()
+        return out
+
+    def _batched(self, A, Bm, ref):
+        S = self.samples
+        Bt, M, K = A.shape
+        N = Bm.shape[2]
+        if S < 1 or Bt % S:
+            raise ValueError(f"hwsim: layer {self.layer}: {Bt} batched products for {S} samples")
+        E = Bt // S                          # products per sample, one after another on the array
+        row = self._row("matmul (batched)", K, N, M)
+        Y, cyc, units, secs = self._submit(A, Bm)
+        self._account(row, S, Bt * M * K * N, Bt * M * N, cyc * E, units, secs)
+        R, C = self.engine.array.rows, self.engine.array.cols
+
+        def where(i, n):
+            b, m = divmod(i, M)
+            s, e = divmod(b, E)
+            return s, f"product {e}, row {m}", [m // R, n // C], [m % R, n % C]
+        self._compare(row, Y.reshape(Bt * M, N), ref.reshape(Bt * M, N), where)
+        self._step()
+        return Y
+
+    def _where_stacked(self, m, n, P, B):
+        s, p = divmod(m, P)
+        r = (s % B) * P + p                  # the row within the lane group's product
+        R, C = self.engine.array.rows, self.engine.array.cols
+        return s, f"output position {p}", [r // R, n // C], [r % R, n % C]
+
+    def _account(self, row, S, macs, outputs, cycles_per_inference, units, secs):
         row["calls"] += 1
-        row["samples"] += S
-        row["macs"] += M * K * N
-        row["cycles"] += st.cycles - before[1]
-        row["units"] += st.units() - before[0]
-        row["sim_s"] += st.sim_s - before[2]
-        row["compared_accumulations"] += M * N
+        row["macs"] += macs
+        row["cycles_x_samples"] += cycles_per_inference * S
+        row["units"] += units
+        row["sim_s"] += secs
+        row["compared_accumulations"] += outputs
+        row["chunks"][self.first] = S            # samples per chunk, once however often the layer ran
+
+    def _step(self):
         self.done += 1
         if self.progress is not None:
-            self.progress(self.done, f"{self.layer} ({self.first + S} samples)")
+            self.progress(self.done, f"{self.layer} ({self.first + self.samples} samples)")
+
+    def _compare(self, row, Y, ref, where):
         bad = np.argwhere(Y != ref)
-        if bad.size:
-            row["mismatched_accumulations"] += len(bad)
-            m, n = (int(v) for v in bad[0])
-            s, p = divmod(m, P)
-            g, b = divmod(s, B)
-            r = b * P + p                       # the row within the lane group's product
-            R, C = self.engine.array.rows, self.engine.array.cols
-            info = {"layer": self.layer, "sample": self.first + s, "position": p, "output": n,
-                    "tile": [r // R, n // C], "pe": [r % R, n % C], "hardware": int(Y[m, n]),
-                    "emulator": int(ref[m, n]), "mismatched_accumulations": int(len(bad)),
-                    "compared_accumulations": int(M * N)}
-            info["message"] = (f"layer {self.layer}: {len(bad)} of {M * N} accumulations differ; first at test "
-                               f"sample {info['sample']}, output position {p}, output {n} (tile {r // R},{n // C}, "
-                               f"PE {r % R},{n % C}): hardware {info['hardware']}, emulator {info['emulator']}")
-            raise HwMismatch(info)
-        return Y
+        if not bad.size:
+            return
+        row["mismatched_accumulations"] += len(bad)
+        m, n = (int(v) for v in bad[0])
+        s, pos, tile, pe = where(m, n)
+        info = {"layer": self.layer, "sample": self.first + s, "position": pos, "output": n, "tile": tile, "pe": pe,
+                "hardware": int(Y[m, n]), "emulator": int(ref[m, n]), "mismatched_accumulations": int(len(bad)),
+                "compared_accumulations": int(Y.size)}
+        info["message"] = (f"layer {self.layer}: {len(bad)} of {Y.size} accumulations differ; first at test sample "
+                           f"{info['sample']}, {pos}, output {n} (tile {tile[0]},{tile[1]}, PE {pe[0]},{pe[1]}): "
+                           f"hardware {info['hardware']}, emulator {info['emulator']}")
+        raise HwMismatch(info)
+
+
+def _like(Y: np.ndarray, ref):
+    """The engine's result in the type the kernel returned (a tensor on the kernel's device)."""
+    if isinstance(ref, torch.Tensor):
+        return torch.from_numpy(np.ascontiguousarray(Y)).to(ref.device)
+    return Y
 
 
 @contextlib.contextmanager
@@ -247,22 +317,20 @@ def run(model, ds, spec: str, *, samples: int | None = None, engine: str = "gate
 
 
 def _summary(products: _Products, eng, samples: int, batch: int, arr, emu_s: float, hw_s: float) -> dict:
-    from synth.hwsim import energy_pj
     from synth.energy import calibration
+    from synth.hwsim import energy_pj
     pj_unit = calibration("activity")["pj_per_unit"] if eng.name == "gates" else None
     rows = []
     for r in products.rows.values():
-        groups = -(-r["samples"] // batch)
-        cyc = r["cycles"] / max(1, r["calls"]) / batch          # per inference (each call: one chunk)
-        per_inf_macs = r["macs"] / r["samples"]
-        rows.append({"layer": r["layer"], "kind": r["kind"], "product": f"{r['rows_per_sample']}x{r['K']} . "
-                     f"{r['K']}x{r['N']}", "macs_per_inference": int(per_inf_macs),
-                     "cycles_per_inference": cyc,
+        n = sum(r["chunks"].values()) or 1          # samples this layer ran
+        cyc = r["cycles_x_samples"] / n
+        per_inf_macs = r["macs"] / n
+        rows.append({"layer": r["layer"], "kind": r["kind"], "product": r["product"],
+                     "macs_per_inference": int(round(per_inf_macs)), "cycles_per_inference": cyc,
                      "utilization_pct": 100.0 * per_inf_macs / (cyc * arr.rows * arr.cols) if cyc else 0.0,
                      "compared_accumulations": r["compared_accumulations"],
                      "mismatched_accumulations": r["mismatched_accumulations"],
-                     "energy_pj_real_data": pj_unit * r["units"] / r["samples"] if pj_unit else None,
-                     "sim_s": r["sim_s"], "groups": groups})
+                     "energy_pj_real_data": pj_unit * r["units"] / n if pj_unit else None, "sim_s": r["sim_s"]})
     cycles = sum(r["cycles_per_inference"] for r in rows)
     macs = sum(r["macs_per_inference"] for r in rows)
     st = eng.stats
@@ -278,22 +346,27 @@ def _summary(products: _Products, eng, samples: int, batch: int, arr, emu_s: flo
 
 
 def _energy(model, ds, dp, arr, result: dict) -> dict:
-    """The random-operand figure (nn eval's) per layer and in total, beside the real-data one."""
-    from synth.network import net_energy
-    net = evaluate.model_net(model, ds.input_shape, getattr(ds, "name", "model"))
+    """The random-operand figure beside the real-data one: nn eval's arithmetic energy, MACs x the
+    unit's per-MAC energy on Gaussian random operands (synth.network.mac_energy, as net_energy
+    prices every layer), per layer and in total; memory traffic from nn eval's layer list."""
+    from synth.network import mac_energy, net_energy
     espec = energy_spec(dp, arr)
-    rnd = net_energy(net, espec)
-    by_name = {r["name"]: r for r in rnd["layers"]}
+    mac_pj = mac_energy(espec)["mac_pj"]
     for row in result["layers"]:
-        e = by_name.get(row["layer"])
-        row["energy_pj_random_operands"] = e["arithmetic_pj"] if e else None
-        if e and row["energy_pj_real_data"] is not None and e["arithmetic_pj"]:
-            row["real_over_random"] = row["energy_pj_real_data"] / e["arithmetic_pj"]
+        row["energy_pj_random_operands"] = row["macs_per_inference"] * mac_pj
+        if row["energy_pj_real_data"] is not None and row["energy_pj_random_operands"]:
+            row["real_over_random"] = row["energy_pj_real_data"] / row["energy_pj_random_operands"]
+    rnd = sum(r["energy_pj_random_operands"] for r in result["layers"])
+    try:
+        memory = net_energy(evaluate.model_net(model, ds.input_shape, getattr(ds, "name", "model")), espec)["memory_pj"]
+    except (ValueError, TypeError, RuntimeError):
+        memory = None                        # a layer list synth.network cannot describe: no memory figure
     real = result.get("arithmetic_pj_real_data")
-    out = {"energy_spec": espec, "energy_pj_real_data": real, "energy_pj_random_operands": rnd["arithmetic_pj"],
-           "memory_pj": rnd["memory_pj"], "total_pj_random_operands": rnd["energy_pj"],
-           "total_pj_real_data": real + rnd["memory_pj"] if real is not None else None,
-           "random_mac_pj": rnd["per_mac"]["mac_pj"]}
-    if real is not None and rnd["arithmetic_pj"]:
-        out["energy_real_over_random"] = real / rnd["arithmetic_pj"]
+    out = {"energy_spec": espec, "random_mac_pj": mac_pj, "energy_pj_real_data": real, "energy_pj_random_operands": rnd,
+           "memory_pj": memory}
+    if memory is not None:
+        out["total_pj_random_operands"] = rnd + memory
+        out["total_pj_real_data"] = real + memory if real is not None else None
+    if real is not None and rnd:
+        out["energy_real_over_random"] = real / rnd
     return out

@@ -4,6 +4,7 @@
     GateEngine(array, netlist=None)      the synthesized gate netlist through synth.gatesim
     RtlEngine(array)                     the generated Verilog through cocotb + Icarus
     engine.product(X, W) -> Y            X: G x M x K codes (G independent lane groups), W: K x N codes
+                                         shared by the groups, or G x K x N (one per group: batched products)
     fault_netlist(netlist, cell)         the netlist with one cell's output inverted (fault test)
 
 The array (R x C outputs, output-stationary): a product Y = X . W of one lane group (one
@@ -147,20 +148,25 @@ def _tiles(M: int, N: int, R: int, C: int) -> tuple[int, int]:
 
 
 def _padded(X: np.ndarray, W: np.ndarray, R: int, C: int):
+    """X G x M x K, W Gw x K x N (Gw = 1 or G) -> zero-padded to whole tiles, and the tile counts."""
     G, M, K = X.shape
-    Tm, Tn = _tiles(M, W.shape[1], R, C)
+    N = W.shape[2]
+    Tm, Tn = _tiles(M, N, R, C)
     Xp = np.zeros((G, Tm * R, K), np.int64)
     Xp[:, :M] = X
-    Wp = np.zeros((K, Tn * C), np.int64)
-    Wp[:, :W.shape[1]] = W
+    Wp = np.zeros((W.shape[0], K, Tn * C), np.int64)
+    Wp[:, :, :N] = W
     return Xp, Wp, Tm, Tn
 
 
 def _check_product(X, W):
+    """(X G x M x K, W Gw x K x N with Gw = 1 (shared) or G)."""
     X = np.asarray(X, np.int64)
     W = np.asarray(W, np.int64)
-    if X.ndim != 3 or W.ndim != 2 or X.shape[2] != W.shape[0]:
-        raise ValueError(f"product: X must be G x M x K and W K x N, got {X.shape} and {W.shape}")
+    if W.ndim == 2:
+        W = W[None]
+    if X.ndim != 3 or W.ndim != 3 or X.shape[2] != W.shape[1] or W.shape[0] not in (1, X.shape[0]):
+        raise ValueError(f"product: X must be G x M x K and W K x N or G x K x N, got {X.shape} and {W.shape}")
     return X, W
 
 
@@ -286,7 +292,7 @@ class GateEngine:
         R, C = a.rows, a.cols
         ur, uc = a.units
         G, M, K = X.shape
-        N = W.shape[1]
+        N = W.shape[2]
         L = self._lanes(G)
         Wd = self._W
         Xp, Wp, Tm, Tn = _padded(X, W, R, C)
@@ -302,8 +308,8 @@ class GateEngine:
             xv = np.broadcast_to(xt[:, :, None], (G, ur, uc, u.rows, K)).transpose(3, 4, 0, 1, 2)
             xplanes = _pack_fields(xv.reshape(u.rows, K, L), u.x_bits, Wd)
             for tn in range(Tn):
-                wt = Ww[:, tn * C:(tn + 1) * C].reshape(K, uc, u.cols)
-                wv = np.broadcast_to(wt[:, None, None, :, :], (K, G, ur, uc, u.cols)).transpose(4, 0, 1, 2, 3)
+                wt = Ww[:, :, tn * C:(tn + 1) * C].reshape(-1, K, uc, u.cols)          # (1 or G), K, uc, Cu
+                wv = np.broadcast_to(wt[:, :, None], (G, K, ur, uc, u.cols)).transpose(4, 1, 0, 2, 3)
                 wplanes = _pack_fields(wv.reshape(u.cols, K, L), u.w_bits, Wd)
                 for k in range(K):
                     V[self.xr] = xplanes[:, k]
@@ -408,12 +414,12 @@ class RtlEngine:
         a, u = self.array, self.array.unit
         R, C = a.rows, a.cols
         G, M, K = X.shape
-        N = W.shape[1]
+        N = W.shape[2]
         Xp, Wp, Tm, Tn = _padded(X, W, R, C)
         Ww = a.w_words(Wp)
-        # a[g, t, k, i] = row i of tile t at step k; b[t, k, j] = column j
+        # a[g, t, k, i] = row i of tile t at step k; b[g, t, k, j] = column j (g: 0 for shared weights)
         xa = np.stack([Xp[:, tm * R:(tm + 1) * R, :] for tm in range(Tm) for _ in range(Tn)], axis=1)
-        wb = np.stack([Ww[:, tn * C:(tn + 1) * C] for _ in range(Tm) for tn in range(Tn)], axis=0)
+        wb = np.stack([Ww[:, :, tn * C:(tn + 1) * C] for _ in range(Tm) for tn in range(Tn)], axis=1)
         d = self.build_dir / f"product{self.stats.products}"
         d.mkdir(parents=True, exist_ok=True)
         src = d / "hwsim_array.v"

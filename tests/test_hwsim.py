@@ -47,6 +47,18 @@ def test_gate_array_equals_the_kernel(spec):
     assert s.cycles == (3 * 2 * 7 + 1) + (1 * 3 * 1 + 1) + (2 * 1 * 30 + 1)
 
 
+@pytest.mark.parametrize("spec", ["int8", "asm,alphabet=1/3"])
+def test_batched_products_with_their_own_weights(spec):
+    """W per lane group (G x K x N: activation x activation products): each group its own kernel product."""
+    dp = parse(spec)
+    rng = np.random.default_rng(3)
+    X = _codes(dp, rng, (4, 3, 6), "x")
+    W = _codes(dp, rng, (4, 6, 5), "w")
+    eng = shw.GateEngine(shw.array_for(dp, 2, 2))
+    want = np.stack([kernels.matmul(dp, X[g], W[g]) for g in range(4)])
+    assert np.array_equal(eng.product(X, W), want)
+
+
 def test_rtl_array_equals_the_kernel(tmp_path):
     """The generated Verilog of the whole array (int-mac PEs wired by array_verilog) under cocotb."""
     dp = parse("int8")
@@ -122,6 +134,44 @@ def test_cnn_on_the_gates(digits, spec):
     assert res["compared_accumulations"] == 3 * (64 * 4 + 10)
     # conv: 16 row tiles of the 64 positions x 1 column tile x K = 9, + 1
     assert by["0"]["cycles_per_inference"] == 16 * 9 + 1
+
+
+class _Attention(torch.nn.Module):
+    """A token projection and an activation x activation product (EmuMatmul: kernels.bmm)."""
+
+    def __init__(self, spec):
+        super().__init__()
+        self.proj = torch.nn.Linear(64, 32)
+        self.mm = layers.EmuMatmul(spec)
+        self.head = torch.nn.Linear(16, 10)
+
+    def forward(self, x):
+        t = self.proj(x.flatten(1)).reshape(-1, 4, 8)                 # 4 tokens of 8
+        return self.head(self.mm(t, t.transpose(1, 2)).reshape(-1, 16))
+
+
+@pytest.mark.parametrize("spec", ["int8", "asm,alphabet=1/3"])
+def test_activation_products_on_the_gates(digits, spec):
+    torch.manual_seed(0)
+    model = layers.calibrate(_Attention(spec), evaluate.calibration_batch(digits))   # its EmuMatmul runs as given
+    res = hwsim.run(model, digits, spec, samples=3, array=(2, 2))
+    assert res["mismatched_accumulations"] == 0 and res["mismatched_logits"] == 0
+    by = {r["layer"]: r for r in res["layers"]}
+    assert by["mm"]["product"] == "4x8 . 8x4" and by["mm"]["macs_per_inference"] == 4 * 8 * 4
+    assert by["mm"]["cycles_per_inference"] == 2 * 2 * 8 + 1      # one product per sample: 2x2 tiles x K
+    assert res["compared_accumulations"] == 3 * (32 + 16 + 10)
+
+
+def test_grouped_dilated_conv_on_the_gates(digits):
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(),
+                                torch.nn.Conv2d(4, 4, 3, padding=2, dilation=2, groups=2), torch.nn.ReLU(),
+                                torch.nn.Flatten(), torch.nn.Linear(4 * 8 * 8, 10))
+    res = hwsim.run(model, digits, "mfmac", samples=2, array=(4, 4))
+    assert res["mismatched_accumulations"] == 0 and res["mismatched_logits"] == 0
+    by = {r["layer"]: r for r in res["layers"]}
+    assert by["2"]["kind"] == "conv groups=2" and by["2"]["macs_per_inference"] == 64 * 18 * 4
+    assert by["2"]["cycles_per_inference"] == 2 * (16 * 18 + 1)     # two group products of 16 x 1 tiles
 
 
 def test_a_broken_cell_is_caught_at_the_first_layer(digits):
