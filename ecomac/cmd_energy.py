@@ -59,9 +59,11 @@ def add_parser(sub) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_liberty_correlation)
 
-    p = es.add_parser("net", help="energy of a network's linear/conv layers on a datapath")
-    p.add_argument("--net", required=True, metavar="FILE.json|FILE.pt|FILE.onnx",
-                   help="layer list (see README), or a PyTorch / ONNX model (imported: `ecomac net show`)")
+    p = es.add_parser("net", help="energy of every matrix product of a network on a datapath")
+    p.add_argument("--net", required=True, metavar="MODEL",
+                   help="layer list (.json, see README), or a model: checkpoint, .pt2, ONNX, TorchScript, FILE.py:NAME "
+                        "(imported: `ecomac net show`)")
+    p.add_argument("--weights", metavar="W.pt", help="state_dict for a FILE.py:NAME (or .pt2) model")
     p.add_argument("--input-shape", metavar="N,C,H,W",
                    help="model files: input shape, batch first (default: what the file records)")
     p.add_argument("--datapath", required=True, type=_datapath_arg, metavar="DATAPATH",
@@ -242,14 +244,21 @@ def _fmt_pj(v: float) -> str:
 def _cmd_net(args) -> int:
     if args.plot:
         check_plot_path(args.plot)                 # before the work, not after
-    from net.importer import load_net_file, parse_input_shape
+    from net.importer import parse_input_shape
+    from net.loader import load_net_file
 
     from .outputs import check_input_file
-    check_input_file(args.net, "net file")          # a folder is named as one, not as missing
-    net, imp = load_net_file(args.net, parse_input_shape(args.input_shape) if args.input_shape else None)
+    from net.loader import is_model_spec
+    if not is_model_spec(args.net):
+        check_input_file(args.net, "net file")      # a folder is named as one, not as missing
+    net, imp = load_net_file(args.net, parse_input_shape(args.input_shape) if args.input_shape else None,
+                             args.weights)
     if imp is not None and imp.unsupported:         # listed, never dropped silently
         print("note: MACs of unsupported operators not counted: "
               + ", ".join(f"{n} {op}" for n, op in imp.unsupported), file=sys.stderr)
+    floats = [layer.name for layer in net.layers if layer.float]
+    if floats:
+        print(f"note: products no datapath covers, priced at fp32: {', '.join(floats)}", file=sys.stderr)
     with Heartbeat(f"energy of {net.name} on {args.datapath} (synthesizes its MAC once; cached afterwards)"):
         res = N.net_energy(net, args.datapath, training=args.training, mode=args.mode, operands=args.operands)
     if args.plot:

@@ -184,8 +184,10 @@ def _cmd_train(args) -> int:
 # ==== nn eval =======================================================================================
 def _add_eval_parser(ns) -> None:
     p = ns.add_parser("eval", help="test accuracy beside energy per inference, per datapath")
-    p.add_argument("--model", required=True, metavar="MODEL.pt",
-                   help="checkpoint (nn train), whole torch.save'd nn.Module, TorchScript (fp32 only) or ONNX")
+    p.add_argument("--model", required=True, metavar="MODEL",
+                   help="checkpoint (nn train), torch.export program (.pt2), ONNX, TorchScript, a torch.save'd "
+                        "nn.Module, or FILE.py:NAME (a module class or zero-argument factory)")
+    p.add_argument("--weights", metavar="W.pt", help="state_dict for FILE.py:NAME (or .pt2) models")
     p.add_argument("--data", required=True, metavar="digits|mnist|FILE.npz")
     p.add_argument("--datapath", action="append", metavar="SPEC",
                    help="datapath spec (repeatable); 'all' = fp32, int8, mfmac, asm alphabets {1}, {1,3}, "
@@ -224,12 +226,12 @@ def _read_mapping(path: str) -> dict:
         raise ValueError(f"mapping file {path}: not valid JSON ({e.msg} at line {e.lineno})") from None
 
 
-_HEAD = ["datapath", "acc %", "drop pp", "MACs", "energy nJ", "arith nJ", "memory nJ", "vs fp32 %", "vs int8 %",
+_HEAD = ["datapath", "acc %", "drop pp", "MACs", "fp32 MACs", "energy nJ", "arith nJ", "memory nJ", "vs fp32 %", "vs int8 %",
          "time s"]
 
 
 def _table_row(r: dict) -> list:
-    return [r["datapath"], round(r["accuracy_pct"], 2), round(r["drop_pp"], 2), r["macs"],
+    return [r["datapath"], round(r["accuracy_pct"], 2), round(r["drop_pp"], 2), r["macs"], r["float_macs"],
             round(r["energy_pj"] / 1e3, 2), round(r["arithmetic_pj"] / 1e3, 3), round(r["memory_pj"] / 1e3, 2),
             round(r["saving_vs_fp32_pct"], 2), round(r["saving_vs_int8_pct"], 2), round(r["eval_s"], 1)]
 
@@ -273,12 +275,13 @@ def _cmd_eval(args) -> int:
     for s in args.datapath or []:
         if s.strip() != "all":
             parse(s)                      # a bad spec is one line before the model or the sweep loads
-    model, meta = models.load(args.model)
+    from net import graph, loader
+    model, meta = loader.load(args.model, args.weights)
     ds = data.load(args.data, seed=0)
     mapping = _read_mapping(args.mapping) if args.mapping else None
+    model = evaluate.prepare(model, ds, meta)       # every product a module, BatchNorm folded
     if mapping is not None:
         mapping = evaluate.load_mapping(mapping, model, f"mapping file {args.mapping}")
-    evaluate.check_fit(model, ds, meta)
     specs = _expand_specs(args.datapath)
     rows = evaluate.evaluate(model, ds, specs, mapping, meta=meta, calib_size=args.calib_size, seed=args.seed,
                              batch_size=args.batch_size, progress=True, device=device,
@@ -290,10 +293,14 @@ def _cmd_eval(args) -> int:
     if args.json:
         print(json.dumps([{k: r[k] for k in evaluate.ROW_KEYS} for r in rows], indent=2))
         return 0
-    from net.layers import uncovered_layers
     print(format_table([_table_row(r) for r in rows], _HEAD, title=title))
-    float_layers = ", ".join(f"{n} ({t})" for n, t in uncovered_layers(model))
-    print(f"float32 throughout (no datapath covers them): {float_layers or 'none'}")
+    cen = graph.census(model, ds.input_shape)
+    kinds = ", ".join(f"{k} {v:,}" for k, v in cen.macs_by_kind().items() if v)
+    print(f"products ({len(cen.layers)}): MACs by kind: {kinds}")
+    floats = [e["name"] for e in cen.layers if e.get("float")]
+    if floats:
+        print(f"products no datapath covers (float32, priced at fp32): {', '.join(floats)}")
+    print(f"float32 element-wise (no MACs): {graph.summarize_ops(cen.ops)}")
     print("energy: one inference, batch 1, from synth.network.net_energy (as `ecomac energy net`); drop = FP32 "
           "accuracy - accuracy")
     if args.plot:

@@ -17,7 +17,7 @@ This file imports nothing heavy: the CLI builds its parsers from the names below
 importing torch.
 """
 
-ARCHS = ("mlp", "lenet")    # the architectures net.models builds
+ARCHS = ("mlp", "lenet", "resnet", "mobilenet", "vit")    # the architectures net.models builds
 # the ALWANN search's options (net/alwann/): objectives and defaults
 ALWANN_OBJECTIVES = ("accuracy", "loss")
 ALWANN_DEFAULTS = {"objective": "accuracy", "pop": 50, "gens": 30, "tuning": "histogram", "seed": 0, "workers": 2,

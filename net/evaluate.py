@@ -2,17 +2,21 @@
 
     accuracy(model, x, y, batch_size=256, progress=False) -> top-1 accuracy in percent
     check_fit(model, dataset, meta=None)                  data shape / label range against the model
-    model_net(model, input_shape)                         the model's layer list as a synth.network Net
+    prepare(model, ds, meta=None)                         the canonical model (net.graph.lift, BatchNorm
+                                                          folded), checked against the data
+    model_net(model, input_shape)                         every product as a synth.network Net
     inference_energy(net, spec_or_mapping)                per-inference energy on one datapath, or a
                                                           per-layer {layer: spec} assignment (sum of layers)
     standard_specs(best)                                  the specs of `--datapath all`
     evaluate(model, dataset, specs, mapping=None, ...)    one row per datapath (ROW_KEYS)
 
-Method (post-training quantization, no retraining): the float model is converted with
-net.layers.convert (weights per output channel, activation scales calibrated as the max-abs over a
+Method (post-training quantization, no retraining): the float model is lifted (net.graph: every
+matrix product a Linear / Conv / Matmul module, BatchNorm folded into its convolution) and converted
+with net.graph.convert (weights per output channel, activation scales calibrated as the max-abs over a
 calibration batch of `calib_size` training samples drawn by np.random.default_rng(seed)), then run
-on the dataset's test split. Energy per inference is synth.network.net_energy of the model's
-Linear/Conv2d layers (traced on one sample, batch 1): arithmetic (the datapath's synthesized MAC
+on the dataset's test split. Energy per inference is synth.network.net_energy of every product of
+the model (net.graph.census on one sample, batch 1; a product no datapath covers, or one a mapping
+leaves out, is priced at fp32 and counted in `float_macs`): arithmetic (the datapath's synthesized MAC
 per MAC) plus memory traffic (SRAM + DRAM) in the datapath's operand format — the same model as
 `ecomac energy net`. Layers without products (activations, pooling) are not charged.
 """
@@ -26,7 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import importer, layers
+from . import graph, importer, loader
 from .datapath import parse
 from .device import model_device
 
@@ -34,7 +38,7 @@ __all__ = ["ROW_KEYS", "ALL_FIXED", "accuracy", "check_fit", "model_net", "infer
            "evaluate", "load_mapping", "calibration_batch"]
 
 ROW_KEYS = ("datapath", "accuracy_pct", "drop_pp", "macs", "energy_pj", "arithmetic_pj", "memory_pj",
-            "saving_vs_fp32_pct", "saving_vs_int8_pct")
+            "saving_vs_fp32_pct", "saving_vs_int8_pct", "float_macs")
 # `--datapath all`: these, then each approximate family's lowest-energy point within MRE 2% and 5%
 ALL_FIXED = ("fp32", "int8", "mfmac", "asm,alphabet=1", "asm,alphabet=1/3", "asm,alphabet=1/3/5/7")
 
@@ -93,8 +97,21 @@ def check_fit(model: nn.Module, ds, meta: dict | None = None) -> int:
     return n_out
 
 
+def prepare(model: nn.Module, ds, meta: dict | None = None) -> nn.Module:
+    """The canonical model (net.loader.canonical: lifted, BatchNorm folded) after the data's sample shape
+    is checked against the one the model declares; then check_fit on it."""
+    from .models import input_shape_of
+    want = input_shape_of(model, meta)
+    if want is not None and tuple(want) != tuple(ds.input_shape):
+        raise ValueError(f"data {ds.name} has samples of shape {tuple(ds.input_shape)}, the model takes "
+                         f"{tuple(want)}")
+    canon = loader.canonical(model, ds.x_test[:1])
+    check_fit(canon, ds, meta)
+    return canon
+
+
 def model_net(model: nn.Module, input_shape, name: str = "model"):
-    """synth.network.Net of `model`'s Linear/Conv2d layers traced on one sample of `input_shape`."""
+    """synth.network.Net of every product of `model` traced on one sample of `input_shape`."""
     from synth.network import parse_net
     imp = importer.from_torch(model, (1, *tuple(input_shape)), name)
     return parse_net(imp.net, name)
@@ -116,10 +133,10 @@ def inference_energy(net, assignment, cache: dict | None = None) -> dict:
         per = {}
         for spec in set(assignment.values()) | {"fp32"}:
             per[spec] = {r["name"]: r for r in _energy_one(net, spec, cache)["layers"]}
-        rows = [per[assignment.get(n, "fp32")][n] for n in names]
+        rows = [per[assignment.get(n.split("#")[0], "fp32")][n] for n in names]
     else:
         rows = _energy_one(net, assignment, cache)["layers"]
-    return {"macs": sum(r["macs"] for r in rows),
+    return {"macs": sum(r["macs"] for r in rows), "float_macs": sum(r["macs"] for r in rows if r["datapath"] == "fp32"),
             **{k: math.fsum(r[k] for r in rows) for k in ("energy_pj", "arithmetic_pj", "memory_pj")}}
 
 
@@ -141,13 +158,14 @@ def standard_specs(best: list[dict]) -> list[str]:
 
 
 def load_mapping(obj, model: nn.Module, source: str = "mapping") -> dict:
-    """Validate a {layer name: spec} mapping against the model's Linear/Conv2d layers."""
+    """Validate a {layer name: spec} mapping against the products of the (canonical) model."""
     if not isinstance(obj, dict) or not obj:
         raise ValueError(f"{source}: must be a JSON object {{layer name: datapath spec}} with at least one layer")
-    targets = [n for n, m in model.named_modules() if isinstance(m, layers.COVERED)]
+    targets = list(graph.products(model))
     for n, spec in obj.items():
         if n not in targets:
-            raise ValueError(f"{source}: unknown layer {n!r} (Linear/Conv2d layers: {', '.join(targets)})")
+            shown = ", ".join(targets[:12]) + (f", ... ({len(targets)} in all)" if len(targets) > 12 else "")
+            raise ValueError(f"{source}: unknown layer {n!r} (products: {shown})")
         if not isinstance(spec, str):
             raise ValueError(f"{source}: layer {n!r}: the datapath must be a spec string, got {spec!r}")
         try:
@@ -176,9 +194,9 @@ def evaluate(model: nn.Module, ds, specs=(), mapping: dict | None = None, *, met
         raise ValueError("evaluate: give at least one datapath or a mapping")
     for s in specs:
         parse(s)            # every spec's one-line error before any work
+    model = prepare(model, ds, meta)
     if mapping is not None:
         mapping = load_mapping(mapping, model, mapping_label)
-    check_fit(model, ds, meta)
     net = model_net(model, ds.input_shape, getattr(ds, "name", "model"))
     if device is not None and isinstance(model, nn.Module) and not isinstance(model, torch.jit.ScriptModule):
         model = model.to(device)
@@ -196,7 +214,7 @@ def evaluate(model: nn.Module, ds, specs=(), mapping: dict | None = None, *, met
         if label == "fp32" or (not isinstance(assignment, dict) and parse(assignment).is_float):
             acc, secs = fp32_acc, fp32_s
         else:
-            q = layers.convert(model, assignment, calib=calib)
+            q = graph.convert(model, assignment, calib=calib)
             acc = accuracy(q, ds.x_test, ds.y_test, batch_size, progress, label[:24])
             secs = time.perf_counter() - t0
         e = inference_energy(net, assignment, ecache)
@@ -204,7 +222,7 @@ def evaluate(model: nn.Module, ds, specs=(), mapping: dict | None = None, *, met
                      "energy_pj": e["energy_pj"], "arithmetic_pj": e["arithmetic_pj"], "memory_pj": e["memory_pj"],
                      "saving_vs_fp32_pct": 100.0 * (1 - e["energy_pj"] / base["fp32"]["energy_pj"]),
                      "saving_vs_int8_pct": 100.0 * (1 - e["energy_pj"] / base["int8"]["energy_pj"]),
-                     "eval_s": secs})
+                     "float_macs": e["float_macs"] if assignment != "fp32" else e["macs"], "eval_s": secs})
         log(f"{label}: accuracy {acc:.2f}% ({fp32_acc - acc:+.2f} pp vs fp32), {e['energy_pj'] / 1e3:.1f} nJ "
             f"per inference, {secs:.1f} s")
     return rows

@@ -1,25 +1,34 @@
-"""Models -> the layer list of synth.network (parse_net's JSON object), by tracing shapes.
+"""Models -> the layer list of synth.network (parse_net's JSON object), and ONNX graphs as torch modules.
 
-    from_torch(model, input_shape)   a torch.nn.Module: one forward pass on zeros of `input_shape`
-                                     (batch first, e.g. (1, 1, 28, 28)) with forward hooks on every
-                                     nn.Linear / nn.Conv2d (and emulated layer) recording its input
-                                     shape; TorchScript modules go through ONNX (legacy exporter)
+    from_torch(model, input_shape)   a torch.nn.Module (or torch.export graph module, TorchScript):
+                                     net.graph.lift, then net.graph.census on one sample of
+                                     `input_shape` (batch first, e.g. (1, 1, 28, 28)): every product
+                                     (linear, conv with groups/dilation, activation x activation
+                                     matmul), products no datapath covers marked `float`
     from_onnx(path_or_proto, input_shape=None)
-                                     an ONNX graph: Conv, Gemm and MatMul (with a constant operand)
-                                     with shapes from onnx.shape_inference (input_shape fixes a
-                                     symbolic batch/size first)
-    load(path, input_shape=None)     by file: .onnx, else a model file (net.models.load)
+                                     an ONNX graph by onnx.shape_inference (with data propagation:
+                                     weights computed by constant subgraphs such as ConstantOfShape
+                                     have shapes), so graphs whose external weight files are absent
+                                     still give shapes and MACs; input_shape fixes a symbolic
+                                     batch/size first
+    OnnxModule / onnx_module(path)   an ONNX graph run in torch (nn eval): constant subgraphs folded
+                                     (onnx.reference), Conv (any group, dilation, pads) and Gemm /
+                                     MatMul with a constant weight as nn.Conv2d / nn.Linear (a
+                                     BatchNormalization after a Conv folded into it), MatMul of two
+                                     activations as net.graph.Matmul; the other operators of
+                                     ONNX_EVAL_OPS as float32 torch functions
+    torchscript_module(script, shape)  TorchScript through ONNX (dynamic batch) as an OnnxModule
 
-Each returns an `Imported`: `net` (the dict parse_net takes: {"name", "batch", "layers"}),
-`unsupported` ([(name, op)]: operators with multiply-accumulates that no layer kind covers —
-BatchNorm, ConvTranspose, grouped/dilated Conv, recurrent cells, MatMul of two activations ...;
-listed, never dropped silently) and `no_macs` ([(name, op)]: operators with no products —
-activations, pooling, reshapes — which the energy model does not charge).
+Each import returns an `Imported`: `net` (the dict parse_net takes: {"name", "batch", "layers"}),
+`unsupported` ([(name, op)]: operators with multiply-accumulates no layer kind covers —
+ConvTranspose, recurrent cells, ...; listed, never dropped silently), `no_macs` ([(name, op)]: ONNX
+operators without products — activations, pooling, normalization, reshapes and the folded constant
+subgraphs) and `ops` ({op: {"count", "elements"}}: the same grouped by operator, with the elements
+they produce, for summaries like `ConstantOfShape ×239`).
 
 Layer kinds: linear {in, out, tokens} (tokens = the product of the input's leading dimensions
-over the batch), conv {in_ch, out_ch, kernel [kh, kw], H, W, stride, padding} (one stride and
-padding for both axes: the net format's). Functional calls inside forward (F.linear, torch.matmul)
-are invisible to module hooks: import such models from ONNX.
+over the batch), conv {in_ch, out_ch, kernel, H, W, stride, padding [top, left, bottom, right],
+groups, dilation}, matmul {M, K, N, count} (two activations).
 """
 from __future__ import annotations
 
@@ -32,22 +41,23 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["Imported", "from_torch", "from_onnx", "load", "parse_input_shape"]
+from . import graph
 
-# ONNX operators that perform no multiply-accumulate work the energy model counts
+__all__ = ["Imported", "from_torch", "from_onnx", "parse_input_shape", "OnnxModule", "onnx_module",
+           "torchscript_module", "ONNX_EVAL_OPS", "group_ops"]
+
+# ONNX operators that perform no matrix-product work (normalizations and LRN are element-wise here;
+# BatchNormalization is folded into the convolution before it)
 _ONNX_NO_MACS = {
-    "Relu", "LeakyRelu", "Sigmoid", "Tanh", "Softmax", "LogSoftmax", "Clip", "Elu", "Selu", "Gelu", "HardSigmoid",
-    "HardSwish", "Erf", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "Flatten", "Reshape",
-    "Transpose", "Squeeze", "Unsqueeze", "Concat", "Split", "Slice", "Gather", "Shape", "Constant", "Identity",
-    "Dropout", "Add", "Sub", "Mul", "Div", "Cast", "Pad", "ConstantOfShape", "Expand", "Pow", "Sqrt", "Neg",
-    "Exp", "Log", "Abs", "ReduceMean", "ReduceMax", "ReduceSum", "Equal", "Where", "Less", "Greater", "Not",
-    "Range", "Floor", "Ceil", "Resize", "Upsample", "ArgMax", "TopK",
+    "Relu", "LeakyRelu", "PRelu", "Sigmoid", "Tanh", "Softmax", "LogSoftmax", "Clip", "Elu", "Selu", "Gelu",
+    "HardSigmoid", "HardSwish", "Softplus", "Erf", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool",
+    "Flatten", "Reshape", "Transpose", "Squeeze", "Unsqueeze", "Concat", "Split", "Slice", "Gather", "Shape",
+    "Constant", "Identity", "Dropout", "Add", "Sub", "Mul", "Div", "Sum", "Mean", "Max", "Min", "Cast", "Pad",
+    "ConstantOfShape", "Expand", "Pow", "Sqrt", "Reciprocal", "Neg", "Exp", "Log", "Abs", "ReduceMean",
+    "ReduceMax", "ReduceSum", "ReduceMin", "Equal", "Where", "Less", "Greater", "Not", "Range", "Floor", "Ceil",
+    "Resize", "Upsample", "ArgMax", "TopK", "BatchNormalization", "LayerNormalization", "InstanceNormalization",
+    "LRN", "Tile", "CumSum", "Trilu", "Sign", "Round", "And", "Or",
 }
-# torch leaf modules with no products (reported as no_macs, not as unsupported)
-_TORCH_NO_MACS = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.Sigmoid, nn.Tanh, nn.GELU, nn.SiLU, nn.ELU, nn.Softmax,
-                  nn.LogSoftmax, nn.Hardswish, nn.Hardsigmoid, nn.MaxPool1d, nn.MaxPool2d, nn.AvgPool1d,
-                  nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.Flatten, nn.Unflatten,
-                  nn.Identity, nn.Dropout, nn.Dropout2d)
 
 
 @dataclass
@@ -55,6 +65,23 @@ class Imported:
     net: dict
     unsupported: list = field(default_factory=list)
     no_macs: list = field(default_factory=list)
+    ops: dict = field(default_factory=dict)
+    needs_weights: str | None = None       # why accuracy cannot be measured (absent external weights)
+
+
+def group_ops(items, limit: int = 10) -> str:
+    """'ConstantOfShape ×239, Relu ×49, ...' of [(name, op)] or {op: {count}}: grouped, largest first."""
+    if isinstance(items, dict):
+        counts = {op: v["count"] for op, v in items.items()}
+    else:
+        counts = {}
+        for _n, op in items:
+            counts[op] = counts.get(op, 0) + 1
+    top = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    parts = [f"{op} ×{c}" if c > 1 else op for op, c in top[:limit]]
+    if len(top) > limit:
+        parts.append(f"{len(top) - limit} more kinds")
+    return ", ".join(parts) or "none"
 
 
 def parse_input_shape(text) -> tuple:
@@ -71,9 +98,14 @@ def parse_input_shape(text) -> tuple:
     return shape
 
 
-def _conv_entry(name, cin, cout, kh, kw, H, W, stride, pad) -> dict:
-    return {"kind": "conv", "name": name, "in_ch": int(cin), "out_ch": int(cout), "kernel": [int(kh), int(kw)],
-            "H": int(H), "W": int(W), "stride": int(stride), "padding": int(pad)}
+def _conv_entry(name, cin, cout, kh, kw, H, W, stride, pads, groups=1, dil=(1, 1)) -> dict:
+    e = {"kind": "conv", "name": name, "in_ch": int(cin), "out_ch": int(cout), "kernel": [int(kh), int(kw)],
+         "H": int(H), "W": int(W), "stride": [int(s) for s in stride], "padding": [int(p) for p in pads]}
+    if groups != 1:
+        e["groups"] = int(groups)
+    if tuple(dil) != (1, 1):
+        e["dilation"] = [int(d) for d in dil]
+    return e
 
 
 def _linear_entry(name, n_in, n_out, tokens) -> dict:
@@ -81,74 +113,31 @@ def _linear_entry(name, n_in, n_out, tokens) -> dict:
 
 
 def from_torch(model: nn.Module, input_shape, name: str = "model") -> Imported:
-    """Trace `model` on zeros of `input_shape` (batch first) and list its Linear/Conv2d layers."""
+    """Every product of `model` traced on one sample of `input_shape` (batch first)."""
     shape = parse_input_shape(input_shape)
     if isinstance(model, torch.jit.ScriptModule):
-        return _torchscript(model, shape, name)
-    from .layers import EmuConv2d, EmuLinear
-    batch = shape[0]
-    found, unsupported, no_macs = {}, [], []
-    hooks = []
-
-    def hook(mod_name, mod):
-        def fn(_m, inputs, _out):
-            x = inputs[0]
-            if isinstance(mod, (nn.Conv2d, EmuConv2d)):
-                kh, kw = mod.kernel_size
-                st = (mod.stride, mod.stride) if isinstance(mod.stride, int) else tuple(mod.stride)
-                pd = mod.padding
-                pd = (pd, pd) if isinstance(pd, int) else pd
-                groups = getattr(mod, "groups", 1)
-                dil = tuple(getattr(mod, "dilation", (1, 1)))
-                if isinstance(pd, str) or st[0] != st[1] or pd[0] != pd[1] or groups != 1 or dil != (1, 1) \
-                        or x.ndim != 4:
-                    unsupported.append((mod_name, f"Conv2d(groups={groups}, dilation={dil}, stride={st}, "
-                                                  f"padding={pd})"))
-                    return
-                found.setdefault(mod_name, _conv_entry(mod_name, mod.in_channels, mod.out_channels, kh, kw,
-                                                       x.shape[2], x.shape[3], st[0], pd[0]))
-            else:
-                tokens = int(np.prod(x.shape[:-1])) // batch if x.ndim > 1 else 1
-                found.setdefault(mod_name, _linear_entry(mod_name, mod.in_features, mod.out_features, max(1, tokens)))
-        return fn
-
-    for n, m in model.named_modules():
-        if isinstance(m, (nn.Linear, nn.Conv2d, EmuLinear, EmuConv2d)):
-            hooks.append(m.register_forward_hook(hook(n, m)))
-        elif n and not any(True for _ in m.children()) and not n.endswith("observer"):
-            (no_macs if isinstance(m, _TORCH_NO_MACS) else unsupported).append((n, type(m).__name__))
-    was = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            model(torch.zeros(shape))
-    except (RuntimeError, ValueError, IndexError, TypeError) as e:
-        raise ValueError(f"model {name}: does not run on input shape {','.join(map(str, shape))} "
-                         f"({str(e).splitlines()[0][:160]})") from None
-    finally:
-        for h in hooks:
-            h.remove()
-        model.train(was)
-    # unsupported modules that never ran (unused) are not part of the network
-    order = [n for n, _ in model.named_modules() if n in found]
-    layers = [found[n] for n in order]
-    if not layers:
-        raise ValueError(f"model {name}: no Linear or Conv2d layer ran on input {','.join(map(str, shape))} "
-                         f"(unsupported: {', '.join(f'{n} {op}' for n, op in unsupported) or 'none'})")
-    return Imported({"name": name, "batch": batch, "layers": layers}, unsupported, no_macs)
+        model = torchscript_module(model, shape)
+    canon = graph.lift(model, torch.zeros(shape))
+    cen = graph.census(canon, shape[1:], name)
+    return Imported({"name": name, "batch": shape[0], "layers": cen.layers}, cen.unsupported, cen.no_macs, cen.ops)
 
 
-def _torchscript(model, shape, name) -> Imported:
+def torchscript_module(model, shape) -> "OnnxModule":
+    """A TorchScript module exported to ONNX (legacy exporter, dynamic batch) and run as an OnnxModule."""
     buf = io.BytesIO()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            torch.onnx.export(model, (torch.zeros(shape),), buf, dynamo=False)
+            torch.onnx.export(model, (torch.zeros(shape),), buf, dynamo=False, input_names=["input"],
+                              dynamic_axes={"input": {0: "batch"}})
     except Exception as e:     # the exporter raises many kinds
-        raise ValueError(f"model {name}: TorchScript could not be traced through ONNX on input "
-                         f"{','.join(map(str, shape))} ({str(e).splitlines()[0][:160]})") from None
+        raise ValueError(f"TorchScript could not be traced through ONNX on input {','.join(map(str, shape))} "
+                         f"({str(e).splitlines()[0][:160]})") from None
     import onnx
-    return from_onnx(onnx.load_from_string(buf.getvalue()), shape, name)
+    m = OnnxModule(onnx.load_from_string(buf.getvalue()), "torchscript").eval()
+    if m.input_shape is None:
+        m.input_shape = tuple(shape[1:])
+    return m
 
 
 def _dims(vi) -> list | None:
@@ -161,23 +150,53 @@ def _dims(vi) -> list | None:
     return out
 
 
-def from_onnx(model, input_shape=None, name: str | None = None) -> Imported:
-    """An ONNX ModelProto (or a path) -> Imported. input_shape (batch first) fixes the first graph
-    input's shape before shape inference (needed where the file's shape is symbolic)."""
+def _const_names(g) -> set:
+    """Names of the values fixed before any input arrives: initializers, Constant outputs and every
+    output of a node whose inputs are all such values (constant subgraphs: ConstantOfShape, Reshape of
+    initializers, Shape of known shapes is not folded)."""
+    consts = {i.name for i in g.initializer}
+    for n in g.node:
+        if n.op_type == "Constant" or (n.op_type not in ("RandomNormal", "RandomUniform", "Shape")
+                                       and n.input and all((not i) or i in consts for i in n.input)):
+            consts.update(n.output)
+    return consts
+
+
+def _attrs(n) -> dict:
     import onnx
+    return {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}
+
+
+def _conv_pads(attrs, xs, ws, ys) -> list:
+    """[top, left, bottom, right] of a 2-D Conv: its pads, or (auto_pad) the padding that gives the
+    inferred output size."""
+    pads = list(attrs.get("pads", [0, 0, 0, 0]))
+    auto = attrs.get("auto_pad", b"NOTSET")
+    auto = auto.decode() if isinstance(auto, bytes) else auto
+    if auto in ("NOTSET", "VALID") or ys is None or None in ys[2:]:
+        return [pads[0], pads[1], pads[2], pads[3]]
+    st, dl = list(attrs.get("strides", [1, 1])), list(attrs.get("dilations", [1, 1]))
+    tot = [max(0, (ys[2 + i] - 1) * st[i] + dl[i] * (ws[2 + i] - 1) + 1 - xs[2 + i]) for i in range(2)]
+    lo = [t // 2 if auto == "SAME_UPPER" else t - t // 2 for t in tot]
+    return [lo[0], lo[1], tot[0] - lo[0], tot[1] - lo[1]]
+
+
+def from_onnx(model, input_shape=None, name: str | None = None) -> Imported:
+    """An ONNX ModelProto (or a path) -> Imported, by shape inference alone (no weight values needed).
+    input_shape (batch first) fixes the first graph input's shape first."""
     from onnx import shape_inference
+    needs = None
     if isinstance(model, (str, os.PathLike)):
         name = name or os.path.basename(os.fspath(model))
-        model = _load_onnx(model)
+        model, needs = _load_onnx(model, need_data=False)
     name = name or (model.graph.name or "onnx")
     g = model.graph
-    inits = {i.name: i for i in g.initializer}
-    inputs = [i for i in g.input if i.name not in inits]
-    if not inputs:
+    inits = {i.name for i in g.initializer}
+    if not [i for i in g.input if i.name not in inits]:
         raise ValueError(f"ONNX {name}: the graph has no input")
     model = _with_input_shape(model, input_shape)
     try:
-        inferred = shape_inference.infer_shapes(model, strict_mode=False)
+        inferred = shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
     except Exception as e:
         raise ValueError(f"ONNX {name}: shape inference failed ({str(e).splitlines()[0][:160]})") from None
     g = inferred.graph
@@ -188,50 +207,69 @@ def from_onnx(model, input_shape=None, name: str | None = None) -> Imported:
         shapes[i.name] = list(i.dims)
     first = [i for i in g.input if i.name not in inits][0]
     batch = (shapes.get(first.name) or [1])[0] or 1
-    consts = set(inits)
-    for n in g.node:
-        if n.op_type == "Constant":
-            consts.update(n.output)
-    layers, unsupported, no_macs = [], [], []
+    consts = _const_names(g)
+    layers, unsupported, no_macs, ops = [], [], [], {}
+
+    def plain(lname, op, out):
+        no_macs.append((lname, op))
+        rec = ops.setdefault(op, {"count": 0, "elements": 0})
+        rec["count"] += 1
+        ys = shapes.get(out)
+        if ys is not None and None not in ys:
+            rec["elements"] += int(np.prod(ys)) if ys else 1
     for k, n in enumerate(g.node):
         lname = n.name or f"{n.op_type.lower()}{k}"
-        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}
+        attrs = _attrs(n)
+        if n.output and all(o in consts for o in n.output) and n.op_type not in ("Conv", "Gemm", "MatMul"):
+            plain(lname, n.op_type, n.output[0])            # a folded constant subgraph
+            continue
         if n.op_type == "Conv":
-            xs, ws = shapes.get(n.input[0]), shapes.get(n.input[1])
-            pads = list(attrs.get("pads", [0, 0, 0, 0]))
-            strides = list(attrs.get("strides", [1, 1]))
-            dil = list(attrs.get("dilations", [1, 1]))
-            ok = (xs is not None and ws is not None and len(xs) == 4 and len(ws) == 4 and None not in xs[1:]
-                  and attrs.get("group", 1) == 1 and set(dil) == {1} and len(set(pads)) == 1
-                  and len(set(strides)) == 1 and attrs.get("auto_pad", b"NOTSET") in (b"NOTSET", "NOTSET"))
-            if not ok:
-                unsupported.append((lname, f"Conv(group={attrs.get('group', 1)}, dilations={dil}, pads={pads}, "
-                                           f"strides={strides}, input {xs})"))
+            xs, ws, ys = shapes.get(n.input[0]), shapes.get(n.input[1]), shapes.get(n.output[0])
+            if xs is None or ws is None or len(xs) != len(ws) or len(xs) not in (3, 4) or None in xs[1:] \
+                    or None in ws or n.input[1] not in consts:
+                unsupported.append((lname, f"Conv (needs a constant weight and known shapes; input {xs})"))
                 continue
-            layers.append(_conv_entry(lname, ws[1], ws[0], ws[2], ws[3], xs[2], xs[3], strides[0], pads[0]))
+            if len(xs) == 3:                                # Conv1d: a 1 x k conv2d
+                xs, ws = xs[:2] + [1] + xs[2:], ws[:2] + [1] + ws[2:]
+                ys = None if ys is None else ys[:2] + [1] + ys[2:]
+                a1 = dict(attrs)
+                for key, one in (("pads", None), ("strides", 1), ("dilations", 1)):
+                    if key in a1:
+                        v = list(a1[key])
+                        a1[key] = [0, v[0], 0, v[1]] if key == "pads" else [one, v[0]]
+                attrs = a1
+            g_ = attrs.get("group", 1)
+            layers.append(_conv_entry(lname, ws[1] * g_, ws[0], ws[2], ws[3], xs[2], xs[3],
+                                      list(attrs.get("strides", [1, 1])), _conv_pads(attrs, xs, ws, ys), g_,
+                                      list(attrs.get("dilations", [1, 1]))))
         elif n.op_type in ("Gemm", "MatMul"):
             a, b = shapes.get(n.input[0]), shapes.get(n.input[1])
-            if n.input[1] not in consts or a is None or b is None or len(b) != 2 or None in a[1:]:
-                unsupported.append((lname, f"{n.op_type} (needs a constant 2-D weight and a known input shape)"))
+            if a is None or b is None or None in a[1:] or None in b:
+                unsupported.append((lname, f"{n.op_type} (needs known input shapes)"))
                 continue
             if n.op_type == "Gemm":
-                if attrs.get("transA", 0):
-                    unsupported.append((lname, "Gemm(transA=1)"))
-                    continue
-                n_out, n_in = (b[0], b[1]) if attrs.get("transB", 0) else (b[1], b[0])
-            else:
-                n_in, n_out = b
-            lead = [d if d is not None else batch for d in a[:-1]] or [1]
-            tokens = max(1, int(np.prod(lead)) // batch)
-            layers.append(_linear_entry(lname, n_in, n_out, tokens))
+                m_, k_ = (a[1], a[0]) if attrs.get("transA", 0) else (a[0], a[1])
+                n_out = b[0] if attrs.get("transB", 0) else b[1]
+                if n.input[1] in consts:
+                    layers.append(_linear_entry(lname, k_, n_out, max(1, (m_ or batch) // batch)))
+                else:
+                    layers.append({"kind": "matmul", "name": lname, "M": int(m_ or batch), "K": int(k_),
+                                   "N": int(n_out), "count": 1})
+            elif n.input[1] in consts and len(b) == 2:
+                lead = [d if d is not None else batch for d in a[:-1]] or [1]
+                layers.append(_linear_entry(lname, b[0], b[1], max(1, int(np.prod(lead)) // batch)))
+            else:                                           # two activations
+                e = graph._matmul_entry(lname, [d if d is not None else batch for d in a], b)
+                e["count"] = max(1, e["count"] // batch) if a and a[0] in (None, batch) and len(a) > 2 else e["count"]
+                layers.append(e)
         elif n.op_type in _ONNX_NO_MACS:
-            no_macs.append((lname, n.op_type))
+            plain(lname, n.op_type, n.output[0] if n.output else "")
         else:
             unsupported.append((lname, n.op_type))
     if not layers:
         raise ValueError(f"ONNX {name}: no Conv, Gemm or MatMul layer with known shapes "
                          f"(unsupported: {', '.join(f'{a} {b}' for a, b in unsupported[:5]) or 'none'})")
-    return Imported({"name": name, "batch": int(batch), "layers": layers}, unsupported, no_macs)
+    return Imported({"name": name, "batch": int(batch), "layers": layers}, unsupported, no_macs, ops, needs)
 
 
 def _with_input_shape(model, input_shape):
@@ -255,41 +293,14 @@ def _with_input_shape(model, input_shape):
     return m
 
 
-def load(path, input_shape=None) -> Imported:
-    """Import a model file: .onnx through from_onnx, anything else through net.models.load."""
-    path = os.fspath(path)
-    if path.endswith(".onnx"):
-        return from_onnx(path, input_shape)
-    from .models import input_shape_of
-    from .models import load as load_model
-    model, meta = load_model(path)
-    if input_shape is None:
-        per = input_shape_of(model, meta)
-        if per is None:
-            raise ValueError(f"model {path}: its input shape is not recorded; give --input-shape (batch first, "
-                             f"e.g. 1,1,28,28)")
-        input_shape = (1, *per)
-    return from_torch(model, input_shape, os.path.basename(path))
-
-
-def load_net_file(path, input_shape=None):
-    """(synth.network.Net, Imported or None) from a net file: FILE.json (the layer-list format),
-    FILE.onnx, or a PyTorch model file (.pt/.pth/...). For `ecomac energy net --net` and `net show`."""
-    from synth.network import load_net, parse_net
-    path = os.fspath(path)
-    if path.endswith(".json"):
-        if input_shape is not None:
-            raise ValueError("--input-shape applies to model files (.pt, .onnx), not to a JSON layer list")
-        return load_net(path), None
-    imp = load(path, input_shape)
-    return parse_net(imp.net, path), imp
-
-
 # ---- ONNX graphs as torch modules (so `nn eval` runs them on datapaths) ----------------------------
-_ONNX_EVAL_OPS = ("Conv", "Gemm", "MatMul", "Relu", "LeakyRelu", "Sigmoid", "Tanh", "Softmax", "LogSoftmax", "Clip",
-                  "MaxPool", "AveragePool", "GlobalAveragePool", "Flatten", "Reshape", "Add", "Sub", "Mul", "Div",
-                  "Identity", "Dropout", "Constant", "BatchNormalization", "Transpose", "Concat", "Squeeze",
-                  "Unsqueeze")
+ONNX_EVAL_OPS = ("Conv", "Gemm", "MatMul", "BatchNormalization", "LayerNormalization", "Relu", "LeakyRelu", "Sigmoid",
+                 "Tanh", "Gelu", "Erf", "Softmax", "LogSoftmax", "Clip", "MaxPool", "AveragePool", "GlobalAveragePool",
+                 "GlobalMaxPool", "LRN", "Flatten", "Reshape", "Add", "Sub", "Mul", "Div", "Sum", "Pow", "Sqrt",
+                 "Neg", "Exp", "ReduceMean", "Identity", "Dropout", "Constant", "Transpose", "Concat", "Squeeze",
+                 "Unsqueeze", "Shape", "Gather", "Cast")
+_SHAPE_ONLY = ("Identity", "Dropout", "Flatten", "Reshape", "Transpose", "Concat", "Squeeze", "Unsqueeze", "Shape",
+               "Gather", "Cast")
 
 
 def _module_name(node_name: str, k: int, op: str) -> str:
@@ -298,19 +309,52 @@ def _module_name(node_name: str, k: int, op: str) -> str:
     return base if not base[0].isdigit() else f"n{base}"
 
 
+def _fold_constants(model, consts: dict) -> dict:
+    """Values of the constant subgraphs (onnx.reference evaluates their nodes), added to `consts`."""
+    from onnx.reference import ReferenceEvaluator
+    g = model.graph
+    known = set(consts)
+    for n in g.node:
+        if n.op_type == "Constant" or not n.input or not all((not i) or i in known for i in n.input):
+            continue
+        if n.op_type in ("RandomNormal", "RandomUniform"):
+            continue
+        try:
+            import onnx
+            sub = onnx.helper.make_model(
+                onnx.helper.make_graph([n], "fold", [], [onnx.helper.make_tensor_value_info(o, 0, None)
+                                                         for o in n.output]), opset_imports=model.opset_import)
+            feeds = {i: consts[i].numpy() for i in n.input if i}
+            for i in feeds:
+                sub.graph.input.append(onnx.helper.make_tensor_value_info(
+                    i, onnx.helper.np_dtype_to_tensor_dtype(feeds[i].dtype), feeds[i].shape))
+            outs = ReferenceEvaluator(sub).run(None, feeds)
+        except Exception:       # an op the reference cannot fold: it runs at inference
+            continue
+        for o, v in zip(n.output, outs):
+            consts[o] = torch.from_numpy(np.array(v))
+            known.add(o)
+    return consts
+
+
 class OnnxModule(nn.Module):
-    """An ONNX graph run node by node in torch. Conv (group 1, one stride/padding) and Gemm /
-    MatMul with a constant weight are real nn.Conv2d / nn.Linear modules (named after the ONNX
-    node, '/' -> '_', under `layers.`: e.g. layers.conv1_Conv, the names a per-layer mapping uses); the other
-    supported operators (_ONNX_EVAL_OPS) run as torch functions in float32."""
+    """An ONNX graph run node by node in torch. Constant subgraphs are folded when it is built; Conv
+    (any group, dilation, pads; a following BatchNormalization folded in) and Gemm / MatMul with a
+    constant weight are nn.Conv2d / nn.Linear, MatMul of two activations a net.graph.Matmul (named
+    after the ONNX node, '/' -> '_', under `layers.`: e.g. layers.conv1_Conv, the names a per-layer
+    mapping uses); the other operators of ONNX_EVAL_OPS run as torch functions in float32."""
+    canonical = True        # net.graph.lift leaves it as it is: its products are modules already
 
     def __init__(self, model, name: str = "onnx"):
         super().__init__()
-        import onnx
         from onnx import numpy_helper
         g = model.graph
         self.onnx_name = name
         self.consts = {i.name: torch.from_numpy(np.array(numpy_helper.to_array(i))) for i in g.initializer}
+        for n in g.node:
+            if n.op_type == "Constant":
+                self.consts[n.output[0]] = torch.from_numpy(np.array(numpy_helper.to_array(_attrs(n)["value"])))
+        _fold_constants(model, self.consts)
         inputs = [i for i in g.input if i.name not in self.consts]
         if len(inputs) != 1:
             raise ValueError(f"ONNX {name}: evaluation needs a graph with one input, got {len(inputs)}")
@@ -320,133 +364,228 @@ class OnnxModule(nn.Module):
         self.outputs = [o.name for o in g.output]
         self.layers = nn.ModuleDict()
         self.steps = []
-        for k, n in enumerate(g.node):
-            attrs = {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}
-            if n.op_type not in _ONNX_EVAL_OPS:
+        users = {}
+        for n in g.node:
+            for i in n.input:
+                users[i] = users.get(i, 0) + 1
+        alias = {}
+        nodes = [n for n in g.node if not (n.output and all(o in self.consts for o in n.output))]
+        for k, n in enumerate(nodes):
+            attrs = _attrs(n)
+            ins = [alias.get(i, i) for i in n.input]
+            if n.op_type not in ONNX_EVAL_OPS:
                 raise ValueError(f"ONNX {name}: operator {n.op_type} (node {n.name or k}) cannot be evaluated "
-                                 f"(evaluated operators: {', '.join(_ONNX_EVAL_OPS)})")
-            mod = self._layer(n, attrs, name)
+                                 f"(evaluated operators: {', '.join(ONNX_EVAL_OPS)})")
+            if n.op_type == "BatchNormalization" and self.steps and self.steps[-1][4] is not None \
+                    and self.steps[-1][0] == "Conv" and self.steps[-1][2][0] == ins[0] and users.get(n.input[0]) == 1 \
+                    and all(i in self.consts for i in n.input[1:5]):
+                self._fold_bn(self.steps[-1][4], ins, attrs)
+                alias[n.output[0]] = ins[0]
+                continue
+            mod, pre = self._layer(n, attrs, ins)
             key = None
             if mod is not None:
                 key = _module_name(n.name, k, n.op_type)
                 while key in self.layers:
                     key += "_"
                 self.layers[key] = mod
-            if n.op_type == "Constant":
-                self.consts[n.output[0]] = torch.from_numpy(np.array(numpy_helper.to_array(attrs["value"])))
-                continue
-            self.steps.append((n.op_type, list(n.input), list(n.output), attrs, key))
+            self.steps.append((n.op_type, ins, list(n.output), {**attrs, "_pre_pad": pre}, key))
 
-    def _layer(self, n, attrs, name):
-        w = self.consts.get(n.input[1]) if len(n.input) > 1 else None
-        b = self.consts.get(n.input[2]) if len(n.input) > 2 and n.input[2] else None
-        if n.op_type == "Conv" and w is not None and w.ndim == 4:
-            pads, strides = list(attrs.get("pads", [0] * 4)), list(attrs.get("strides", [1, 1]))
-            if attrs.get("group", 1) == 1 and len(set(pads)) == 1 and len(set(strides)) == 1 \
-                    and set(attrs.get("dilations", [1, 1])) == {1}:
-                conv = nn.Conv2d(w.shape[1], w.shape[0], tuple(w.shape[2:]), stride=strides[0], padding=pads[0],
-                                 bias=b is not None)
-                with torch.no_grad():
-                    conv.weight.copy_(w.float())
-                    if b is not None:
-                        conv.bias.copy_(b.float())
-                return conv
-        if n.op_type in ("Gemm", "MatMul") and w is not None and w.ndim == 2 and not attrs.get("transA", 0) \
-                and attrs.get("alpha", 1.0) == 1.0 and attrs.get("beta", 1.0) == 1.0:
-            wt = w.float() if attrs.get("transB", 0) else w.float().t()     # out x in
+    def _fold_bn(self, key, ins, attrs):
+        from torch.nn.utils.fusion import fuse_conv_bn_eval
+        conv = self.layers[key]
+        scale, bias, mean, var = (self.consts[i].float() for i in ins[1:5])
+        bn = nn.BatchNorm2d(scale.numel(), eps=float(attrs.get("epsilon", 1e-5)))
+        with torch.no_grad():
+            bn.weight.copy_(scale)
+            bn.bias.copy_(bias)
+            bn.running_mean.copy_(mean)
+            bn.running_var.copy_(var)
+        self.layers[key] = fuse_conv_bn_eval(conv.eval(), bn.eval())
+
+    def _layer(self, n, attrs, ins):
+        """(module or None, asymmetric pads to apply first or None) for a product node."""
+        w = self.consts.get(ins[1]) if len(ins) > 1 else None
+        b = self.consts.get(ins[2]) if len(ins) > 2 and ins[2] else None
+        if n.op_type == "Conv" and w is not None and w.ndim == 4 and attrs.get("auto_pad", b"NOTSET") in \
+                (b"NOTSET", "NOTSET", b"VALID", "VALID"):
+            p = list(attrs.get("pads", [0] * 4))
+            sym = p[0] == p[2] and p[1] == p[3]
+            conv = nn.Conv2d(w.shape[1] * attrs.get("group", 1), w.shape[0], tuple(w.shape[2:]),
+                             stride=tuple(attrs.get("strides", [1, 1])), padding=(p[0], p[1]) if sym else 0,
+                             dilation=tuple(attrs.get("dilations", [1, 1])), groups=attrs.get("group", 1),
+                             bias=b is not None)
+            with torch.no_grad():
+                conv.weight.copy_(w.float())
+                if b is not None:
+                    conv.bias.copy_(b.float())
+            return conv, (None if sym else (p[1], p[3], p[0], p[2]))
+        if n.op_type in ("Gemm", "MatMul") and w is not None and w.ndim == 2 and not attrs.get("transA", 0):
+            alpha, beta = attrs.get("alpha", 1.0), attrs.get("beta", 1.0)
+            wt = (w.float() if attrs.get("transB", 0) else w.float().t()) * alpha    # out x in
             lin = nn.Linear(wt.shape[1], wt.shape[0], bias=b is not None and b.ndim <= 1)
             with torch.no_grad():
                 lin.weight.copy_(wt)
                 if lin.bias is not None:
-                    lin.bias.copy_(b.float().expand(wt.shape[0]))
-            return lin
-        return None
+                    lin.bias.copy_((beta * b.float()).expand(wt.shape[0]))
+            return lin, None
+        if n.op_type == "MatMul" and w is None and ins[0] not in self.consts:
+            return graph.Matmul(), None
+        return None, None
 
     def float_ops(self) -> list[tuple[str, str]]:
         """(node output, op) of the computing operators that run as float32 functions (for the report)."""
-        shape_only = ("Identity", "Dropout", "Flatten", "Reshape", "Transpose", "Concat", "Squeeze", "Unsqueeze")
-        return [(outs[0], op) for op, _, outs, _, key in self.steps if key is None and op not in shape_only]
+        return [(outs[0], op) for op, _, outs, _, key in self.steps if key is None and op not in _SHAPE_ONLY]
 
     def forward(self, x):
-        import torch.nn.functional as F
         env = dict(self.consts)
         env[self.input_name] = x
         for op, ins, outs, a, key in self.steps:
             v = [env[i] if i else None for i in ins]
             if key is not None:
-                y = self.layers[key](v[0])
-            elif op == "Conv":
-                pads, strides = a.get("pads", [0] * 4), a.get("strides", [1, 1])
-                y = F.conv2d(F.pad(v[0], (pads[1], pads[3], pads[0], pads[2])), v[1],
-                             v[2] if len(v) > 2 else None, tuple(strides), 0, tuple(a.get("dilations", [1, 1])),
-                             a.get("group", 1))
-            elif op in ("Gemm", "MatMul"):
-                A, B = v[0], v[1]
-                if op == "Gemm":
-                    A = A.t() if a.get("transA", 0) else A
-                    B = B.t() if a.get("transB", 0) else B
-                    y = a.get("alpha", 1.0) * (A @ B)
-                    if len(v) > 2 and v[2] is not None:
-                        y = y + a.get("beta", 1.0) * v[2]
+                if op == "MatMul" and isinstance(self.layers[key], nn.Module) and len(v) > 1 \
+                        and ins[1] not in self.consts:
+                    y = self.layers[key](v[0], v[1])
                 else:
-                    y = A @ B
-            elif op in ("Relu", "Identity", "Dropout"):
-                y = F.relu(v[0]) if op == "Relu" else v[0]
-            elif op == "LeakyRelu":
-                y = F.leaky_relu(v[0], a.get("alpha", 0.01))
-            elif op in ("Sigmoid", "Tanh"):
-                y = torch.sigmoid(v[0]) if op == "Sigmoid" else torch.tanh(v[0])
-            elif op in ("Softmax", "LogSoftmax"):
-                y = (F.softmax if op == "Softmax" else F.log_softmax)(v[0], dim=a.get("axis", -1))
-            elif op == "Clip":
-                y = torch.clamp(v[0], *(float(t) if t is not None else None for t in (v[1:] + [None, None])[:2]))
-            elif op in ("MaxPool", "AveragePool"):
-                k, st = a["kernel_shape"], a.get("strides", a["kernel_shape"])
-                pads = a.get("pads", [0] * 4)
-                fn = F.max_pool2d if op == "MaxPool" else F.avg_pool2d
-                y = fn(v[0], tuple(k), tuple(st), (pads[0], pads[1]), ceil_mode=bool(a.get("ceil_mode", 0)))
-            elif op == "GlobalAveragePool":
-                y = v[0].mean(dim=(2, 3), keepdim=True)
-            elif op == "Flatten":
-                ax = a.get("axis", 1)
-                y = v[0].reshape(int(np.prod(v[0].shape[:ax])), -1)
-            elif op == "Reshape":
-                shape = [int(s) for s in v[1].tolist()]
-                shape[0] = v[0].shape[0] if shape and shape[0] in (0, 1) else shape[0]    # keep the batch
-                y = v[0].reshape([v[0].shape[i] if s == 0 else s for i, s in enumerate(shape)])
-            elif op in ("Add", "Sub", "Mul", "Div"):
-                y = {"Add": torch.add, "Sub": torch.sub, "Mul": torch.mul, "Div": torch.div}[op](v[0], v[1])
-            elif op == "BatchNormalization":
-                y = F.batch_norm(v[0], v[3], v[4], v[1], v[2], False, 0.0, a.get("epsilon", 1e-5))
-            elif op == "Transpose":
-                y = v[0].permute(*a["perm"]) if "perm" in a else v[0].permute(*reversed(range(v[0].ndim)))
-            elif op == "Concat":
-                y = torch.cat(v, dim=a["axis"])
-            elif op == "Squeeze":
-                axes = a.get("axes") or (v[1].tolist() if len(v) > 1 and v[1] is not None else None)
-                y = v[0].squeeze() if axes is None else v[0].squeeze(tuple(axes))
-            else:   # Unsqueeze
-                axes = a.get("axes") or v[1].tolist()
-                y = v[0]
-                for ax in sorted(axes):
-                    y = y.unsqueeze(ax)
+                    xin = v[0] if a["_pre_pad"] is None else torch.nn.functional.pad(v[0], a["_pre_pad"])
+                    y = self.layers[key](xin)
+            else:
+                y = _run(op, v, a)
             env[outs[0]] = y
         out = [env[o] for o in self.outputs]
         return out[0] if len(out) == 1 else tuple(out)
 
 
+def _pool(op, v, a):
+    import torch.nn.functional as F
+    k = a["kernel_shape"]
+    st, p = a.get("strides", k), list(a.get("pads", [0] * 4))
+    x = v[0]
+    if p[0] != p[2] or p[1] != p[3] or p[0] > k[0] // 2 or p[1] > k[1] // 2:
+        x = F.pad(x, (p[1], p[3], p[0], p[2]), value=float("-inf") if op == "MaxPool" else 0.0)
+        p = [0, 0]
+    if op == "MaxPool":
+        return F.max_pool2d(x, tuple(k), tuple(st), (p[0], p[1]), ceil_mode=bool(a.get("ceil_mode", 0)))
+    return F.avg_pool2d(x, tuple(k), tuple(st), (p[0], p[1]), ceil_mode=bool(a.get("ceil_mode", 0)),
+                        count_include_pad=bool(a.get("count_include_pad", 0)))
+
+
+def _run(op, v, a):
+    """One float32 ONNX operator in torch."""
+    import torch.nn.functional as F
+    if op == "Conv":
+        p = a.get("pads", [0] * 4)
+        return F.conv2d(F.pad(v[0], (p[1], p[3], p[0], p[2])), v[1], v[2] if len(v) > 2 else None,
+                        tuple(a.get("strides", [1, 1])), 0, tuple(a.get("dilations", [1, 1])), a.get("group", 1))
+    if op in ("Gemm", "MatMul"):
+        A, B = v[0], v[1]
+        if op == "MatMul":
+            return A @ B
+        A = A.t() if a.get("transA", 0) else A
+        B = B.t() if a.get("transB", 0) else B
+        y = a.get("alpha", 1.0) * (A @ B)
+        return y + a.get("beta", 1.0) * v[2] if len(v) > 2 and v[2] is not None else y
+    simple = {"Relu": F.relu, "Identity": lambda t: t, "Dropout": lambda t: t, "Sigmoid": torch.sigmoid,
+              "Tanh": torch.tanh, "Erf": torch.erf, "Sqrt": torch.sqrt, "Neg": torch.neg, "Exp": torch.exp}
+    if op in simple:
+        return simple[op](v[0])
+    if op == "LeakyRelu":
+        return F.leaky_relu(v[0], a.get("alpha", 0.01))
+    if op == "Gelu":
+        return F.gelu(v[0], approximate="tanh" if a.get("approximate", b"none") in (b"tanh", "tanh") else "none")
+    if op in ("Softmax", "LogSoftmax"):
+        return (F.softmax if op == "Softmax" else F.log_softmax)(v[0], dim=a.get("axis", -1))
+    if op == "Clip":
+        lo = a.get("min", float(v[1]) if len(v) > 1 and v[1] is not None else None)
+        hi = a.get("max", float(v[2]) if len(v) > 2 and v[2] is not None else None)
+        return torch.clamp(v[0], lo, hi)
+    if op in ("MaxPool", "AveragePool"):
+        return _pool(op, v, a)
+    if op in ("GlobalAveragePool", "GlobalMaxPool"):
+        return v[0].mean(dim=(2, 3), keepdim=True) if op == "GlobalAveragePool" else v[0].amax(dim=(2, 3), keepdim=True)
+    if op == "LRN":
+        return F.local_response_norm(v[0], a["size"], a.get("alpha", 1e-4), a.get("beta", 0.75), a.get("bias", 1.0))
+    if op == "Flatten":
+        ax = a.get("axis", 1)
+        return v[0].reshape(int(np.prod(v[0].shape[:ax])), -1)
+    if op == "Reshape":
+        shape = [int(s) for s in v[1].tolist()]
+        shape[0] = v[0].shape[0] if shape and shape[0] in (0, 1) else shape[0]    # keep the batch
+        return v[0].reshape([v[0].shape[i] if s == 0 else s for i, s in enumerate(shape)])
+    if op in ("Add", "Sub", "Mul", "Div", "Pow"):
+        return {"Add": torch.add, "Sub": torch.sub, "Mul": torch.mul, "Div": torch.div, "Pow": torch.pow}[op](v[0], v[1])
+    if op == "Sum":
+        y = v[0]
+        for t in v[1:]:
+            y = y + t
+        return y
+    if op == "BatchNormalization":
+        return F.batch_norm(v[0], v[3], v[4], v[1], v[2], False, 0.0, a.get("epsilon", 1e-5))
+    if op == "LayerNormalization":
+        ax = a.get("axis", -1)
+        ax = ax if ax >= 0 else v[0].ndim + ax
+        return F.layer_norm(v[0], tuple(v[0].shape[ax:]), v[1] if len(v) > 1 else None, v[2] if len(v) > 2 else None,
+                            a.get("epsilon", 1e-5))
+    if op == "ReduceMean":
+        axes = a.get("axes") or (v[1].tolist() if len(v) > 1 and v[1] is not None else None)
+        keep = bool(a.get("keepdims", 1))
+        return v[0].mean() if axes is None else v[0].mean(dim=tuple(axes), keepdim=keep)
+    if op == "Transpose":
+        return v[0].permute(*a["perm"]) if "perm" in a else v[0].permute(*reversed(range(v[0].ndim)))
+    if op == "Concat":
+        return torch.cat(v, dim=a["axis"])
+    if op == "Shape":
+        return torch.tensor(v[0].shape, dtype=torch.int64)
+    if op == "Gather":
+        idx = v[1].long()
+        return torch.index_select(v[0], a.get("axis", 0), idx.reshape(-1)).reshape(
+            *v[0].shape[:a.get("axis", 0)], *idx.shape, *v[0].shape[a.get("axis", 0) + 1:])
+    if op == "Cast":
+        return v[0].float() if v[0].is_floating_point() else v[0]
+    if op == "Squeeze":
+        axes = a.get("axes") or (v[1].tolist() if len(v) > 1 and v[1] is not None else None)
+        return v[0].squeeze() if axes is None else v[0].squeeze(tuple(axes))
+    axes = a.get("axes") or v[1].tolist()     # Unsqueeze
+    y = v[0]
+    for ax in sorted(axes):
+        y = y.unsqueeze(ax)
+    return y
+
+
 def onnx_module(path) -> nn.Module:
-    """An ONNX file as an OnnxModule in eval mode (one-line ValueError for files it cannot run)."""
-    return OnnxModule(_load_onnx(path), os.path.basename(os.fspath(path))).eval()
+    """An ONNX file as an OnnxModule in eval mode (one-line ValueError for files it cannot run,
+    among them graphs whose external weight files are absent)."""
+    model, needs = _load_onnx(path, need_data=True)
+    return OnnxModule(model, os.path.basename(os.fspath(path))).eval()
 
 
-def _load_onnx(path):
-    """onnx.load with one-line errors for a missing or unreadable file."""
+def _load_onnx(path, need_data: bool = True):
+    """(onnx.ModelProto, None or why the weights are missing) with one-line errors for a missing or
+    unreadable file. need_data: external weight files must be present (else a ValueError saying that
+    accuracy needs them); without, an absent external file leaves its tensors shape-only."""
     import onnx
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise ValueError(f"ONNX file {path} does not exist")
     try:
-        return onnx.load(path)
+        model = onnx.load(path, load_external_data=False)
     except Exception as e:      # DecodeError and friends
         raise ValueError(f"ONNX file {path}: not a readable ONNX model ({type(e).__name__})") from None
+    ext = [t for t in model.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL]
+    if not ext:
+        return model, None
+    base = os.path.dirname(os.path.abspath(path))
+    files = sorted({e.value for t in ext for e in t.external_data if e.key == "location"})
+    absent = [f for f in files if not os.path.isfile(os.path.join(base, f))]
+    if absent:
+        why = (f"ONNX {os.path.basename(path)}: its weights are in external file(s) that are absent "
+               f"({', '.join(absent[:3])}); shapes, MACs and energy need only the graph, accuracy needs the weights")
+        if need_data:
+            raise ValueError(why)
+        return model, why
+    try:
+        from onnx.external_data_helper import load_external_data_for_model
+        load_external_data_for_model(model, base)
+    except Exception as e:
+        raise ValueError(f"ONNX file {path}: its external weights do not load ({type(e).__name__})") from None
+    return model, None

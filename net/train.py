@@ -297,7 +297,7 @@ def to_float(model: nn.Module) -> nn.Module:
 
 def _load_init(model, init) -> None:
     if isinstance(init, (str, bytes)) or hasattr(init, "__fspath__"):
-        from .models import load
+        from .loader import load
         loaded, _meta = load(init)
         state = loaded.state_dict()
     elif isinstance(init, nn.Module):

@@ -11,10 +11,16 @@ Net file (JSON)::
        {"kind": "linear", "name": "fc", "in": 512, "out": 1000, "tokens": 1, "repeat": 1}]}
 
   linear: y = W x for `tokens` vectors: MACs = in x out x tokens x batch.
-  conv:   kernel (int or [kh, kw]), stride and padding (default 1 and 0) give
-          Ho = (H + 2 padding - kh) // stride + 1 (same for Wo); MACs =
-          out_ch x in_ch x kh x kw x Ho x Wo x batch. No groups.
+  conv:   kernel (int or [kh, kw]), stride (int or [sh, sw]), padding (int, [ph, pw] or
+          [top, left, bottom, right]), dilation (int or [dh, dw]) (defaults 1, 0, 1) give
+          Ho = (H + top + bottom - dh (kh - 1) - 1) // sh + 1 (same for Wo); groups (default 1;
+          in_ch = groups: depthwise): MACs = out_ch x in_ch / groups x kh x kw x Ho x Wo x batch.
+  matmul: a product of two activations (attention's q k^T and a v): `count` (default 1)
+          independent M x K by K x N products per sample: MACs = count x M x K x N x batch;
+          no weights (both operands are activations, read and written as such).
   repeat: the layer occurs that many times (identical blocks, attention heads).
+  float:  true = no datapath covers this product (it stays float32): priced at fp32 on every
+          datapath, never dropped.
 Inference = one matrix product per layer (forward); training = three, each with the
 forward's MAC count: forward Y = W X, backward-data dX = W^T dY, weight-gradient
 dW = dY X^T.
@@ -64,7 +70,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Callable
@@ -75,7 +81,7 @@ from golden import datapath as golden_datapath
 
 from . import reference
 
-__all__ = ["Layer", "Net", "Datapath", "DATAPATHS", "datapath", "parse_spec", "load_net", "parse_net",
+__all__ = ["Layer", "Net", "Datapath", "DATAPATHS", "datapath", "parse_spec", "load_net", "parse_net", "conv_geometry",
            "mac_energy",
            "net_energy", "reduction", "PAPER_ALS_POTQ_REDUCTION"]
 
@@ -85,9 +91,10 @@ MEMORY_DEFAULTS = {"sram_bytes": 32 * 1024, "pe_rows": 16, "pe_cols": 16}
 _KINDS = {
     "linear": {"required": ("in", "out"), "optional": {"tokens": 1, "repeat": 1}},
     "conv": {"required": ("in_ch", "out_ch", "kernel", "H", "W"),
-             "optional": {"stride": 1, "padding": 0, "repeat": 1}},
+             "optional": {"stride": 1, "padding": 0, "repeat": 1, "groups": 1, "dilation": 1}},
+    "matmul": {"required": ("M", "K", "N"), "optional": {"count": 1, "repeat": 1}},
 }
-_NON_SHAPE = {"kind", "name"}
+_NON_SHAPE = {"kind", "name", "float"}
 
 
 @dataclass(frozen=True)
@@ -99,6 +106,7 @@ class Layer:
     weights: int        # elements (all repeats)
     inputs: int
     outputs: int
+    float: bool = False     # no datapath covers it: priced at fp32
 
 
 @dataclass
@@ -144,7 +152,35 @@ def _layer(i: int, spec, batch: int) -> Layer:
         t = tok * batch
         return Layer(name, kind, f"{n_in}->{n_out} x{tok} tokens" + (f" x{rep}" if rep > 1 else ""),
                      rep * n_in * n_out * t, rep * n_in * n_out, rep * n_in * t, rep * n_out * t)
+    if kind == "matmul":
+        M, K, N, cnt = (_pos_int(where, k, v[k]) for k in ("M", "K", "N", "count"))
+        n = rep * cnt * batch
+        return Layer(name, kind, f"{M}x{K} @ {K}x{N}" + (f" x{cnt}" if cnt > 1 else "") + (f" x{rep}" if rep > 1 else ""),
+                     n * M * K * N, 0, n * (M * K + K * N), n * M * N)
     cin, cout, H, W = (_pos_int(where, k, v[k]) for k in ("in_ch", "out_ch", "H", "W"))
+    groups = _pos_int(where, "groups", v["groups"])
+    if cin % groups or cout % groups:
+        raise ValueError(f"{where}: groups {groups} must divide in_ch {cin} and out_ch {cout}")
+    kh, kw, Ho, Wo = conv_geometry(v, where)
+    st, dl = _pair(where, "stride", v["stride"]), _pair(where, "dilation", v["dilation"])
+    extra = (f" g{groups}" if groups > 1 else "") + (f" d{dl[0]}x{dl[1]}" if dl != (1, 1) else "")
+    sts = f"s{st[0]}" if st[0] == st[1] else f"s{st[0]}x{st[1]}"
+    return Layer(name, kind, f"{cin}->{cout} k{kh}x{kw} {sts}{extra} {H}x{W}->{Ho}x{Wo}" + (f" x{rep}" if rep > 1 else ""),
+                 rep * cout * (cin // groups) * kh * kw * Ho * Wo * batch, rep * cout * (cin // groups) * kh * kw,
+                 rep * cin * H * W * batch, rep * cout * Ho * Wo * batch)
+
+
+def _pair(where: str, key: str, v) -> tuple:
+    if isinstance(v, list) and len(v) == 2:
+        return tuple(_pos_int(where, key, x) for x in v)
+    if isinstance(v, list):
+        raise ValueError(f"{where}: {key} must be an integer or a pair, got {json.dumps(v)}")
+    x = _pos_int(where, key, v)
+    return (x, x)
+
+
+def conv_geometry(v: dict, where: str = "conv") -> tuple:
+    """(kh, kw, Ho, Wo) of a conv layer entry (defaults for stride, padding, dilation)."""
     kern = v["kernel"]
     if isinstance(kern, list) and len(kern) == 2:
         kh, kw = (_pos_int(where, "kernel", x) for x in kern)
@@ -152,14 +188,31 @@ def _layer(i: int, spec, batch: int) -> Layer:
         raise ValueError(f"{where}: kernel must be an integer or [kh, kw], got {json.dumps(kern)}")
     else:
         kh = kw = _pos_int(where, "kernel", kern)
-    stride = _pos_int(where, "stride", v["stride"])
-    pad = _pos_int(where, "padding", v["padding"], zero_ok=True)
-    Ho, Wo = (H + 2 * pad - kh) // stride + 1, (W + 2 * pad - kw) // stride + 1
+    sh, sw = _pair(where, "stride", v.get("stride", 1))
+    dh, dw = _pair(where, "dilation", v.get("dilation", 1))
+    pad = v.get("padding", 0)
+    if isinstance(pad, list) and len(pad) == 4:
+        t, l, b, r = (_pos_int(where, "padding", x, zero_ok=True) for x in pad)
+    elif isinstance(pad, list) and len(pad) == 2:
+        t, l = (_pos_int(where, "padding", x, zero_ok=True) for x in pad)
+        b, r = t, l
+    elif isinstance(pad, list):
+        raise ValueError(f"{where}: padding must be an integer, [ph, pw] or [top, left, bottom, right], "
+                         f"got {json.dumps(pad)}")
+    else:
+        t = l = b = r = _pos_int(where, "padding", pad, zero_ok=True)
+    H, W = v["H"], v["W"]
+    Ho, Wo = (H + t + b - dh * (kh - 1) - 1) // sh + 1, (W + l + r - dw * (kw - 1) - 1) // sw + 1
     if Ho < 1 or Wo < 1:
-        raise ValueError(f"{where}: kernel {kh}x{kw} does not fit the {H}x{W} input with padding {pad}")
-    return Layer(name, kind, f"{cin}->{cout} k{kh}x{kw} s{stride} {H}x{W}->{Ho}x{Wo}" + (f" x{rep}" if rep > 1 else ""),
-                 rep * cout * cin * kh * kw * Ho * Wo * batch, rep * cout * cin * kh * kw,
-                 rep * cin * H * W * batch, rep * cout * Ho * Wo * batch)
+        raise ValueError(f"{where}: kernel {kh}x{kw} does not fit the {H}x{W} input with padding {json.dumps(pad)}")
+    return kh, kw, Ho, Wo
+
+
+def _float_flag(i: int, spec: dict, layer: Layer) -> Layer:
+    f = spec.get("float", False)
+    if not isinstance(f, bool):
+        raise ValueError(f"layer {i} ({layer.name}): float must be true or false, got {json.dumps(f)}")
+    return replace(layer, float=f) if f else layer
 
 
 def parse_net(obj, source: str = "net") -> Net:
@@ -182,8 +235,8 @@ def parse_net(obj, source: str = "net") -> Net:
             if k not in MEMORY_DEFAULTS:
                 raise ValueError(f"memory: unknown key {k!r} (keys: {', '.join(MEMORY_DEFAULTS)})")
             mem[k] = _pos_int("memory", k, val)
-        return Net(str(obj.get("name", source)), [_layer(i, s, batch) for i, s in enumerate(layers)],
-                   batch, mem)
+        return Net(str(obj.get("name", source)), [_float_flag(i, s, _layer(i, s, batch)) for i, s in
+                                                   enumerate(layers)], batch, mem)
     except ValueError as e:
         raise ValueError(f"net file {source}: {e}") from None
 
@@ -523,14 +576,17 @@ def net_energy(net: Net, datapath: str, training: bool = False, mode: str = "act
     """Energy of one inference (or one training step) of `net` on `datapath` (a spec of
     golden.datapath's grammar, or a name registered in DATAPATHS)."""
     per = mac_energy(datapath, mode, operands)
+    fp32 = mac_energy("fp32", mode, operands) if any(layer.float for layer in net.layers) else None
     products = 3 if training else 1
     rows = []
     for layer in net.layers:
         n = layer.macs * products
-        sram, dram = _memory(layer, per["operand_bits"], net.memory)
+        lp = fp32 if layer.float else per           # a product no datapath covers: float32
+        sram, dram = _memory(layer, lp["operand_bits"], net.memory)
         sram, dram = sram * products, dram * products
-        mul, acc = n * per["multiply_pj"], n * per["accumulate_pj"]
+        mul, acc = n * lp["multiply_pj"], n * lp["accumulate_pj"]
         rows.append({"name": layer.name, "kind": layer.kind, "shape": layer.shape, "macs": n,
+                     "datapath": "fp32" if layer.float else datapath,
                      "multiply_pj": mul, "accumulate_pj": acc, "arithmetic_pj": mul + acc,
                      "sram_pj": sram, "dram_pj": dram, "memory_pj": sram + dram,
                      "energy_pj": mul + acc + sram + dram})

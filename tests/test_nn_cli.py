@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from ecomac.cli import main
-from net import data, evaluate, importer, models
+from net import data, evaluate, importer, loader, models
 from synth.network import net_energy, parse_net
 
 
@@ -46,7 +46,7 @@ def test_train_writes_a_checkpoint(files, capsys, tmp_path):
                        "--seed", "1", "--json", "-o", out_pt)
     assert code == 0
     res = json.loads(out)
-    model, meta = models.load(out_pt)
+    model, meta = loader.load(out_pt)
     ds = data.load(str(files / "tiny.npz"))
     assert meta["arch"] == "mlp" and meta["seed"] == 1 and meta["epochs"] == 2
     assert res["test_accuracy_pct"] == pytest.approx(evaluate.accuracy(model, ds.x_test, ds.y_test))
@@ -61,7 +61,7 @@ def test_eval_rows_match_the_library(files, capsys, tmp_path):
     rows = json.loads(out)
     assert [r["datapath"] for r in rows] == ["int8", "fp32", "mapping:map.json"]
     assert all(set(r) == set(evaluate.ROW_KEYS) for r in rows)
-    model, _ = models.load(files / "mlp.pt")
+    model, _ = loader.load(files / "mlp.pt")
     ds = data.load(str(files / "tiny.npz"))
     fp32 = evaluate.accuracy(model, ds.x_test, ds.y_test)
     net = parse_net(importer.from_torch(model, (1, 1, 4, 4)).net)

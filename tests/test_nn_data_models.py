@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from net import data, models
+from net import data, loader, models
 
 
 class _Whole(nn.Module):
@@ -97,7 +97,7 @@ def test_lenet_is_lenet5_on_28x28():
 
 
 def test_build_refuses():
-    with pytest.raises(ValueError, match="unknown architecture 'vgg': use mlp or lenet"):
+    with pytest.raises(ValueError, match="unknown architecture 'vgg': use one of mlp, lenet, resnet"):
         models.build("vgg", (1, 8, 8), 10)
     with pytest.raises(ValueError, match="lenet needs a C x H x W input shape"):
         models.build("lenet", (64,), 10)
@@ -110,20 +110,20 @@ def test_checkpoint_whole_module_and_torchscript_load(tmp_path):
     m = models.build("lenet", (1, 8, 8), 10).eval()
     x = torch.rand(3, 1, 8, 8)
     models.save(m, tmp_path / "c.pt", {"note": "x"})
-    got, meta = models.load(tmp_path / "c.pt")
+    got, meta = loader.load(tmp_path / "c.pt")
     assert meta["arch"] == "lenet" and meta["input_shape"] == [1, 8, 8] and meta["note"] == "x"
     assert torch.equal(got(x), m(x))
     torch.save(m, tmp_path / "whole.pt")
-    got, meta = models.load(tmp_path / "whole.pt")
+    got, meta = loader.load(tmp_path / "whole.pt")
     assert meta["format"] == "module" and torch.equal(got(x), m(x))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         torch.jit.script(m).save(str(tmp_path / "ts.pt"))
-    got, meta = models.load(tmp_path / "ts.pt")
+    got, meta = loader.load(tmp_path / "ts.pt")
     assert meta["format"] == "torchscript" and torch.equal(got(x), m(x))
     user = _Whole()
     torch.save(user, tmp_path / "user.pt")
-    got, _ = models.load(tmp_path / "user.pt")
+    got, _ = loader.load(tmp_path / "user.pt")
     assert isinstance(got, _Whole)
 
 
@@ -142,5 +142,5 @@ def test_bad_model_files_are_one_line(tmp_path):
              "shape.pt": "architecture mismatch: fc1.weight is (120, 64)", "none.pt": "does not exist"}
     for name, msg in cases.items():
         with pytest.raises(ValueError) as e:
-            models.load(tmp_path / name)
+            loader.load(tmp_path / name)
         assert msg in str(e.value) and "\n" not in str(e.value), (name, str(e.value))

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from ecomac.cli import main
-from net import importer, models
+from net import importer, loader, models
 from synth.network import parse_net
 
 
@@ -81,14 +81,15 @@ class Unusual(nn.Module):
         return self.fc(torch.flatten(self.dw(self.bn(self.conv(x))), 1))
 
 
-def test_unsupported_operators_are_listed(tmp_path):
+def test_grouped_conv_and_batchnorm_are_counted(tmp_path):
     m = Unusual().eval()
     imp = importer.from_torch(m, (1, 3, 6, 6))
-    assert [layer["name"] for layer in imp.net["layers"]] == ["conv", "fc"]
-    names = dict(imp.unsupported)
-    assert names["bn"] == "BatchNorm2d" and names["dw"].startswith("Conv2d(groups=8")
+    assert [layer["name"] for layer in imp.net["layers"]] == ["conv", "dw", "fc"]     # bn folded into conv
+    assert imp.unsupported == [] and imp.net["layers"][1]["groups"] == 8
+    net = parse_net(imp.net)
+    assert [layer.macs for layer in net.layers] == [8 * 3 * 9 * 36, 8 * 1 * 9 * 16, 128 * 4]
     o = importer.from_onnx(_onnx(m, (1, 3, 6, 6), tmp_path / "u.onnx"))
-    assert any(op.startswith("Conv(group=8") for _, op in o.unsupported)
+    assert o.unsupported == [] and parse_net(o.net).macs == net.macs
 
 
 def test_importer_bad_input(tmp_path):
@@ -100,7 +101,7 @@ def test_importer_bad_input(tmp_path):
     (tmp_path / "x.onnx").write_bytes(b"\x00garbage")
     with pytest.raises(ValueError, match="not a readable ONNX model"):
         importer.from_onnx(str(tmp_path / "x.onnx"))
-    with pytest.raises(ValueError, match="no Linear or Conv2d layer ran"):
+    with pytest.raises(ValueError, match="no matrix product"):
         importer.from_torch(nn.Sequential(nn.ReLU()), (1, 4))
 
 
@@ -140,7 +141,7 @@ def test_onnx_model_runs_and_converts_like_the_torch_model(tmp_path):
     torch.manual_seed(2)
     m = models.build("lenet", (1, 8, 8), 10).eval()
     path = _onnx(m, (1, 1, 8, 8), tmp_path / "l.onnx")
-    o, meta = models.load(path)
+    o, meta = loader.load(path)
     assert meta["input_shape"] == [1, 8, 8] and list(o.layers) == ["conv1_Conv", "conv2_Conv", "fc1_Gemm",
                                                                     "fc2_Gemm", "fc3_Gemm"]
     x = torch.rand(6, 1, 8, 8)

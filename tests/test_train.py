@@ -11,7 +11,7 @@ from torch import nn
 
 from ecomac.cli import main
 from golden import pot
-from net import data, kernels, models, potq
+from net import data, kernels, loader, models, potq
 from net.datapath import parse
 from net.train import TrainingDiverged, make_mode, pow2_lr, to_float, train
 
@@ -455,7 +455,7 @@ def test_cli_train_mfmac_json_and_plot(capsys, tmp_path):
     assert res["energy_per_step_pj"] > 0 and res["energy_per_epoch_pj"] == pytest.approx(
         res["energy_per_step_pj"] * res["history"]["steps_per_epoch"])
     assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
-    model, meta = models.load(tmp_path / "m.pt")
+    model, meta = loader.load(tmp_path / "m.pt")
     assert type(model.conv1) is nn.Conv2d and meta["options"]["datapath"] == "mfmac"
 
 

@@ -42,7 +42,7 @@ def tile_designs(point: dict) -> list[dict]:
 
 def load_setup_model(doc: dict):
     """The search's model (from the path front.json names), checked against its digest."""
-    from ..models import load
+    from ..loader import load
     setup = doc["setup"]
     model, meta = load(setup["model"])
     if model_digest(model) != setup["model_digest"]:

@@ -32,7 +32,8 @@ def prepare(model_path, data, *, tiles=None, tuning: str = DEFAULTS["tuning"], e
     """Load and check everything a search needs (one-line errors before any slow work)."""
     from .. import data as data_mod
     from ..evaluate import calibration_batch, check_fit
-    from ..models import input_shape_of, load
+    from ..loader import load
+    from ..models import input_shape_of
     if tuning not in TUNINGS:
         raise ValueError(f"unknown tuning {tuning!r} (tunings: {', '.join(TUNINGS)})")
     if isinstance(search_fraction, bool) or not isinstance(search_fraction, (int, float)) \
