@@ -21,7 +21,8 @@ def add_nn_parser(ns) -> None:
     p = ns.add_parser("hwsim", help="run a model's products on the datapath's generated hardware (gate netlist "
                       "or Verilog), compared with the emulator bit for bit; energy from the real operand stream")
     p.add_argument("--model", required=True, metavar="MODEL.pt",
-                   help="checkpoint (nn train), whole torch.save'd nn.Module or ONNX, as nn eval takes")
+                   help="any model nn eval takes: checkpoint (nn train), whole nn.Module, .pt2, ONNX, FILE.py:NAME")
+    p.add_argument("--weights", metavar="W.pt", help="state_dict for FILE.py:NAME (or .pt2) models, as nn eval")
     p.add_argument("--data", required=True, metavar="digits|mnist|FILE.npz")
     p.add_argument("--datapath", required=True, metavar="SPEC",
                    help="int8, mfmac[,exp_bits=E], asm[,alphabet=1/3][,...] or approx:FAMILY[,...]")
@@ -73,11 +74,10 @@ def _check_args(args):
 
 def _cmd_hwsim(args) -> int:
     rows, cols = _check_args(args)
-    from net import data, evaluate, models
-    from net import hwsim
-    model, meta = models.load(args.model)
+    from net import data, evaluate, hwsim, loader
+    model, meta = loader.load(args.model, args.weights)
     ds = data.load(args.data, seed=0)
-    evaluate.check_fit(model, ds, meta)
+    model = evaluate.prepare(model, ds, meta)          # as nn eval: every product a module, BatchNorm folded
     samples = args.samples or (RTL_DEFAULT_SAMPLES if args.engine == "rtl" else len(ds.y_test))
     if samples > len(ds.y_test):
         raise ValueError(f"--samples {samples}: the test split of {ds.name} has {len(ds.y_test)} samples")

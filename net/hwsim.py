@@ -3,12 +3,14 @@
     run(model, ds, spec, samples=None, engine="gates", array=(4, 4), batch=1, ...) -> result dict
     HwMismatch                                   the first product whose hardware result differs
 
-Method. The model is converted exactly as `nn eval` converts it (net.layers.convert, per-channel
-weights, activation scales calibrated on `calib_size` training samples drawn with `seed`), then
-the first `samples` test samples run twice:
+Method. The model is prepared and converted exactly as `nn eval` does it (net.evaluate.prepare: every
+product lifted to a module, BatchNorm folded; net.graph.convert: per-channel weights, activation
+scales calibrated on `calib_size` training samples drawn with `seed`), then the first `samples` test
+samples run twice:
   1. the emulator (nn eval's run): logits and predictions;
-  2. the hardware: every product an emulated layer computes (net.kernels.matmul / conv2d, the
-     latter as im2col patches x the reshaped weights) goes to the datapath's array
+  2. the hardware: every product an emulated layer computes (net.kernels.matmul; conv2d as im2col
+     patches x the reshaped weights, one product per group; bmm, activation x activation, one
+     product per batch element) goes to the datapath's array
      (synth.hwsim: the gate netlist, or the Verilog under cocotb), while everything between
      products — quantizing activations, scaling the accumulations, bias, activations, pooling —
      stays on the host, computed by the emulator's own code from the HARDWARE's accumulations.
@@ -36,7 +38,7 @@ import time
 import numpy as np
 import torch
 
-from . import evaluate, layers
+from . import evaluate, graph, layers
 from . import kernels as _kernels
 from .datapath import parse
 
@@ -261,14 +263,14 @@ def run(model, ds, spec: str, *, samples: int | None = None, engine: str = "gate
         raise ValueError(f"engine must be one of {', '.join(hwsim.ENGINES)}, got {engine!r}")
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
         raise ValueError(f"batch must be a positive integer, got {batch!r}")
-    evaluate.check_fit(model, ds, meta)
+    model = evaluate.prepare(model, ds, meta)          # nn eval's canonical model
     n_test = len(ds.y_test)
     samples = n_test if samples is None else samples
     if isinstance(samples, bool) or not isinstance(samples, int) or not 1 <= samples <= n_test:
         raise ValueError(f"samples must be 1..{n_test} (the test split of {ds.name}), got {samples!r}")
     chunk = max(batch, chunk // batch * batch)       # a chunk holds whole batches
     x, y = ds.x_test[:samples], np.asarray(ds.y_test[:samples])
-    q = layers.convert(model, spec, calib=evaluate.calibration_batch(ds, calib_size, seed))
+    q = graph.convert(model, spec, calib=evaluate.calibration_batch(ds, calib_size, seed))
     _forward(q, x[:1], chunk)                  # warm-up: the kernels' plans are built once, outside the timing
     t0 = time.perf_counter()
     logits_emu = _forward(q, x, chunk)

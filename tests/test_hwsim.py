@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from ecomac.cli import main
-from net import data, evaluate, hwsim, kernels, layers, models
+from net import data, evaluate, graph, hwsim, kernels, models
 from net.datapath import parse
 from synth import hwsim as shw
 
@@ -114,7 +114,7 @@ def test_mlp_on_the_gates(digits, spec, batch):
     assert res["compared_accumulations"] == 7 * MLP_OUTPUTS
     assert [r["layer"] for r in res["layers"]] == ["fc1", "fc2", "fc3"]
     # the accuracy is nn eval's on the same samples (its own conversion and accuracy function)
-    q = layers.convert(model, spec, calib=evaluate.calibration_batch(digits))
+    q = graph.convert(evaluate.prepare(model, digits), spec, calib=evaluate.calibration_batch(digits))
     assert res["accuracy_pct"] == evaluate.accuracy(q, digits.x_test[:7], digits.y_test[:7])
     # cycles: ceil(batch rows / 2) x ceil(N / 3) tiles x K + 1, per batch; utilization from them
     rows = -(-batch // 2)
@@ -137,28 +137,27 @@ def test_cnn_on_the_gates(digits, spec):
 
 
 class _Attention(torch.nn.Module):
-    """A token projection and an activation x activation product (EmuMatmul: kernels.bmm)."""
+    """A token projection and an activation x activation product (lifted to a Matmul module, run as
+    EmuMatmul: kernels.bmm)."""
 
-    def __init__(self, spec):
+    def __init__(self):
         super().__init__()
         self.proj = torch.nn.Linear(64, 32)
-        self.mm = layers.EmuMatmul(spec)
         self.head = torch.nn.Linear(16, 10)
 
     def forward(self, x):
         t = self.proj(x.flatten(1)).reshape(-1, 4, 8)                 # 4 tokens of 8
-        return self.head(self.mm(t, t.transpose(1, 2)).reshape(-1, 16))
+        return self.head(torch.matmul(t, t.transpose(1, 2)).reshape(-1, 16))
 
 
 @pytest.mark.parametrize("spec", ["int8", "asm,alphabet=1/3"])
 def test_activation_products_on_the_gates(digits, spec):
     torch.manual_seed(0)
-    model = layers.calibrate(_Attention(spec), evaluate.calibration_batch(digits))   # its EmuMatmul runs as given
-    res = hwsim.run(model, digits, spec, samples=3, array=(2, 2))
+    res = hwsim.run(_Attention(), digits, spec, samples=3, array=(2, 2))
     assert res["mismatched_accumulations"] == 0 and res["mismatched_logits"] == 0
-    by = {r["layer"]: r for r in res["layers"]}
-    assert by["mm"]["product"] == "4x8 . 8x4" and by["mm"]["macs_per_inference"] == 4 * 8 * 4
-    assert by["mm"]["cycles_per_inference"] == 2 * 2 * 8 + 1      # one product per sample: 2x2 tiles x K
+    mm = next(r for r in res["layers"] if r["kind"] == "matmul (batched)")
+    assert mm["product"] == "4x8 . 8x4" and mm["macs_per_inference"] == 4 * 8 * 4
+    assert mm["cycles_per_inference"] == 2 * 2 * 8 + 1      # one product per sample: 2x2 tiles x K
     assert res["compared_accumulations"] == 3 * (32 + 16 + 10)
 
 
