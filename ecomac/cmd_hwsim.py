@@ -36,6 +36,9 @@ def add_nn_parser(ns) -> None:
                         "(default 4x4)")
     p.add_argument("--batch", type=_positive_int, default=1, metavar="B",
                    help="samples stacked into the rows of one product (default 1: one inference at a time)")
+    p.add_argument("--timed", action="store_true",
+                   help="also the timed-mode energy: every cycle swept with a unit delay per gate, glitches "
+                        "counted (gates engine; several times slower)")
     p.add_argument("--calib-size", type=_positive_int, default=512,
                    help="training samples for activation calibration (default 512, as nn eval)")
     p.add_argument("--seed", type=int, default=0, help="calibration sample draw (default 0, as nn eval)")
@@ -69,6 +72,8 @@ def _check_args(args):
         raise ValueError("--datapath fp32 has no integer array to run; give int8, mfmac, asm or approx:FAMILY")
     rows, cols = parse_array(args.array)
     array_for(dp, rows, cols)
+    if args.timed and args.engine != "gates":
+        raise ValueError("--timed needs --engine gates (the rtl engine counts no toggles)")
     return rows, cols
 
 
@@ -84,7 +89,7 @@ def _cmd_hwsim(args) -> int:
     try:
         with progress_bar(f"hwsim {args.engine}") as step:
             res = hwsim.run(model, ds, args.datapath, samples=samples, engine=args.engine, array=(rows, cols),
-                            batch=args.batch, meta=meta, calib_size=args.calib_size, seed=args.seed,
+                            batch=args.batch, meta=meta, timed=args.timed, calib_size=args.calib_size, seed=args.seed,
                             progress=step)
     except hwsim.HwMismatch as e:
         if args.json:
@@ -105,6 +110,8 @@ def _json(res: dict) -> dict:
             "cycles_per_inference", "utilization_pct", "macs_per_inference", "accuracy_pct",
             "emulator_accuracy_pct", "energy_pj_real_data", "energy_pj_random_operands", "energy_real_over_random",
             "memory_pj", "total_pj_real_data", "total_pj_random_operands", "energy_spec", "random_mac_pj",
+            "energy_pj_real_data_timed", "energy_pj_random_operands_timed", "energy_real_over_random_timed",
+            "glitch_share",
             "simulated_macs", "sim_s", "hardware_s", "emulator_s", "simulated_macs_per_s", "emulator_macs_per_s",
             "slowdown_vs_emulator", "mismatch")
     out = {k: res[k] for k in keys if k in res}
@@ -129,6 +136,11 @@ def _print(res: dict, args, ds) -> None:
               f"nJ on random operands ({res['energy_spec']}, as nn eval; ratio {res['energy_real_over_random']:.3f}); "
               + (f"memory traffic {res['memory_pj'] / 1e3:.1f} nJ in both" if res.get("memory_pj") is not None
                  else "no memory figure (synth.network cannot describe this model's layers)"))
+        if res.get("energy_pj_real_data_timed") is not None:
+            print(f"timed mode (unit delays, glitches included): {res['energy_pj_real_data_timed'] / 1e3:.3f} nJ per "
+                  f"inference vs {res['energy_pj_random_operands_timed'] / 1e3:.3f} nJ on random operands (ratio "
+                  f"{res['energy_real_over_random_timed']:.3f}); glitches: {100 * res['glitch_share']:.1f}% of the "
+                  f"real stream's transistor-weighted transitions")
     else:
         print(f"energy: the rtl engine counts no toggles (use --engine gates); random-operand arithmetic "
               f"{res['energy_pj_random_operands'] / 1e3:.3f} nJ per inference")

@@ -248,9 +248,10 @@ def _forward(q, x: np.ndarray, chunk: int, on_chunk=None) -> np.ndarray:
 
 def run(model, ds, spec: str, *, samples: int | None = None, engine: str = "gates", array=(4, 4), batch: int = 1,
         meta: dict | None = None, calib_size: int = 512, seed: int = 0, chunk: int = 512, netlist: dict | None = None,
-        progress=None) -> dict:
+        timed: bool = False, progress=None) -> dict:
     """Run the first `samples` test samples of `ds` through `model` on `spec`'s hardware (see the
-    module docstring). netlist: the unit's gate netlist to use instead of the synthesized one (the
+    module docstring). timed: also the timed-mode energy (unit delays, glitches included; gates engine).
+    netlist: the unit's gate netlist to use instead of the synthesized one (the
     fault test). progress(done, total, note): called after every product on the hardware (total: the
     emulated layers x the chunks of `chunk` samples). Raises HwMismatch at the
     first difference (its .info, plus .result: what was measured up to there)."""
@@ -275,7 +276,7 @@ def run(model, ds, spec: str, *, samples: int | None = None, engine: str = "gate
     t0 = time.perf_counter()
     logits_emu = _forward(q, x, chunk)
     emu_s = time.perf_counter() - t0
-    eng = hwsim.engine(engine, arr, netlist)
+    eng = hwsim.engine(engine, arr, netlist, timed)
     total = len(layers.emulated_layers(q)) * -(-samples // chunk)
     products = _Products(eng, dp, batch, None if progress is None else
                          lambda done, note: progress(min(done, total), total, note))
@@ -341,6 +342,9 @@ def _summary(products: _Products, eng, samples: int, batch: int, arr, emu_s: flo
             "cycles_per_inference": cycles, "macs_per_inference": macs,
             "utilization_pct": 100.0 * macs / (cycles * arr.rows * arr.cols) if cycles else 0.0,
             "arithmetic_pj_real_data": energy_pj(st) / samples if pj_unit else None,     # the array's energy
+            **({"energy_pj_real_data_timed": energy_pj(st, timed=True) / samples,
+                "glitch_share": 1 - st.toggle_units / st.timed_toggle_units if st.timed_toggle_units else 0.0}
+               if st.timed_toggle_units is not None else {}),
             "simulated_macs": st.macs, "sim_s": st.sim_s, "hardware_s": hw_s, "emulator_s": emu_s,
             "simulated_macs_per_s": st.macs / st.sim_s if st.sim_s else None,
             "emulator_macs_per_s": st.macs / emu_s if emu_s else None,
@@ -371,4 +375,8 @@ def _energy(model, ds, dp, arr, result: dict) -> dict:
         out["total_pj_real_data"] = real + memory if real is not None else None
     if real is not None and rnd:
         out["energy_real_over_random"] = real / rnd
+    if result.get("energy_pj_real_data_timed") is not None:          # the same pair in timed mode
+        macs = sum(r["macs_per_inference"] for r in result["layers"])
+        out["energy_pj_random_operands_timed"] = macs * mac_energy(espec, "timed")["mac_pj"]
+        out["energy_real_over_random_timed"] = result["energy_pj_real_data_timed"] / out["energy_pj_random_operands_timed"]
     return out

@@ -136,6 +136,7 @@ class HwStats:
     pe_cycles: int = 0              # cycles x R x C, all groups
     toggle_units: float = 0.0       # transistor-weighted toggles, all unit lanes
     clock_units: float = 0.0
+    timed_toggle_units: float | None = None     # the same with unit delays, glitches included (timed)
     sim_s: float = 0.0
     extra: dict = field(default_factory=dict)
 
@@ -236,11 +237,13 @@ def _unpack_fields(words: np.ndarray, F: int, width: int, L: int) -> np.ndarray:
 
 
 class GateEngine:
-    """The array's unit netlist, bit-parallel over unit instances and lane groups (synth.gatesim)."""
+    """The array's unit netlist, bit-parallel over unit instances and lane groups (synth.gatesim).
+    timed: also sweep every cycle with a unit delay per gate (gatesim.evaluate_timed) and count every
+    transition, glitches included (synth.energy's timed mode; several times slower)."""
     name = "gates"
 
-    def __init__(self, array: Array, netlist: dict | None = None):
-        self.array = array
+    def __init__(self, array: Array, netlist: dict | None = None, timed: bool = False):
+        self.array, self.timed = array, bool(timed)
         u = array.unit
         self.g = g = GateNetlist(netlist if netlist is not None else unit_netlist(array))
         for port, want in ((u.x_port, u.rows * u.x_bits), (u.w_port, u.cols * u.w_bits),
@@ -257,7 +260,7 @@ class GateEngine:
         out = g.outputs[u.out_port]
         self.out_from_state = np.array([qpos.get(int(r), -1) for r in out], np.intp)
         self.out_rows = np.array(out, np.intp)
-        self.stats = HwStats()
+        self.stats = HwStats(timed_toggle_units=0.0 if self.timed else None)
         self._L = None
 
     def _lanes(self, G: int):
@@ -302,6 +305,7 @@ class GateEngine:
         ones = np.full(Wd, ONES, np.uint64)
         zero = np.zeros(Wd, np.uint64)
         toggles = np.zeros(len(g.cost_rows), np.int64)
+        timed = np.zeros(g.n_rows, np.int64) if self.timed else None
         for tm in range(Tm):
             # x fields per lane (g, unit row, unit col): rows tm*R + r*Ru + i, all k
             xt = Xp[:, tm * R:(tm + 1) * R, :].reshape(G, ur, u.rows, K)
@@ -316,8 +320,15 @@ class GateEngine:
                     V[self.wr] = wplanes[:, k]
                     V[self.valid] = ones
                     V[self.clear] = ones if k == 0 else zero
-                    V[g.dff_q] = self.state
-                    g.evaluate(V)
+                    if timed is not None and self.prev is not None:
+                        # V holds the last cycle's settled values: the new inputs and Q apply at step 0
+                        q_flips = np.bitwise_count((V[g.dff_q] ^ self.state) & self.mask).sum(axis=1, dtype=np.int64)
+                        V[g.dff_q] = self.state
+                        timed += g.evaluate_timed(V, self.mask)
+                        timed[g.dff_q] += q_flips
+                    else:
+                        V[g.dff_q] = self.state
+                        g.evaluate(V)
                     Xn = V[g.cost_rows]
                     if self.prev is not None:
                         toggles += np.bitwise_count((Xn ^ self.prev) & self.mask).sum(axis=1, dtype=np.int64)
@@ -333,6 +344,8 @@ class GateEngine:
         s.macs += G * M * N * K
         s.pe_cycles += G * cycles * R * C
         s.toggle_units += float(toggles @ cost)
+        if timed is not None:
+            s.timed_toggle_units += float(timed[g.cost_rows] @ cost)
         from .energy import CLOCK_UNITS_PER_FF
         s.clock_units += float(G * ur * uc) * (Tm * Tn * K) * g.flip_flops * CLOCK_UNITS_PER_FF
         s.sim_s += time.perf_counter() - t0
@@ -448,15 +461,20 @@ class RtlEngine:
         return Y[:, :M, :N]
 
 
-def engine(name: str, array: Array, netlist: dict | None = None):
+def engine(name: str, array: Array, netlist: dict | None = None, timed: bool = False):
     if name == "gates":
-        return GateEngine(array, netlist)
+        return GateEngine(array, netlist, timed)
+    if timed:
+        raise ValueError("timed (glitch) energy needs the gate engine; the rtl engine counts no toggles")
     if name == "rtl":
         return RtlEngine(array)
     raise ValueError(f"--engine must be one of {', '.join(ENGINES)}, got {name!r}")
 
 
-def energy_pj(stats: HwStats) -> float:
-    """The array's energy (activity mode) over everything `stats` counted, in pJ."""
+def energy_pj(stats: HwStats, timed: bool = False) -> float:
+    """The array's energy over everything `stats` counted, in pJ: activity mode (zero-delay toggles),
+    or with `timed` the timed mode (unit-delay transitions, glitches included)."""
     from .energy import calibration
+    if timed:
+        return calibration("timed")["pj_per_unit"] * (stats.timed_toggle_units + stats.clock_units)
     return calibration("activity")["pj_per_unit"] * stats.units()

@@ -59,6 +59,20 @@ def test_batched_products_with_their_own_weights(spec):
     assert np.array_equal(eng.product(X, W), want)
 
 
+def test_timed_run_equals_and_sees_glitches():
+    """The unit-delay sweep settles to the same accumulations and counts at least the zero-delay toggles."""
+    dp = parse("int8")
+    rng = np.random.default_rng(4)
+    X = _codes(dp, rng, (2, 3, 9), "x")
+    W = _codes(dp, rng, (9, 4), "w")
+    plain, timed = shw.GateEngine(shw.array_for(dp, 2, 2)), shw.GateEngine(shw.array_for(dp, 2, 2), timed=True)
+    want = np.stack([kernels.matmul(dp, X[g], W) for g in range(2)])
+    assert np.array_equal(plain.product(X, W), want) and np.array_equal(timed.product(X, W), want)
+    assert timed.stats.toggle_units == plain.stats.toggle_units
+    assert timed.stats.timed_toggle_units > timed.stats.toggle_units          # a multiplier glitches
+    assert shw.energy_pj(timed.stats, timed=True) > 0
+
+
 def test_rtl_array_equals_the_kernel(tmp_path):
     """The generated Verilog of the whole array (int-mac PEs wired by array_verilog) under cocotb."""
     dp = parse("int8")
@@ -228,6 +242,7 @@ def test_cli(model_file, capsys):
     (["--datapath", "mfmac,accumulator=tree2"], "serial"),
     (["--datapath", "int8", "--samples", "100000"], "test split"),
     (["--datapath", "int8", "--engine", "spice"], "engine"),
+    (["--datapath", "int8", "--engine", "rtl", "--timed"], "--timed"),
 ])
 def test_cli_refuses_bad_input(model_file, capsys, argv, msg):
     code, out, err = run(capsys, "nn", "hwsim", "--model", model_file, "--data", "digits", *argv)
