@@ -19,7 +19,10 @@ def add_parser(sub) -> None:
 def add_nn_parser(ns) -> None:
     from .cmd_nn import _positive_int
     p = ns.add_parser("hwsim", help="run a model's products on the datapath's generated hardware (gate netlist "
-                      "or Verilog), compared with the emulator bit for bit; energy from the real operand stream")
+                      "or Verilog), compared with the emulator bit for bit; energy from the real operand stream",
+                      description="Every product of the model on an output-stationary array of the datapath's RTL "
+                      "unit, every accumulation compared with the emulator's (nn eval's); exit status 1 and one "
+                      "line naming layer, sample, tile and values at the first difference. docs/hwsim.md")
     p.add_argument("--model", required=True, metavar="MODEL.pt",
                    help="any model nn eval takes: checkpoint (nn train), whole nn.Module, .pt2, ONNX, FILE.py:NAME")
     p.add_argument("--weights", metavar="W.pt", help="state_dict for FILE.py:NAME (or .pt2) models, as nn eval")
