@@ -82,10 +82,9 @@ def _check_args(args):
 
 def _cmd_hwsim(args) -> int:
     rows, cols = _check_args(args)
-    from net import data, evaluate, hwsim, loader
+    from net import data, hwsim, loader
     model, meta = loader.load(args.model, args.weights)
     ds = data.load(args.data, seed=0)
-    model = evaluate.prepare(model, ds, meta)          # as nn eval: every product a module, BatchNorm folded
     samples = args.samples or (RTL_DEFAULT_SAMPLES if args.engine == "rtl" else len(ds.y_test))
     if samples > len(ds.y_test):
         raise ValueError(f"--samples {samples}: the test split of {ds.name} has {len(ds.y_test)} samples")

@@ -24,8 +24,8 @@ product (batch 1: one inference at a time). Cycles per inference = the array's c
 batch / batch; utilization = MACs / (cycles x R x C).
 Energy per inference: the array's activity-mode energy on the toggles of the real operand stream
 (synth.hwsim, idle PEs of edge tiles included) beside the random-operand figure nn eval gives
-(synth.network.net_energy: MACs x the unit's per-MAC energy on Gaussian random operands, for asm
-on the same asm-pe-row lanes=C the array is built of): energy_pj_real_data and
+(MACs x the unit's per-MAC energy on Gaussian random operands, synth.network.mac_energy, as
+net_energy prices a layer; for asm on the same asm-pe-row lanes=C the array is built of): energy_pj_real_data and
 energy_pj_random_operands are that arithmetic energy. Memory traffic is the same model in both (it
 does not depend on the values): memory_pj, and total_pj_* = arithmetic + memory (total_pj_random_operands
 is nn eval's energy_pj).
@@ -299,7 +299,7 @@ def run(model, ds, spec: str, *, samples: int | None = None, engine: str = "gate
     missing = [n for n in result["model_layers"] if n not in products.rows]
     if missing:
         raise RuntimeError(f"hwsim: the products of layer(s) {', '.join(missing)} did not reach the hardware "
-                           f"(net.layers no longer calls net.kernels.matmul/conv2d)")
+                           f"(net.layers no longer calls net.kernels.matmul/conv2d/bmm)")
     result.update(_summary(products, eng, samples, batch, arr, emu_s, hw_s))
     bad_logits = int(np.count_nonzero(logits_hw != logits_emu))
     pred_hw, pred_emu = logits_hw.argmax(-1), logits_emu.argmax(-1)
