@@ -85,9 +85,9 @@ hwsim: env iverilog
 	    --json > $(BUILD)/hwsim/lenet_mnist_$$n.json; done
 	$(BIN)/ecomac nn hwsim --model $(BUILD)/hwsim/mlp_digits.pt --data digits --datapath int8 \
 	  --json > $(BUILD)/hwsim/mlp_digits_int8_batch1.json
-	set -e; for s in int8 mfmac; do \
-	  $(BIN)/ecomac nn hwsim --model $(BUILD)/hwsim/mlp_digits.pt --data digits --datapath $$s --engine rtl \
-	    --samples 4 --json > $(BUILD)/hwsim/mlp_digits_$${s}_rtl.json; done
+	set -e; for s in $(HWSIM_SPECS); do n=$$(echo "$$s" | tr '/,:=' '____'); \
+	  $(BIN)/ecomac nn hwsim --model $(BUILD)/hwsim/mlp_digits.pt --data digits --datapath "$$s" --engine rtl \
+	    --samples 4 --json > $(BUILD)/hwsim/mlp_digits_$${n}_rtl.json; done
 	mkdir -p $(BUILD)/hwsim/timed
 	set -e; for s in $(HWSIM_SPECS); do n=$$(echo "$$s" | tr '/,:=' '____'); \
 	  $(BIN)/ecomac nn hwsim --model $(BUILD)/hwsim/mlp_digits.pt --data digits --datapath "$$s" --batch 4 \
