@@ -1,11 +1,13 @@
 """A network's products on the generated hardware: an output-stationary array, tile by tile.
 
     array_for(datapath, rows, cols)      -> Array: which RTL unit the R x C array is built of
-    GateEngine(array, netlist=None)      the synthesized gate netlist through synth.gatesim
-    RtlEngine(array)                     the generated Verilog through cocotb + Icarus
+    GateEngine(array, netlist=None, timed=False)   the synthesized gate netlist through synth.gatesim
+    RtlEngine(array)                     the generated Verilog through cocotb + Icarus (array_verilog)
+    engine(name, array, ...)             one of the two by name ("gates", "rtl")
     engine.product(X, W) -> Y            X: G x M x K codes (G independent lane groups), W: K x N codes
                                          shared by the groups, or G x K x N (one per group: batched products)
     fault_netlist(netlist, cell)         the netlist with one cell's output inverted (fault test)
+    energy_pj(stats, timed=False)        the array's energy over what an engine counted
 
 The array (R x C outputs, output-stationary): a product Y = X . W of one lane group (one
 inference, or a batch of them) is cut into output tiles of R rows of X by C columns of W,
@@ -28,7 +30,8 @@ one clear for the whole array, no logic between units):
 The gate engine simulates one unit's netlist with one lane (bit) per unit instance and lane
 group, lanes in lockstep; flip-flop state and the previous cycle's net values carry from tile to
 tile and product to product, so every transition of the real operand stream is counted (only the
-very first cycle of a run has no predecessor). Energy is synth.energy's activity model on those
+first cycle after a change of the lane count, i.e. of a run and of a smaller last chunk of samples,
+has no predecessor). Energy is synth.energy's activity model on those
 toggles: pJ = activity calibration x (sum of toggles x cell transistors + clock units per
 flip-flop and cycle), all units of the array, idle (padded) PEs included.
 """
@@ -46,8 +49,8 @@ from golden import datapath as gdp
 
 from .gatesim import ONES, GateNetlist
 
-__all__ = ["Array", "Unit", "array_for", "GateEngine", "RtlEngine", "HwStats", "fault_netlist",
-           "unit_netlist", "ENGINES", "parse_array", "SUPPORTED"]
+__all__ = ["Array", "Unit", "array_for", "GateEngine", "RtlEngine", "HwStats", "fault_netlist", "engine",
+           "energy_pj", "array_verilog", "unit_netlist", "ENGINES", "parse_array", "SUPPORTED"]
 
 ENGINES = ("gates", "rtl")
 SUPPORTED = "int8, mfmac (serial accumulator), asm, approx:FAMILY"
