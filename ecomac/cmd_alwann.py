@@ -197,7 +197,8 @@ def add_parser(sub) -> None:
     asub = p.add_subparsers(dest="alwann_command", required=True, parser_class=type(p))
 
     q = asub.add_parser("search", help="NSGA-II over tile multipliers and layer-to-tile maps; front JSON/CSV/PNG")
-    q.add_argument("--model", required=True, metavar="MODEL.pt", help="checkpoint (ecomac nn train) or pickled module")
+    q.add_argument("--model", required=True, metavar="MODEL", help="any model ecomac loads: checkpoint (ecomac nn train), "
+                   ".pt2 program, ONNX, TorchScript, torch.save'd module or FILE.py:NAME")
     q.add_argument("--data", required=True, metavar="digits|mnist|FILE.npz")
     q.add_argument("--tiles", type=positive_int, metavar="T",
                    help="tiles (distinct multipliers) of the accelerator (default: one per layer)")

@@ -37,8 +37,13 @@ def add_parser(sub) -> None:
 # options here: keep them inside _add_train_parser / _train_kwargs).
 def _add_train_parser(ns) -> None:
     from net import ARCHS
-    p = ns.add_parser("train", help="train a shipped model (FP32) on digits, mnist or FILE.npz")
-    p.add_argument("--arch", required=True, choices=ARCHS, help="mlp or lenet")
+    p = ns.add_parser("train", help="train a shipped architecture or any model on digits, mnist or FILE.npz, on any "
+                                    "datapath")
+    p.add_argument("--arch", choices=ARCHS, help=f"a shipped architecture: {', '.join(ARCHS)}")
+    p.add_argument("--model", metavar="MODEL", help="train (fine-tune) this model instead of --arch: a checkpoint, "
+                   ".pt2 program, ONNX, TorchScript, torch.save'd nn.Module or FILE.py:NAME; written back as a "
+                   ".pt2 program (shipped architectures: a checkpoint)")
+    p.add_argument("--weights", metavar="W.pt", help="state_dict for a FILE.py:NAME (or .pt2) --model")
     p.add_argument("--data", required=True, metavar="digits|mnist|FILE.npz")
     p.add_argument("--epochs", type=_positive_int, default=10, help="default 10")
     p.add_argument("--seed", type=int, default=0, help="initialization, sample order (default 0); the "
@@ -59,6 +64,13 @@ def _add_train_parser(ns) -> None:
                    help="ALS-POTQ Parameterized Ratio Clipping (default on)")
     p.add_argument("--err-scale", choices=("tensor", "sample"), help="ALS-POTQ error scales: one power of two per "
                    "tensor (default) or per sample (weight gradient on a 6-bit MF-MAC at a common scale)")
+    p.add_argument("--err-rounding", choices=("nearest", "stochastic", "luq"),
+                   help="ALS-POTQ error quantizer: nearest power (log domain, default), stochastic (linear-domain "
+                   "stochastic rounding at the nearest-max scale) or luq (unbiased: nothing clipped, stochastic "
+                   "rounding and underflow; the luq-quant unit priced per error)")
+    p.add_argument("--fwd-rounding", choices=("log", "linear", "fp32"),
+                   help="ALS-POTQ weight/activation rounding: log (default: threshold sqrt(2) 2^n), linear "
+                   "(threshold 1.5 2^n, the MSE optimum) or fp32 (float forward, PoT errors only: a study mode)")
     p.add_argument("--grad", choices=("ste", "table"), help="approx/lut backward: straight-through (ste, default) "
                    "or the table's finite-difference gradient (table)")
     p.add_argument("--anneal", action="store_true", help="asm: anneal the alphabet projection over the epochs")
@@ -81,7 +93,7 @@ def _train_kwargs(args) -> dict:
     """Keyword arguments of net.train.train from the parsed options (mode options only when given)."""
     kw = {"epochs": args.epochs, "seed": args.seed, "datapath": args.datapath, "errors": args.errors,
           "lr": args.lr, "lr_pow2": args.lr_pow2, "optimizer": args.optimizer, "batch_size": args.batch_size}
-    for name in ("wbc", "prc", "grad", "err_scale"):
+    for name in ("wbc", "prc", "grad", "err_scale", "err_rounding", "fwd_rounding"):
         if getattr(args, name) is not None:
             kw[name] = getattr(args, name)
     if args.anneal:
@@ -95,13 +107,22 @@ def _check_train_args(args, kwargs) -> None:
 
     from net.device import resolve_device
     from net.train import make_mode, validate_options
+    from .cli import UsageError
     from .plot import check_plot_path
     kwargs["device"] = resolve_device(args.device)
     if not math.isfinite(args.lr):
         raise ValueError(f"--lr must be a finite number > 0, got {args.lr}")
     validate_options(**{k: kwargs[k] for k in ("epochs", "seed", "lr", "batch_size", "optimizer", "lr_pow2")})
     make_mode(kwargs["datapath"], kwargs["errors"],
-              **{k: v for k, v in kwargs.items() if k in ("wbc", "prc", "grad", "anneal", "err_scale")})
+              **{k: v for k, v in kwargs.items()
+                 if k in ("wbc", "prc", "grad", "anneal", "err_scale", "err_rounding", "fwd_rounding")})
+    if (args.arch is None) == (args.model is None):
+        raise UsageError("give --arch (a shipped architecture) or --model MODEL (any model file), one of them")
+    if args.weights is not None and args.model is None:
+        raise UsageError("--weights goes with --model FILE.py:NAME (or .pt2)")
+    if args.init is not None and args.model is not None:
+        raise UsageError("--init starts a shipped --arch from a checkpoint; with --model, the model file holds the "
+                         "weights to fine-tune")
     if args.init is not None and not os.path.isfile(args.init):
         raise ValueError(f"--init {args.init}: no such checkpoint file")
     if args.plot:
@@ -138,7 +159,7 @@ def _positive_int(text: str) -> int:
 def _cmd_train(args) -> int:
     import torch
 
-    from net import data, models
+    from net import data, evaluate, loader, models
     from net.train import train
     from net.train import to_float, training_energy
     check_output_file(args.output, what="model file")
@@ -146,38 +167,58 @@ def _cmd_train(args) -> int:
     _check_train_args(args, kwargs)
     ds = data.load(args.data, seed=0)
     torch.manual_seed(args.seed)
-    model = models.build(args.arch, ds.input_shape, ds.num_classes)
-    opts = {k: v for k, v in kwargs.items() if isinstance(v, (int, float, str))}
+    name = args.arch
+    if args.model is not None:
+        model, meta0 = loader.load(args.model, args.weights)
+        evaluate.prepare(model, ds, meta0)          # the data fits (input shape, classes), one line if not
+        name = os.path.basename(args.model)
+    else:
+        model = models.build(args.arch, ds.input_shape, ds.num_classes)
+    shipped = model if models.arch_of(model) is not None else None
     if args.init is not None:
-        kwargs["init"] = args.init
+        from net.train import _load_init
+        _load_init(model, args.init)
+        args.init = None
+    model = loader.canonical(model, ds.x_train[:1], fold_bn=False)    # every product a module; BatchNorm float
+    opts = {k: v for k, v in kwargs.items() if isinstance(v, (int, float, str))}
     t0 = time.perf_counter()
-    model, hist = train(model, ds, progress=True, checkpoint=lambda m: models.save(
-        m, args.output, {"data": args.data, "seed": args.seed, "diverged": True, "options": opts}), **kwargs)
+    model, hist = train(model, ds, progress=True, checkpoint=lambda m: loader.save_model(
+        m, args.output, {"data": args.data, "seed": args.seed, "diverged": True, "options": opts}, ds.input_shape,
+        shipped), **kwargs)
     secs = time.perf_counter() - t0
     from net.distributed import is_main
     if not is_main():
         return 0                          # torchrun: process 0 writes and prints
     model = model.to("cpu")
     energy = training_energy(model, ds.input_shape, args.datapath, args.errors, args.batch_size,
-                             hist["steps_per_epoch"], **({"err_scale": args.err_scale} if args.err_scale else {}))
+                             hist["steps_per_epoch"], **{k: kwargs[k] for k in ("err_scale", "err_rounding", "fwd_rounding")
+                                                         if k in kwargs})
     meta = {"data": args.data, "seed": args.seed, "epochs": args.epochs,
             "test_accuracy_pct": hist["test_accuracy_pct"], "train_accuracy_pct": hist["train_accuracy_pct"],
             "train_s": secs, "options": opts}
-    models.save(to_float(model), args.output, meta)
+    if args.model is not None:
+        meta["source"] = args.model
+    floats = getattr(model, "_ecomac_float_products", [])
+    if floats:
+        meta["float_products"] = floats
+    loader.save_model(to_float(model), args.output, meta, ds.input_shape, shipped)
     if args.plot:
-        _plot_training(hist, args.plot, f"{args.arch} on {ds.name}, datapath {args.datapath or 'fp32'}, seed {args.seed}")
+        _plot_training(hist, args.plot, f"{name} on {ds.name}, datapath {args.datapath or 'fp32'}, seed {args.seed}")
     out = {"model": str(args.output), "arch": args.arch, **meta, "history": hist,
            "energy_per_step_pj": energy["energy_per_step_pj"], "energy_per_epoch_pj": energy["energy_per_epoch_pj"],
            "energy": energy}
     if args.json:
         print(json.dumps(out, indent=2, default=_json_default))
     else:
-        print(f"{args.arch} on {ds.name} ({len(ds.y_train)} train / {len(ds.y_test)} test samples), "
+        print(f"{name} on {ds.name} ({len(ds.y_train)} train / {len(ds.y_test)} test samples), "
               f"{args.epochs} epochs, seed {args.seed}: test accuracy {hist['test_accuracy_pct']:.2f}%, "
               f"train {hist['train_accuracy_pct']:.2f}% ({secs:.1f} s) -> {args.output}")
         print(f"datapath {args.datapath or 'fp32'}: training energy {energy['energy_per_step_pj'] / 1e6:.3f} uJ per "
               f"step (batch {args.batch_size}; errors on {energy['error_datapath']}), "
               f"{energy['energy_per_epoch_pj'] / 1e6:.2f} uJ per epoch" + (f"; curve: {args.plot}" if args.plot else ""))
+        if floats:
+            print(f"note: {args.datapath} training has no module for {len(floats)} product(s), trained in float32: "
+                  f"{', '.join(floats)}")
     return 0
 
 
@@ -311,10 +352,15 @@ def _cmd_eval(args) -> int:
 # ==== nn experiments ================================================================================
 def _add_experiments_parser(ns) -> None:
     p = ns.add_parser("experiments", help="train the shipped models (FP32, 3 seeds) and evaluate --datapath all")
+    p.add_argument("--seeds", type=_positive_int, default=3, help="seeds 0..N-1 (default 3)")
+    p.add_argument("--epochs", type=_positive_int, help="FP32 epochs for every experiment (default: each one's own)")
+    p.add_argument("--datapath", action="append", metavar="SPEC", help="datapaths to evaluate (repeatable; "
+                   "default all)")
     p.add_argument("-o", "--output", default="build/experiments", metavar="DIR",
                    help="where nn_eval_ARCH_DATA.json go (default build/experiments)")
     p.add_argument("--only", action="append", metavar="ARCH:DATA",
-                   help="run only these: mlp:digits, lenet:mnist (the default pair), lenet:digits, mlp:mnist")
+                   help="run only these (ARCH:DATA): mlp:digits, lenet:mnist, resnet|mobilenet|vit:mnist|digits (the "
+                        "default set), lenet:digits, mlp:mnist")
     p.add_argument("--json", action="store_true", help="the summaries")
     p.set_defaults(func=_cmd_experiments)
 
@@ -323,8 +369,15 @@ def _cmd_experiments(args) -> int:
     from net.experiments import eval_experiments, select_eval_experiments
     out = check_output_dir(args.output)
     todo = select_eval_experiments(args.only)
-    specs = _expand_specs(["all"])
-    results = eval_experiments(out, todo, specs, EXPERIMENTS_CMD, log=lambda line: print(line, file=sys.stderr))
+    from net.datapath import parse
+    for s in args.datapath or []:
+        if s.strip() != "all":
+            parse(s)                      # a bad spec is one line before any training
+    if args.epochs is not None:
+        todo = [(a, d, args.epochs) for a, d, _ in todo]
+    specs = _expand_specs(args.datapath or ["all"])
+    results = eval_experiments(out, todo, specs, EXPERIMENTS_CMD, seeds=tuple(range(args.seeds)),
+                               log=lambda line: print(line, file=sys.stderr))
     print_experiment_results(results, experiment_table, args.json, default=_json_default)
     return 0
 
@@ -335,9 +388,10 @@ def experiment_table(res: dict) -> str:
              f"{s['drop_pp_mean']:+.2f} ± {s['drop_pp_std']:.2f}", s["macs"], round(s["energy_pj"] / 1e3, 2),
              round(s["arithmetic_pj"] / 1e3, 3), round(s["memory_pj"] / 1e3, 2), round(s["saving_vs_fp32_pct"], 1),
              round(s["saving_vs_int8_pct"], 1), round(s["eval_s_mean"], 1)] for s in res["summary"]]
+    kinds = ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in (res.get("macs_by_kind") or {}).items() if v)
     title = (f"{res['arch']} on {res['data']} ({res['train_samples']} train / {res['test_samples']} test samples), "
              f"FP32 {res['epochs']} epochs, seeds {', '.join(map(str, res['seeds']))} (mean ± std; FP32 "
-             f"{sum(fp32) / len(fp32):.2f}%); post-training quantization")
+             f"{sum(fp32) / len(fp32):.2f}%); post-training quantization" + (f"; MACs by kind: {kinds}" if kinds else ""))
     return format_table(rows, ["datapath", "accuracy %", "drop pp", "MACs", "energy nJ", "arith nJ", "memory nJ",
                                "vs fp32 %", "vs int8 %", "eval s"], title=title)
 

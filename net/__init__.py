@@ -6,9 +6,12 @@ kernels.py   bit-exact fast matrix products / convolutions on operand codes (tor
 plans.py     each datapath's exact fast path (separable BLAS terms or a table)
 emulate.py   the validated `ecomac emulate` entry and its benchmark
 data.py      offline data sets (digits, MNIST-5k, FILE.npz) and their deterministic splits
-models.py    the shipped MLP and LeNet-like CNN; checkpoints
-layers.py    emulated Linear/Conv2d on a datapath, `convert` by spec or per-layer mapping
-importer.py  PyTorch / ONNX models -> the energy model's layer list
+models.py    the shipped architectures (mlp, lenet, resnet, mobilenet, vit); checkpoints
+loader.py    every model format (checkpoint, .pt2, ONNX, TorchScript, FILE.py:NAME) -> a module
+graph.py     every product of a model lifted to a Linear / Conv / Matmul module (torch.fx), BatchNorm
+             folding, conversion by a factory per kind, the census of every MAC
+layers.py    emulated Linear/Conv2d/Matmul on a datapath
+importer.py  ONNX graphs -> the energy model's layer list and runnable modules
 evaluate.py  accuracy beside energy per datapath
 train.py     the training loop of every mode; potq.py (ALS-POTQ), qat.py (int8/ASM/approx-aware)
 tuning.py    ALWANN weight tuning; alwann/ the NSGA-II multiplier assignment

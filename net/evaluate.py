@@ -240,7 +240,7 @@ def summarize(runs: list[list[dict]]) -> list[dict]:
         same = [rows[i] for rows in runs]
         if any(r["datapath"] != first["datapath"] for r in same):
             raise ValueError("summarize: the seeds' rows list different datapaths")
-        row = {k: first[k] for k in ROW_KEYS if k not in SUMMARY_KEYS}
+        row = {k: first[k] for k in ROW_KEYS if k not in SUMMARY_KEYS and k in first}    # float_macs: new rows
         for k in SUMMARY_KEYS:
             v = np.array([r[k] for r in same], np.float64)
             row[f"{k}_mean"] = float(v.mean())
@@ -273,6 +273,8 @@ def experiment(arch: str, data: str, seeds, epochs: int, specs, *, progress: boo
         trained.append({"seed": seed, "train_s": train_s, "eval_s": time.perf_counter() - t0,
                         "fp32_test_accuracy_pct": hist["test_accuracy_pct"]})
         runs.append(rows)
+    canon = loader.canonical(model, ds.x_test[:1])
     return {"arch": arch, "data": data, "seeds": list(seeds), "epochs": epochs, "datapaths": list(specs),
+            "macs_by_kind": graph.census(canon, ds.input_shape).macs_by_kind(),
             "test_samples": int(len(ds.y_test)), "train_samples": int(len(ds.y_train)),
             "runs": [{**t, "rows": r} for t, r in zip(trained, runs)], "summary": summarize(runs)}

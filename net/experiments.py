@@ -20,7 +20,11 @@ __all__ = ["TRAIN_EXPERIMENTS", "TRAIN_SEEDS", "train_experiments", "select_expe
 
 # `make experiments` (`ecomac nn experiments`): (arch, data, FP32 epochs) — each shipped model on its
 # data set (about 10 min on 2 idle cores); the other two pairs run when named (--only lenet:digits)
-EVAL_EXPERIMENTS = (("mlp", "digits", 30), ("lenet", "mnist", 5))
+EVAL_EXPERIMENTS = (("mlp", "digits", 30), ("lenet", "mnist", 5),
+                    # the seeds' architectures (docs/networks.md): BatchNorm folded, depthwise convs and
+                    # attention products on the datapath like every other product
+                    ("resnet", "mnist", 3), ("mobilenet", "mnist", 3), ("vit", "mnist", 3),
+                    ("resnet", "digits", 20), ("mobilenet", "digits", 30), ("vit", "digits", 30))
 MORE_EVAL_EXPERIMENTS = (("lenet", "digits", 20), ("mlp", "mnist", 10))
 EVAL_SEEDS = (0, 1, 2)
 
@@ -29,25 +33,35 @@ EVAL_SEEDS = (0, 1, 2)
 # cores) the core modes for one epoch
 TRAIN_EXPERIMENTS = (("mlp", "digits", 15, 2, 64, "full", None), ("lenet", "mnist", 1, 1, 32, "core", None))
 TRAIN_SEEDS = (0, 1, 2)
+# the ALS-POTQ ablation (net.train.POTQ_ABLATION; named ARCH:DATA:potq, written to train_ARCH_DATA_potq.json):
+# 5 seeds by default (a 0.5 pp goal needs the standard error of >= 5 paired seeds); an architecture the model
+# zoo ships (net.models) joins by a row here
+POTQ_EXPERIMENTS = (("mlp", "digits", 15, 2, 64, "potq", None), ("lenet", "mnist", 2, 1, 32, "potq-core", None))
+POTQ_SEEDS = (0, 1, 2, 3, 4)
 
 
-def select_experiments(only=None, seeds: int = len(TRAIN_SEEDS), seed=None) -> tuple[list[tuple], tuple[int, ...]]:
-    """The experiments to run (`only`: "ARCH:DATA" names, default all) and their seeds (`seed`:
-    exactly these, else 0..seeds-1), validated with one-line errors before any work."""
-    known = {f"{t[0]}:{t[1]}": t for t in TRAIN_EXPERIMENTS}
+def _name(t) -> str:
+    return f"{t[0]}:{t[1]}" + (":potq" if t[5].startswith("potq") else "")
+
+
+def select_experiments(only=None, seeds: int | None = None, seed=None) -> tuple[list[tuple], tuple[int, ...] | None]:
+    """The experiments to run (`only`: "ARCH:DATA" or "ARCH:DATA:potq" names, default all) and their
+    seeds (`seed`: exactly these, else 0..seeds-1; None: each experiment's own, 3 or 5 for the
+    ALS-POTQ ablation), validated with one-line errors before any work."""
+    known = {_name(t): t for t in TRAIN_EXPERIMENTS + POTQ_EXPERIMENTS}
     bad = [o for o in only or [] if o not in known]
     if bad:
         raise ValueError(f"--only {bad[0]!r}: not an experiment (experiments: {', '.join(known)})")
-    if not 1 <= seeds <= 10:
+    if seeds is not None and not 1 <= seeds <= 10:
         raise ValueError(f"--seeds must be in 1..10, got {seeds}")
     bad = [s for s in seed or [] if not 0 <= s < 2**32]
     if bad:
         raise ValueError(f"--seed must be in 0..2^32-1, got {bad[0]}")
-    todo = [known[o] for o in only] if only else list(TRAIN_EXPERIMENTS)
-    return todo, tuple(seed) if seed else tuple(range(seeds))
+    todo = [known[o] for o in only] if only else list(TRAIN_EXPERIMENTS + POTQ_EXPERIMENTS)
+    return todo, tuple(seed) if seed else (tuple(range(seeds)) if seeds is not None else None)
 
 
-def train_experiments(out, only=None, seeds: int = len(TRAIN_SEEDS), seed=None, command: str = "",
+def train_experiments(out, only=None, seeds: int | None = None, seed=None, command: str = "",
                       log=None) -> list[dict]:
     """Run the selected experiments (select_experiments) into folder `out`: each one's result
     (net.train.experiment, plus wall_s and `command`, what made it) goes to
@@ -62,14 +76,16 @@ def train_experiments(out, only=None, seeds: int = len(TRAIN_SEEDS), seed=None, 
     results = []
     for arch, name, epochs, ft, batch, which, limit in todo:
         t0 = time.perf_counter()
-        path = out / f"train_{arch}_{name}.json"
+        potq = which.startswith("potq")
+        path = out / f"train_{arch}_{name}{'_potq' if potq else ''}.json"
+        seeds_exp = seeds_run or (POTQ_SEEDS if potq else TRAIN_SEEDS)
 
         def write(res, path=path, t0=t0):
             res["wall_s"] = time.perf_counter() - t0
             res["command"] = command
             atomic_write(path, json.dumps(res, indent=2) + "\n")
         configs = train.CONFIG_SETS[which]
-        res = train.experiment(arch, name, seeds=seeds_run, epochs=epochs, ft_epochs=ft, batch_size=batch,
+        res = train.experiment(arch, name, seeds=seeds_exp, epochs=epochs, ft_epochs=ft, batch_size=batch,
                                configs=configs, train_limit=limit, on_seed=write)
         write(res)
         log(f"{arch} on {name}: {len(configs)} configs x {len(res['seeds'])} seeds in {res['wall_s']:.0f} s "

@@ -49,6 +49,14 @@ __all__ = ["matmul", "bmm", "conv2d", "conv2d_definition", "im2col", "conv_out_s
            "build_plan", "MAX_BLAS_TERMS", "exact_floats", "TABLE_BACKENDS"]
 
 _MIN_F32_CHUNK = 256          # below this K-chunk, one float64 product beats many float32 ones
+
+# numba's parallel loops run on its own "workqueue" thread pool, not on OpenMP: numba's OpenMP
+# layer resizes the OpenMP runtime torch shares, after which every torch op opens an OpenMP region
+# of numba's size (measured on a busy 2-core machine: 25 ms instead of 7 us per small op).
+from numba.np.ufunc import parallel as _numba_parallel  # noqa: E402
+
+if not getattr(_numba_parallel, "_is_initialized", False):
+    numba.config.THREADING_LAYER = "workqueue"
 TABLE_BACKENDS = ("auto", "numba", "torch")
 
 
@@ -164,8 +172,7 @@ def _blas(p: Plan, X, W, acc_bits: int) -> torch.Tensor:
 
 
 # ---- the table path --------------------------------------------------------------------------
-@numba.njit(parallel=True, cache=True)
-def _table_matmul(X, Wi, St, out, KC, nblk):
+def _table_matmul_impl(X, Wi, St, out, KC, nblk):
     """out[b, m, n] += sum_k St[X[b, m, k], Wi[b, k, n]] (X B x M x K, Wi B x K x N: uint8 table
     indices; St 256 x 256, row = activation). The one-hot form of the table product: per chunk of
     KC k's, G[k, x, :] = St[x, Wi[b, k, :]] (every row the activation x can select), then each
@@ -198,18 +205,26 @@ def _table_matmul(X, Wi, St, out, KC, nblk):
                     out[b, m, n] = acc[n]
 
 
+# Small products run serially: a parallel region's start costs more than it saves there, and its
+# spinning worker threads slow the torch ops that follow on a busy machine.
+_table_matmul = numba.njit(parallel=True, cache=True)(_table_matmul_impl)
+_table_matmul_serial = numba.njit(cache=True)(_table_matmul_impl)
+_SERIAL_WORK = 1 << 22              # M*K*N below this: the serial kernel
+
+
 def _table_numba(St: np.ndarray, Xi: torch.Tensor, Wi: torch.Tensor) -> torch.Tensor:
     """Xi B x M x K, Wi B x K x N uint8 CPU tensors -> int64 B x M x N sums (not wrapped)."""
     big = int(np.abs(St).max(initial=0))
     St = St.astype(np.int16 if big < 1 << 15 else np.int32)
     Xn, Wn = Xi.numpy(), Wi.numpy()
     Bt, M, K = Xn.shape
-    nblk = max(1, min(numba.get_num_threads(), M // 256))
+    nblk = max(1, min(numba.config.NUMBA_NUM_THREADS, M // 256))
+    kern = _table_matmul_serial if Bt * M * K * Wn.shape[2] < _SERIAL_WORK else _table_matmul
     kmax = max(1, ((1 << 31) - 1) // max(big, 1))            # int32 accumulators cannot overflow
     acc = np.zeros((Bt, M, Wn.shape[2]), np.int64)
     for k0, k1 in _chunks(K, kmax):
         out = np.zeros(acc.shape, np.int32)
-        _table_matmul(np.ascontiguousarray(Xn[..., k0:k1]), np.ascontiguousarray(Wn[:, k0:k1]), St, out, 8, nblk)
+        kern(np.ascontiguousarray(Xn[..., k0:k1]), np.ascontiguousarray(Wn[:, k0:k1]), St, out, 8, nblk)
         acc += out
     return torch.from_numpy(acc)
 

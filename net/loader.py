@@ -204,7 +204,7 @@ def _from_pt2(path: str):
             meta.setdefault("input_shape", static[1:])
         if static[0] is not None:
             meta["fixed_batch"] = static[0]
-    model._ecomac_fixed_batch = meta.get("fixed_batch")
+    graph.keep(model, "_ecomac_fixed_batch", meta.get("fixed_batch"))
     return model, meta
 
 
@@ -284,7 +284,7 @@ def canonical(model: nn.Module, example, fold_bn: bool = True) -> nn.Module:
         out = FixedBatch(inner, fixed)
         out._ecomac_lifted = fold_bn
         if hasattr(model, "input_shape"):
-            out.input_shape = model.input_shape
+            out.input_shape = tuple(model.input_shape)
         return out
     return graph.lift(model, ex, fold_bn)
 
@@ -317,9 +317,15 @@ def load_net_file(path, input_shape=None, weights=None):
     return parse_net(imp.net, path), imp
 
 
-def save_model(model: nn.Module, path, meta: dict | None = None, input_shape=None) -> None:
-    """A shipped architecture as a checkpoint (net.models.save); any other model as a torch.export
-    program with a dynamic batch dimension and `meta` in its extra file ecomac.json, atomically."""
+def save_model(model: nn.Module, path, meta: dict | None = None, input_shape=None, shipped=None) -> None:
+    """A shipped architecture as a checkpoint (net.models.save; `shipped`: the shipped model `model` is the
+    lifted copy of, whose state_dict names it keeps); any other model as a torch.export program with a
+    dynamic batch dimension and `meta` in its extra file ecomac.json, atomically."""
+    if shipped is not None and models.arch_of(shipped) is not None:
+        import copy
+        plain = copy.deepcopy(shipped)
+        plain.load_state_dict(model.state_dict())
+        model = plain
     if models.arch_of(model) is not None:
         models.save(model, path, meta)
         return

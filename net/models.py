@@ -25,7 +25,7 @@ fc. 19 convolutions + 1 fc = 20 layers with weights.
 MobileNet: MobileNet-v1 style: conv 3x3 (8) -> BN -> ReLU, then depthwise-separable blocks
 (depthwise 3x3 conv, groups = channels -> BN -> ReLU -> pointwise 1x1 -> BN -> ReLU) to 16, 32 (s2),
 32, 64 (s2), 64 channels; global average pool, fc.
-ViT: patches of p x p (p = max(1, round(min(H, W) / 7)): 4 on 28x28, 1 on 8x8; the image is
+ViT: patches of p x p (p = max(1, min(H, W) // 4): 7 on 28x28, 2 on 8x8; the image is
 zero-padded to a multiple of p) embedded by a p x p stride-p conv to dim 32, a class token and
 learned position embeddings, 2 pre-norm encoder blocks (LayerNorm -> multi-head attention, 2
 heads, written as `q @ k.transpose(-2, -1)` and `a @ v` -> residual; LayerNorm -> MLP 32->64->32
@@ -242,7 +242,7 @@ class ViT(nn.Module):
         self.input_shape = _image_shape(input_shape, "vit")
         self.num_classes = num_classes
         c, h, w = self.input_shape
-        p = max(1, round(min(h, w) / 7))
+        p = max(1, min(h, w) // 4)
         self.patch = p
         self.pad = (0, (-w) % p, 0, (-h) % p)
         tokens = math.ceil(h / p) * math.ceil(w / p)

@@ -77,8 +77,7 @@ def derivative_tables(dp):
     return Da, Dw
 
 
-@numba.njit(parallel=True, cache=True)
-def _grad_x(G, Xi, Wi, D, out):
+def _grad_x_impl(G, Xi, Wi, D, out):
     """out[m, k] = sum_n G[m, n] * D[Xi[m, k], Wi[k, n]]."""
     M, K = Xi.shape
     N = Wi.shape[1]
@@ -91,8 +90,7 @@ def _grad_x(G, Xi, Wi, D, out):
             out[m, k] = s
 
 
-@numba.njit(parallel=True, cache=True)
-def _grad_w(G, Xi, Wi, D, out):
+def _grad_w_impl(G, Xi, Wi, D, out):
     """out[k, n] = sum_m G[m, n] * D[Xi[m, k], Wi[k, n]]."""
     M, K = Xi.shape
     N = Wi.shape[1]
@@ -105,6 +103,16 @@ def _grad_w(G, Xi, Wi, D, out):
             out[k, n] = s
 
 
+# small products serially (see net.kernels: a parallel region costs more than it saves there)
+_PAR = (numba.njit(parallel=True, cache=True)(_grad_x_impl), numba.njit(parallel=True, cache=True)(_grad_w_impl))
+_SER = (numba.njit(cache=True)(_grad_x_impl), numba.njit(cache=True)(_grad_w_impl))
+_SERIAL_WORK = 1 << 20
+
+
+def _kern(i, X, W):
+    return (_SER if np.shape(X)[0] * np.shape(X)[1] * np.shape(W)[1] < _SERIAL_WORK else _PAR)[i]
+
+
 def _np64(t):
     return np.ascontiguousarray(t.detach().cpu().numpy() if isinstance(t, torch.Tensor) else t, np.int64)
 
@@ -112,14 +120,14 @@ def _np64(t):
 def table_grad_x(Da, X, W, G) -> np.ndarray:
     """sum_n G[m,n] * Da(X[m,k], W[k,n]) for codes X (M x K), W (K x N), float G (M x N) (NumPy)."""
     out = np.empty(np.shape(X), np.float64)
-    _grad_x(np.ascontiguousarray(G, np.float64), _np64(X) + 127, _np64(W) + 127, np.asarray(Da, np.float64), out)
+    _kern(0, X, W)(np.ascontiguousarray(G, np.float64), _np64(X) + 127, _np64(W) + 127, np.asarray(Da, np.float64), out)
     return out
 
 
 def table_grad_w(Dw, X, W, G) -> np.ndarray:
     """sum_m G[m,n] * Dw(X[m,k], W[k,n]) (NumPy)."""
     out = np.empty(np.shape(W), np.float64)
-    _grad_w(np.ascontiguousarray(G, np.float64), _np64(X) + 127, _np64(W) + 127, np.asarray(Dw, np.float64), out)
+    _kern(1, X, W)(np.ascontiguousarray(G, np.float64), _np64(X) + 127, _np64(W) + 127, np.asarray(Dw, np.float64), out)
     return out
 
 

@@ -39,6 +39,7 @@ initial weights) and, when `checkpoint` is given, that state is saved there.
 from __future__ import annotations
 
 import copy
+import json
 import math
 import sys
 import time
@@ -148,7 +149,8 @@ def make_mode(datapath=None, errors=None, **mode_options):
         if dp.kind != "fp32":
             if dp.kind == "mfmac":
                 from .potq import PotqMode as cls
-                allowed = ("wbc", "prc", "prc_min", "err_rounding", "err_scale", "wgrad_exp_bits")
+                allowed = ("wbc", "prc", "prc_min", "err_rounding", "err_scale", "wgrad_exp_bits", "fwd_rounding",
+                           "rand_bits")
             else:
                 from .qat import QatMode as cls
                 allowed = ("grad", "anneal")
@@ -166,12 +168,14 @@ def make_mode(datapath=None, errors=None, **mode_options):
 
 
 def _prepare(model, datapath, errors, mode_options):
-    """(model to train, mode object or None); the mode converts the model's Linear/Conv2d layers to
-    its own training layers."""
+    """(model to train, mode object or None); the mode converts every product of the model to its own
+    training layers (net.graph.convert_for_mode: the mode's convert, then its make(kind, ...) for the
+    products convert leaves: activation x activation matmuls, conv1d)."""
     mode = make_mode(datapath, errors, **mode_options)
     if mode is None:
         return model, None
-    return mode.convert(model), mode
+    from .graph import convert_for_mode
+    return convert_for_mode(model, mode), mode
 
 
 def train(model: nn.Module, dataset, *, datapath=None, errors=None, epochs: int = 10, seed: int = 0,
@@ -363,8 +367,11 @@ def training_energy(model: nn.Module, input_shape, datapath=None, errors=None, b
     gradient on its wider MF-MAC, PotqMode.product_datapaths; every other mode trains with float32
     errors), each with its memory traffic. {energy_per_step_pj, energy_per_epoch_pj (with
     steps_per_epoch), forward_pj, backward_pj, backward_data_pj, weight_grad_pj, macs_per_step,
-    forward_datapath, error_datapath, weight_grad_datapath}. mode_options other than ALS-POTQ's
-    err_scale / wgrad_exp_bits do not change the products' datapaths and are ignored."""
+    forward_datapath, error_datapath, weight_grad_datapath, error_quantizer_pj}. ALS-POTQ with
+    stochastic or LUQ errors (err_rounding) adds the stochastic quantizer (rtl/luq.py luq-quant with its
+    LFSR, synth/luq.py) once per error element of every product (error_quantizer_pj; energy_per_step_pj
+    = forward + backward-data + weight-gradient + quantizer); fwd_rounding="fp32" (float forward, the
+    loss split) prices every product on fp32. Other mode_options do not change the datapaths."""
     from synth.network import net_energy, parse_net
 
     from .datapath import parse
@@ -373,11 +380,18 @@ def training_energy(model: nn.Module, input_shape, datapath=None, errors=None, b
     imp = from_torch(plain, (batch_size, *tuple(input_shape)), "model")
     net = parse_net(imp.net, "model")
     fwd_spec = "fp32" if datapath is None else parse(datapath).canonical
+    quantizer = None
     if datapath is not None and parse(datapath).kind == "mfmac":
         from .potq import PotqMode
-        opts = {k: v for k, v in mode_options.items() if k in ("err_scale", "wgrad_exp_bits")}
-        specs = PotqMode(datapath, errors=errors, **opts).product_datapaths()
+        opts = {k: v for k, v in mode_options.items()
+                if k in ("err_scale", "wgrad_exp_bits", "err_rounding", "fwd_rounding", "rand_bits")}
+        pm = PotqMode(datapath, errors=errors, **opts)
+        specs = pm.product_datapaths()
         err_spec, wg_spec = specs["backward_data"], specs["weight_grad"]
+        if pm.fwd_rounding == "fp32":          # the loss split's error half: float operands everywhere
+            fwd_spec = err_spec = wg_spec = "fp32"
+        if pm.err_rounding != "nearest":       # the stochastic quantizer's unit (rtl/luq.py), per error element
+            quantizer = pm.dp_err.params["exp_bits"]
     else:
         err_spec = wg_spec = "fp32"
     if err_spec == fwd_spec == wg_spec:
@@ -392,8 +406,14 @@ def training_energy(model: nn.Module, input_shape, datapath=None, errors=None, b
         w = b if wg_spec == err_spec else net_energy(net, wg_spec)
         fwd, bd, wg = f["energy_pj"], b["energy_pj"], w["energy_pj"]
         total, macs = fwd + bd + wg, f["macs"] + b["macs"] + w["macs"]
+    q = 0.0
+    if quantizer is not None:
+        from synth.luq import net_quantizer_energy
+        qe = net_quantizer_energy(net, quantizer)
+        q = qe["energy_pj"]
+        total += q
     out = {"forward_datapath": fwd_spec, "error_datapath": err_spec, "weight_grad_datapath": wg_spec,
-           "energy_per_step_pj": total, "forward_pj": fwd, "backward_pj": total - fwd, "backward_data_pj": bd,
+           "error_quantizer_pj": q, "energy_per_step_pj": total, "forward_pj": fwd, "backward_pj": total - fwd - q, "backward_data_pj": bd,
            "weight_grad_pj": wg, "macs_per_step": macs, "batch": batch_size}
     if steps_per_epoch is not None:
         out["energy_per_epoch_pj"] = total * steps_per_epoch
@@ -438,7 +458,34 @@ CORE_CONFIGS = tuple(c for c in EXPERIMENT_CONFIGS
                      if c[0] in ("FP32", "FP32 fine-tune (control)", "int8 QAT", "ALS-POTQ (PoT errors)", "PoT PTQ only", "ASM {1} 8-bit",
                                  "ASM {1,3} 8-bit", f"{APPROX_A} PTQ", f"{APPROX_A} fine-tune STE",
                                  f"{APPROX_A} fine-tune table grad"))
-CONFIG_SETS = {"full": EXPERIMENT_CONFIGS + EXTRA_4BIT, "core": CORE_CONFIGS}
+# the ALS-POTQ ablation (train_ARCH_DATA_potq.json, 5 seeds): the error quantizer - nearest (golden/pot.py),
+# the former stochastic rounding (golden/pot.py's scale, may clip) and LUQ (golden/luq.py, unbiased) - each
+# with and without WBC and PRC, and the split of the loss: PoT forward with float errors, float forward
+# with PoT errors
+_M = "mfmac"
+_LUQ = {"err_rounding": "luq"}
+_SR = {"err_rounding": "stochastic"}
+POTQ_ABLATION = (
+    ("FP32", "train", None, {}),
+    ("PoT PTQ only", "ptq", _M, {}),
+    ("errors nearest", "train", _M, {}),
+    ("errors nearest, no WBC", "train", _M, {"wbc": False}),
+    ("errors nearest, no PRC", "train", _M, {"prc": False}),
+    ("errors stochastic", "train", _M, _SR),
+    ("errors stochastic, no WBC", "train", _M, {**_SR, "wbc": False}),
+    ("errors stochastic, no PRC", "train", _M, {**_SR, "prc": False}),
+    ("errors LUQ", "train", _M, _LUQ),
+    ("errors LUQ, no WBC", "train", _M, {**_LUQ, "wbc": False}),
+    ("errors LUQ, no PRC", "train", _M, {**_LUQ, "prc": False}),
+    ("errors LUQ, linear-nearest forward", "train", _M, {**_LUQ, "fwd_rounding": "linear"}),
+    ("split: PoT forward, float errors", "train", _M, {"errors": "fp32"}),
+    ("split: float forward, LUQ errors", "train", _M, {**_LUQ, "fwd_rounding": "fp32"}),
+    ("split: float forward, nearest errors", "train", _M, {"fwd_rounding": "fp32"}),
+)
+POTQ_CORE = tuple(c for c in POTQ_ABLATION if c[0] in (
+    "FP32", "errors nearest", "errors LUQ", "split: PoT forward, float errors", "split: float forward, LUQ errors"))
+CONFIG_SETS = {"full": EXPERIMENT_CONFIGS + EXTRA_4BIT, "core": CORE_CONFIGS, "potq": POTQ_ABLATION,
+               "potq-core": POTQ_CORE}
 
 
 def _ptq_model(fp32_model, datapath):
@@ -469,7 +516,9 @@ def summarize_runs(runs: dict, configs) -> list[dict]:
         rows.append({"label": label, "mode": mode, "datapath": spec or "fp32", "options": opts,
                      "seeds": len(acc), "accuracy_pct_mean": float(np.mean(acc)),
                      "accuracy_pct_std": float(np.std(acc)), "drop_pp_mean": float(np.mean(drop)),
-                     "drop_pp_std": float(np.std(drop)), "seconds_mean": float(np.mean(secs)),
+                     "drop_pp_std": float(np.std(drop)),
+                     # the standard error of the mean paired drop (sample std / sqrt(seeds))
+                     "drop_pp_se": float(np.std(drop, ddof=1) / np.sqrt(len(drop))) if len(drop) > 1 else float("nan"), "seconds_mean": float(np.mean(secs)),
                      **{k: first[k] for k in ("energy_per_step_pj", "energy_per_epoch_pj") if k in first}})
     return rows
 
@@ -517,7 +566,8 @@ def experiment(arch: str, data: str, *, seeds=(0, 1, 2), epochs: int = 15, ft_ep
             r = {"test_accuracy_pct": acc, "train_accuracy_pct": tr, "seconds": time.perf_counter() - t0}
             if hist is not None:
                 r["history"] = hist["epochs"]
-                key = (spec, opts.get("errors"), opts.get("err_scale"), opts.get("wgrad_exp_bits"))
+                key = (spec, json.dumps({k: v for k, v in opts.items() if k not in ("wbc", "prc", "grad", "anneal")},
+                                        sort_keys=True))
                 if key not in energy_cache:
                     energy_cache[key] = training_energy(model, ds.input_shape, spec, opts.get("errors"),
                                                         batch_size, steps,
@@ -554,7 +604,7 @@ def merge_experiments(parts: list[dict]) -> dict:
     out["runs"] = {k: runs[k] for k in sorted(runs, key=int)}
     out["seeds"] = sorted(int(k) for k in runs)
     labels = [label for label in next(iter(runs.values()))]
-    cfg = {c[0]: c for c in CONFIG_SETS["full"]}
+    cfg = {c[0]: c for which in CONFIG_SETS.values() for c in which}
     out["summary"] = summarize_runs(out["runs"], [cfg[label] for label in labels if label in cfg])
     out["wall_s"] = sum(p.get("wall_s", 0.0) for p in parts)
     return out

@@ -25,6 +25,8 @@ Properties (PROVABLE lists the designs):
   mfmac-pe     the PoT product (sign, one-hot magnitude) == behavioural shift, and the whole
                MAC (pipelined or not) == a behavioural MAC on that product
   int-mac      the whole MAC == a behavioural MAC on x*w (signed)
+  luq-quant    (rng=input) code == golden/luq.py's luq_fixed for every x, kmax and random word:
+               leading one, the R bits below max(p, kmax - top), compare, exponent, saturation
   asm-mul      quartet by quartet: q_j == nz_j ? (a[idx_j] * x) << s_j : 0 for every word
                whose index names a member, and p == (-1)^sign sum_j q_j << 4j: golden/asm.py's
                w*x (exact for every word the encoder emits); at w_bits = 4 also the whole unit
@@ -46,7 +48,7 @@ __all__ = ["PROVABLE", "prove", "reference_verilog", "DEFAULT_TIMEOUT_S"]
 PROVE_VERSION = "2"
 DEFAULT_TIMEOUT_S = 600.0
 PROVABLE = ("mul-array", "mul-exact", "mul-trunc", "mul-bam", "mul-drum", "mul-mitchell",
-            "mfmac-pe", "int-mac", "asm-mul")
+            "mfmac-pe", "int-mac", "asm-mul", "luq-quant")
 
 
 # ---- behavioural references (from the golden definitions) ---------------------------------
@@ -174,6 +176,28 @@ def _asm_reference(p: dict) -> str:
             "  end\nendmodule\n")
 
 
+def _luq_reference(p: dict) -> str:
+    """module ref_luq(x, kmax, r, code): golden/luq.py's luq_fixed, behaviourally."""
+    from golden.pot import max_exp
+    w, r, e = p["in_bits"], p["rand_bits"], p["exp_bits"]
+    kb = max(1, w.bit_length())
+    top = max_exp(e)
+    return (f"module ref_luq(input wire signed [{w - 1}:0] x, input wire [{kb - 1}:0] kmax, input wire [{r - 1}:0] r,\n"
+            f"               output reg [{e}:0] code);\n"
+            f"  integer i, p, lo, pos, n;\n  reg [{w - 1}:0] m;\n  reg [{w + r - 1}:0] g;\n  reg up, inside;\n"
+            "  always @* begin\n"
+            f"    m = x[{w - 1}] ? -x : x;\n    p = 0;\n"
+            f"    for (i = 0; i < {w}; i = i + 1) if (m[i]) p = i;\n"
+            f"    lo = kmax - {top};\n    inside = (m != 0) && (p >= lo);\n"
+            "    pos = inside ? p : (lo < 0 ? 0 : lo);\n"
+            f"    g = ({{{r}'d0, m}} << {r}) >> pos;\n"
+            f"    up = r < g[{r - 1}:0];\n"
+            "    n = inside ? p - lo + 1 + up : up;\n"
+            f"    if (n > {top + 1}) n = {top + 1};\n"
+            f"    code = {{x[{w - 1}] & (n != 0), n[{e - 1}:0]}};\n"
+            "  end\nendmodule\n")
+
+
 def reference_verilog(design: str, params: dict, part: str = "main") -> str:
     """The behavioural reference module for `design` (part "product" = the PoT product)."""
     if design.startswith("mul-"):
@@ -184,6 +208,8 @@ def reference_verilog(design: str, params: dict, part: str = "main") -> str:
         return _mac_reference(design, params)
     if design == "asm-mul":
         return _asm_reference(params)
+    if design == "luq-quant":
+        return _luq_reference(params)
     raise ValueError(f"no formal proof for {design} (provable: {', '.join(PROVABLE)})")
 
 
@@ -384,6 +410,14 @@ def _cases(design: str, params: dict) -> list[dict]:
                                     "whole unit",
                         "text": text + reference_verilog(design, full),
                         "harness": _harness(sheet["module"], ports, "ref_asm", ["p"], guard="ok"), "seq": False})
+    elif design == "luq-quant":
+        if full["rng"] != "input":
+            raise ValueError("luq-quant is proven with rng=input (every random word a free input); its LFSR "
+                             "stream is simulated (cocotb_tests/test_luq.py)")
+        out.append({"property": f"luq-quant code == golden luq_fixed for every x, kmax, r (E={full['exp_bits']}, "
+                                f"in_bits={full['in_bits']}, rand_bits={full['rand_bits']})",
+                    "text": text + reference_verilog(design, full),
+                    "harness": _harness(sheet["module"], ports, "ref_luq", ["code"]), "seq": False})
     elif design in ("mfmac-pe", "int-mac"):
         if design == "mfmac-pe":
             from amaranth.back import verilog as averilog
@@ -494,4 +528,5 @@ def suite() -> list[tuple[str, dict]]:
         pts += [("mul-trunc", {"bits": n, "k": n, "correction": True}), ("mul-bam", {"bits": n, "vbl": n - 2, "hbl": 2}),
                 ("mul-drum", {"bits": n, "k": n // 2}), ("mul-mitchell", {"bits": n, "frac_bits": n - 1})]
     pts += [("mul-trunc", {"bits": 16, "k": 16, "correction": True}), ("mul-bam", {"bits": 16, "vbl": 14, "hbl": 2})]
+    pts += [("luq-quant", {"rng": "input"}), ("luq-quant", {"rng": "input", "exp_bits": 4, "in_bits": 32})]
     return pts

@@ -52,6 +52,7 @@ HEAVY = {
     ("emulate", "--bench"): "net.emulate.bench",          # minutes: two shapes x eight datapaths
     ("tile", "storage"): "synth.tiles.storage_table",
     ("nn", "train-experiments"): "net.train.experiment",   # also its deprecated alias `train-experiments`
+    ("nn", "experiments"): "net.experiments.eval_experiments",   # FP32 training over seeds, then every datapath
     ("prove", "--all"): "synth.prove.suite",
     ("prove", "one design"): "synth.prove.prove",          # SAT proofs: a minute each by default
     ("nn", "hwsim"): "net.hwsim.run",                      # a network on the gate netlist / Verilog
@@ -110,6 +111,34 @@ def _scratch(root: Path) -> None:
     (root / "m.v").write_text(ADDER_V)
     (root / "net.json").write_text(TINY_NET)
     (root / "bad.json").write_text('{"name": "x", "layers": [{"kind": "conv"}]}')
+    _scratch_models(root)
+
+
+USER_PY = "import torch\n\nclass Tiny(torch.nn.Sequential):\n    def __init__(self):\n" \
+          "        super().__init__(torch.nn.Flatten(), torch.nn.Linear(4, 3))\n\nNOT_A_MODULE = 3\n"
+
+
+def _scratch_models(root: Path) -> None:
+    """Model files of every format the loader takes (net/loader.py), good and bad: a .pt2 program,
+    FILE.py:NAME, state dicts that fit and that do not."""
+    import warnings
+
+    import torch
+    (root / "user.py").write_text(USER_PY)
+    torch.manual_seed(0)
+    m = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3)).eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ep = torch.export.export(m, (torch.zeros(2, 1, 2, 2),), dynamic_shapes=({0: torch.export.Dim("b")},))
+    torch.export.save(ep, root / "tiny.pt2")
+    torch.save(m.state_dict(), root / "w_ok.pt")
+    torch.save({"x": torch.zeros(2)}, root / "w_bad.pt")
+
+
+def _model_path(root: Path):
+    names = ["tiny.pt2", "tiny.pt2", "user.py:Tiny", "user.py:NOT_A_MODULE", "user.py:Nope", "missing.py:X",
+             "garbage.bin", "missing.pt2", "dir", "w_ok.pt", "net.json"]
+    return st.sampled_from([str(root / n) for n in names])
 
 
 def _out_path(root: Path):
@@ -144,8 +173,14 @@ def _values(action, root: Path, path):
         return _out_path(root)
     if name == "verilog":
         return _in_path(root, "v")
-    if name in ("net", "stream", "liberty"):
-        return _in_path(root, "json" if name == "net" else name)
+    if name in ("model", "init") or (name == "file" and tuple(path) == ("net", "show")):
+        return _model_path(root)
+    if name == "net":
+        return st.one_of(_in_path(root, "json"), _model_path(root))
+    if name == "weights":
+        return st.sampled_from([str(root / n) for n in ("w_ok.pt", "w_bad.pt", "garbage.bin", "missing.pt")])
+    if name in ("stream", "liberty"):
+        return _in_path(root, name)
     if name == "datapath":
         return st.sampled_from(DATAPATHS)
     if name == "alphabet":

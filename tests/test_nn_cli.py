@@ -89,7 +89,7 @@ def test_eval_rows_match_the_library(files, capsys, tmp_path):
     ("mlp.pt", "labels.npz", (), "labels out of range: label 7 but the model has 3 classes (labels 0..2)"),
     ("mlp.pt", "empty.npz", (), "empty data set"),
     ("mlp.pt", "tiny.npz", ("--mapping", "map_spec.json"), "layer 'fc1': unknown datapath 'int9'"),
-    ("mlp.pt", "tiny.npz", ("--mapping", "map_layer.json"), "unknown layer 'fc9' (Linear/Conv2d layers: fc1, fc2, fc3)"),
+    ("mlp.pt", "tiny.npz", ("--mapping", "map_layer.json"), "unknown layer 'fc9' (products: fc1, fc2, fc3)"),
     ("mlp.pt", "tiny.npz", ("--mapping", "map_bad.json"), "not valid JSON"),
     ("mlp.pt", "tiny.npz", ("--mapping", "none.json"), "does not exist"),
     ("mlp.pt", "tiny.npz", ("--datapath", "bogus"), "unknown datapath 'bogus'"),

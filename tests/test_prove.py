@@ -29,6 +29,8 @@ def fresh_cache(tmp_path, monkeypatch):
     ("mul-trunc", {"bits": 8, "k": 8, "correction": True}),
     ("mul-drum", {"bits": 8, "k": 4}),
     ("mul-mitchell", {"bits": 8, "frac_bits": 5}),
+    ("luq-quant", {"rng": "input"}),
+    ("luq-quant", {"rng": "input", "exp_bits": 1, "in_bits": 6, "rand_bits": 3}),
 ])
 def test_cheap_proofs_hold(design, params):
     r = prove.prove(design, params, timeout=120)
@@ -153,3 +155,13 @@ def test_every_cut_signal_must_exist(monkeypatch):
     monkeypatch.setattr(prove, "_array_rows_case", renamed)
     with pytest.raises(Exception, match="did not run"):
         prove.prove("mul-array", {"bits": 4}, timeout=60)
+
+
+def test_a_wrong_luq_rounding_is_caught(monkeypatch):
+    """Rounding up when r <= g (a bias of one word) is found, with the inputs that show it."""
+    good = prove._luq_reference
+    monkeypatch.setattr(prove, "_luq_reference", lambda p: good(p).replace("up = r < g", "up = r <= g"))
+    r = prove.prove("luq-quant", {"rng": "input", "in_bits": 8, "rand_bits": 4}, timeout=120)
+    assert r["result"] == "counterexample" and {"x", "kmax", "r"} <= set(r["proofs"][0]["inputs"])
+    with pytest.raises(ValueError, match="luq-quant is proven with rng=input"):
+        prove.prove("luq-quant", {})

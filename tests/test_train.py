@@ -71,13 +71,17 @@ def _wrap(a, bits):
     return wrap(a, bits).astype(np.int64)
 
 
-@pytest.mark.parametrize("errors,err_scale", [(None, "tensor"), ("mfmac,exp_bits=4", "tensor"), (None, "sample")])
-def test_potq_three_products_of_a_real_step_equal_golden(digits, errors, err_scale):
+@pytest.mark.parametrize("errors,err_scale,err_rounding", [(None, "tensor", "nearest"), ("mfmac,exp_bits=4", "tensor", "nearest"),
+                                                          (None, "sample", "nearest"), (None, "tensor", "luq"),
+                                                          ("mfmac,exp_bits=4", "sample", "luq")])
+def test_potq_three_products_of_a_real_step_equal_golden(digits, errors, err_scale, err_rounding):
     """One training step of LeNet on real digits: conv2 and fc1 products vs the golden MF-MAC (per-sample
-    error scales: the weight gradient on its wider MF-MAC, on the rescaled codes the step used)."""
+    error scales: the weight gradient on its wider MF-MAC, on the rescaled codes the step used); LUQ
+    errors: the codes are golden.luq.luq's on the step's error and random words."""
+    from golden import luq
     torch.manual_seed(0)
     model = models.build("lenet", digits.input_shape, digits.num_classes)
-    mode = make_mode("mfmac", errors, err_scale=err_scale)
+    mode = make_mode("mfmac", errors, err_scale=err_scale, err_rounding=err_rounding)
     m = mode.convert(model)
     conv, fc = mode.layers["conv2"], mode.layers["fc1"]
     for layer in (conv, fc):
@@ -101,11 +105,17 @@ def test_potq_three_products_of_a_real_step_equal_golden(digits, errors, err_sca
     assert np.array_equal(r["dx_int"], _wrap(_conv_backward_definition(dpe, r["eq"], r["wq_e"], s, p,
                                                                        r["xq"].shape[2:]), acce))
     assert np.array_equal(r["dw_int"], _wrap(_conv_wgrad_definition(dpw, r["ew"], r["xq_e"], 5, 5, s, p), accw))
+    if err_rounding == "luq":
+        for rr in (r, fc.core.last):
+            if err_scale == "tensor":
+                codes, k = luq.luq(rr["e_float"], rr["r_err"], dpe.params["exp_bits"], 16)
+                assert np.array_equal(rr["eq"], codes) and rr["se"] == 2.0 ** k
     if err_scale == "sample":
         # one power of two per sample, each sample's codes the golden quantizer's on that sample alone
         assert r["se"].shape == (8, 1, 1, 1) and len(np.unique(r["se"])) > 1
         for b in range(8):
-            codes, k = pot.quantize(r["e_float"][b], dpe.params["exp_bits"])
+            codes, k = (pot.quantize(r["e_float"][b], dpe.params["exp_bits"]) if err_rounding == "nearest" else
+                        luq.luq(r["e_float"][b], r["r_err"][b], dpe.params["exp_bits"], 16))
             assert np.array_equal(r["eq"][b], codes) and r["se"][b].item() == 2.0 ** k
         # the weight gradient's codes hold the same values at the common scale, except the flushed ones
         v_e = dpe.values(r["eq"]) * r["se"]
@@ -419,7 +429,7 @@ def run(capsys, *argv):
                                                               "forward datapath's (4), got 3"),
     (["--datapath", "mfmac", "--errors", "fp32", "--anneal"], "option anneal does not apply to datapath mfmac "
                                                               "(mfmac training takes: wbc, prc, prc_min, err_rounding, "
-                                                              "err_scale, wgrad_exp_bits)"),
+                                                              "err_scale, wgrad_exp_bits, fwd_rounding, rand_bits)"),
     (["--datapath", "mfmac", "--errors", "fp32", "--err-scale", "sample"], "err_scale=sample scales PoT errors: it "
                                                                           "needs an mfmac error datapath, not fp32"),
     (["--datapath", "mfmac", "--err-scale", "row"], "argument --err-scale: invalid choice: 'row' (choose from "),
@@ -469,7 +479,7 @@ def test_stochastic_error_rounding_is_unbiased_and_keeps_the_scale():
     assert (v[:, 5] == 0).all() and (v[:, 4] == 64).all()
     with pytest.raises(ValueError, match="err_rounding=stochastic rounds PoT errors: it needs an mfmac error"):
         make_mode("mfmac", "fp32", err_rounding="stochastic")
-    with pytest.raises(ValueError, match="err_rounding must be one of nearest, stochastic, got 'up'"):
+    with pytest.raises(ValueError, match="err_rounding must be one of nearest, stochastic, luq, got 'up'"):
         make_mode("mfmac", err_rounding="up")
 
 

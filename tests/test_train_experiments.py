@@ -6,11 +6,11 @@ import json
 import pytest
 
 from ecomac.cli import main
-from net.experiments import TRAIN_EXPERIMENTS, select_experiments
+from net.experiments import POTQ_EXPERIMENTS, TRAIN_EXPERIMENTS, select_experiments
 
 
 @pytest.mark.parametrize("kwargs,text", [
-    ({"only": ["mlp:digits", "x:y"]}, "--only 'x:y': not an experiment (experiments: mlp:digits, lenet:mnist)"),
+    ({"only": ["mlp:digits", "x:y"]}, "--only 'x:y': not an experiment (experiments: mlp:digits, lenet:mnist, mlp:digits:potq, lenet:mnist:potq)"),
     ({"seeds": 0}, "--seeds must be in 1..10, got 0"),
     ({"seeds": 11}, "--seeds must be in 1..10, got 11"),
     ({"seed": [1, -1]}, "--seed must be in 0..2^32-1, got -1"),
@@ -22,9 +22,10 @@ def test_selection_refused_in_one_line(kwargs, text):
 
 
 def test_selection():
-    assert select_experiments() == (list(TRAIN_EXPERIMENTS), (0, 1, 2))
+    assert select_experiments() == (list(TRAIN_EXPERIMENTS + POTQ_EXPERIMENTS), None)
     assert select_experiments(["lenet:mnist"], seeds=2) == ([TRAIN_EXPERIMENTS[1]], (0, 1))
-    assert select_experiments(seeds=5, seed=[7, 3]) == (list(TRAIN_EXPERIMENTS), (7, 3))
+    assert select_experiments(seeds=5, seed=[7, 3]) == (list(TRAIN_EXPERIMENTS + POTQ_EXPERIMENTS), (7, 3))
+    assert select_experiments(["mlp:digits:potq"]) == ([POTQ_EXPERIMENTS[0]], None)
 
 
 def _fake_experiment(calls):

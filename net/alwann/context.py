@@ -59,6 +59,8 @@ def tuned_model(model: nn.Module, layer_specs: dict, tuning: str, hists: dict, c
         return m
     mods = dict(m.named_modules())
     for name, spec in layer_specs.items():
+        if getattr(mods[name], "weight", None) is None:
+            continue            # an activation x activation product: no weights to tune
         k = (name, spec, tuning)
         w = None if cache is None else cache.get(k)
         if w is None:
@@ -73,9 +75,9 @@ def tuned_model(model: nn.Module, layer_specs: dict, tuning: str, hists: dict, c
 
 def mapped_model(model: nn.Module, layer_specs: dict, tuning: str, hists: dict, calib: np.ndarray,
                  cache: dict | None = None) -> nn.Module:
-    """The evaluated network: the tuned model converted by net.layers.convert with the per-layer specs
+    """The evaluated network: the tuned model converted by net.graph.convert with the per-layer specs
     and calibrated on `calib` (exactly what `ecomac nn eval --model TUNED --mapping M` runs)."""
-    from ..layers import convert
+    from ..graph import convert
     return convert(tuned_model(model, layer_specs, tuning, hists, cache), layer_specs, calib=calib).eval()
 
 

@@ -1,7 +1,6 @@
 """pick: the hardware (tile designs) and the tuned model a user takes away from a front point."""
 from __future__ import annotations
 
-import io
 import math
 
 import numpy as np
@@ -42,9 +41,18 @@ def tile_designs(point: dict) -> list[dict]:
 
 def load_setup_model(doc: dict):
     """The search's model (from the path front.json names), checked against its digest."""
-    from ..loader import load
+    from ..graph import keep
+    from ..loader import canonical, load
+    from ..models import arch_of, input_shape_of
     setup = doc["setup"]
-    model, meta = load(setup["model"])
+    raw, meta = load(setup["model"])
+    shape = tuple(setup.get("input_shape") or input_shape_of(raw, meta) or ())
+    if not shape:
+        raise ValueError(f"model {setup['model']}: the search did not record its input shape; search again")
+    model = canonical(raw, torch.zeros((1, *shape)))
+    keep(model, "input_shape", shape)
+    if arch_of(raw) is not None:
+        keep(model, "_ecomac_shipped", (raw,))     # a tuple: not a submodule
     if model_digest(model) != setup["model_digest"]:
         raise ValueError(f"model {setup['model']} has changed since the search (its weights differ); "
                          f"search again or restore the model file")
@@ -59,15 +67,8 @@ def tuned_point_model(model: nn.Module, doc: dict, point: dict) -> nn.Module:
 
 
 def save_model(model: nn.Module, path, meta: dict) -> None:
-    """net.models.save for the shipped architectures, else the whole module (torch.save), atomically."""
-    from ..models import ARCHS, save
-    try:
-        save(model, path, meta)
-        return
-    except ValueError:
-        if getattr(model, "input_shape", None) is not None and type(model).__name__.lower() in ARCHS:
-            raise
-    from synth.cache import atomic_write
-    buf = io.BytesIO()
-    torch.save(model, buf)
-    atomic_write(path, buf.getvalue())
+    """The (tuned) model of a search: a checkpoint for the shipped architectures, else a .pt2 program
+    (net.loader.save_model), atomically."""
+    from ..loader import save_model as save
+    shipped = getattr(model, "_ecomac_shipped", None)
+    save(model, path, meta, getattr(model, "input_shape", None), shipped[0] if shipped else None)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-import torch
 from torch import nn
 
 from .. import ALWANN_DEFAULTS as DEFAULTS
@@ -31,9 +30,11 @@ def prepare(model_path, data, *, tiles=None, tuning: str = DEFAULTS["tuning"], e
             device: str = "cpu") -> Setup:
     """Load and check everything a search needs (one-line errors before any slow work)."""
     from .. import data as data_mod
-    from ..evaluate import calibration_batch, check_fit
+    from ..evaluate import calibration_batch
+    from ..graph import keep
+    from ..evaluate import prepare as prepare_model
     from ..loader import load
-    from ..models import input_shape_of
+    from ..models import arch_of, input_shape_of
     if tuning not in TUNINGS:
         raise ValueError(f"unknown tuning {tuning!r} (tunings: {', '.join(TUNINGS)})")
     if isinstance(search_fraction, bool) or not isinstance(search_fraction, (int, float)) \
@@ -43,18 +44,18 @@ def prepare(model_path, data, *, tiles=None, tuning: str = DEFAULTS["tuning"], e
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise ValueError(f"{name} must be a positive integer, got {v!r}")
     cands = candidates(extra, library, sweep)    # bad multipliers: one line before the model loads
-    model, meta = load(model_path)
-    if isinstance(model, torch.jit.ScriptModule):
-        raise ValueError(f"model {model_path}: TorchScript cannot be converted layer by layer; give a checkpoint "
-                         f"(ecomac nn train) or a whole pickled nn.Module")
+    raw, meta = load(model_path)
     ds = data_mod.load(data, seed=0)              # the split `ecomac nn eval` uses
-    check_fit(model, ds, meta)
-    shape = tuple(input_shape_of(model, meta) or ds.input_shape)
+    model = prepare_model(raw, ds, meta)          # lifted (net.graph): every product a layer, BatchNorm folded
+    shape = tuple(input_shape_of(raw, meta) or ds.input_shape)
+    keep(model, "input_shape", shape)
+    if arch_of(raw) is not None:
+        keep(model, "_ecomac_shipped", (raw,))    # pick writes it back as a checkpoint (a tuple: no submodule)
     layers = model_layers(model, shape)
     L = len(layers)
     tiles = L if tiles is None else tiles
     if isinstance(tiles, bool) or not isinstance(tiles, int) or not 1 <= tiles <= L:
-        raise ValueError(f"--tiles must be in 1..{L} (the model has {L} Linear/Conv2d layers: "
+        raise ValueError(f"--tiles must be in 1..{L} (the model has {L} products: "
                          f"{', '.join(x['name'] for x in layers)}), got {tiles}")
     n_train = len(ds.y_train)
     frac = min(search_fraction, search_max / n_train)
@@ -67,6 +68,7 @@ def prepare(model_path, data, *, tiles=None, tuning: str = DEFAULTS["tuning"], e
                        {"search": (search_ds.x_train, search_ds.y_train), "test": (ds.x_test, ds.y_test)},
                        batch_size, device)
     info = {"model": os.path.abspath(os.fspath(model_path)), "model_digest": model_digest(model), "data": str(data),
+            "input_shape": list(shape),
             "tuning": tuning, "tiles": tiles, "search_samples": len(search_ds.y_train), "test_samples": len(ds.y_test),
             "search_fraction": frac, "calib_size": len(calib), "candidates": len(cands), "layers": L,
             "histograms": {n: ctx.hists[n].tolist() for n in space.layers},

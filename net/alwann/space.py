@@ -6,53 +6,24 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 from torch import nn
 
 
 def model_layers(model: nn.Module, input_shape) -> list[dict]:
-    """[{name, kind, macs (per sample), net_layer (synth.network layer dict)}] of every Linear/Conv2d,
-    in execution order (found with forward hooks on one zero sample)."""
-    found = []
-    hooks = []
-
-    def hook(name):
-        def f(mod, inp, out):
-            x = inp[0]
-            if isinstance(mod, nn.Linear):
-                tokens = int(np.prod(x.shape[1:-1])) if x.dim() > 2 else 1
-                found.append({"name": name, "kind": "linear", "macs": mod.in_features * mod.out_features * tokens,
-                              "net_layer": {"kind": "linear", "name": name, "in": mod.in_features,
-                                            "out": mod.out_features, "tokens": tokens}})
-            else:
-                kh, kw = mod.kernel_size
-                ho, wo = out.shape[-2:]
-                found.append({"name": name, "kind": "conv",
-                              "macs": mod.out_channels * mod.in_channels * kh * kw * int(ho) * int(wo),
-                              "net_layer": {"kind": "conv", "name": name, "in_ch": mod.in_channels,
-                                            "out_ch": mod.out_channels, "kernel": [kh, kw], "H": int(x.shape[-2]),
-                                            "W": int(x.shape[-1]), "stride": int(mod.stride[0]),
-                                            "padding": int(mod.padding[0])}})
-        return f
-
-    for name, m in model.named_modules():
-        if isinstance(m, (nn.Linear, nn.Conv2d)):
-            hooks.append(m.register_forward_hook(hook(name)))
-    try:
-        was = model.training
-        model.eval()
-        with torch.no_grad():
-            model(torch.zeros((1, *input_shape), dtype=torch.float32))
-        model.train(was)
-    finally:
-        for h in hooks:
-            h.remove()
-    names = [f["name"] for f in found]
-    if len(set(names)) != len(names):
-        raise ValueError("the model runs a Linear/Conv2d layer more than once per inference; ALWANN maps each "
+    """[{name, kind, macs (per sample), net_layer (synth.network layer dict)}] of every product of the
+    (lifted, net.graph) model — Linear, Conv (grouped too) and activation x activation Matmul — in
+    execution order (net.graph.census on one zero sample)."""
+    from ..graph import census, layer_macs
+    cen = census(model, input_shape)
+    found = [{"name": e["name"], "kind": e["kind"], "macs": layer_macs(e), "net_layer": dict(e)} for e in cen.layers]
+    if any(e.get("repeat", 1) > 1 or "#" in e["name"] for e in cen.layers):
+        raise ValueError("the model runs a product module more than once per inference; ALWANN maps each "
                          "layer to one tile, so every layer must run once")
+    floats = [e["name"] for e in cen.layers if e.get("float")]
+    if floats:
+        raise ValueError(f"products outside any module ALWANN can map: {', '.join(floats[:5])}")
     if not found:
-        raise ValueError("the model has no Linear or Conv2d layer to map onto multipliers")
+        raise ValueError("the model has no matrix product to map onto multipliers")
     return found
 
 
