@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.ecomac-installed
 BUILD  := build
 PYTEST_JOBS ?= auto
 
-.PHONY: all env iverilog verilog sim synth test report bench bench-cuda gpu-check fpga prove experiments clean
+.PHONY: all env iverilog verilog sim synth test report bench bench-cuda gpu-check fpga prove experiments hwsim clean
 
 all: report
 
@@ -62,6 +62,37 @@ experiments: env
 	$(BIN)/ecomac alwann search --model $(BUILD)/experiments/mlp_digits.pt --data digits --objective loss -o $(BUILD)/experiments/alwann_mlp_digits
 	$(BIN)/ecomac nn train --arch lenet --data mnist --epochs 10 -o $(BUILD)/experiments/lenet_mnist.pt
 	$(BIN)/ecomac alwann search --model $(BUILD)/experiments/lenet_mnist.pt --data mnist --objective loss -o $(BUILD)/experiments/alwann_lenet_mnist
+
+# a whole network on the generated hardware (docs/hwsim.md): MLP, LeNet and ResNet trained on digits and LeNet
+# on MNIST-5k, run through each datapath's gate netlist (every digits test sample; ResNet and MNIST: 32) with
+# zero mismatches or the run fails,
+# the MLP on 4 samples through the Verilog (cocotb + Icarus) and on 32 with timed (glitch) energy; one JSON per
+# run in build/hwsim/, then a summary
+HWSIM_SPECS := int8 mfmac asm,alphabet=1/3 approx:mul-drum,k=4
+hwsim: env iverilog
+	mkdir -p $(BUILD)/hwsim
+	$(BIN)/ecomac nn train --arch mlp --data digits --epochs 30 -o $(BUILD)/hwsim/mlp_digits.pt
+	$(BIN)/ecomac nn train --arch lenet --data digits --epochs 30 -o $(BUILD)/hwsim/lenet_digits.pt
+	$(BIN)/ecomac nn train --arch resnet --data digits --epochs 5 -o $(BUILD)/hwsim/resnet_digits.pt
+	$(BIN)/ecomac nn train --arch lenet --data mnist --epochs 5 -o $(BUILD)/hwsim/lenet_mnist.pt
+	set -e; for s in $(HWSIM_SPECS); do n=$$(echo "$$s" | tr '/,:=' '____'); \
+	  for m in mlp lenet; do \
+	    $(BIN)/ecomac nn hwsim --model $(BUILD)/hwsim/$${m}_digits.pt --data digits --datapath "$$s" --batch 4 \
+	      --json > $(BUILD)/hwsim/$${m}_digits_$$n.json; done; \
+	  $(BIN)/ecomac nn hwsim --model $(BUILD)/hwsim/resnet_digits.pt --data digits --datapath "$$s" --samples 32 \
+	    --json > $(BUILD)/hwsim/resnet_digits_$$n.json; \
+	  $(BIN)/ecomac nn hwsim --model $(BUILD)/hwsim/lenet_mnist.pt --data mnist --datapath "$$s" --samples 32 \
+	    --json > $(BUILD)/hwsim/lenet_mnist_$$n.json; done
+	$(BIN)/ecomac nn hwsim --model $(BUILD)/hwsim/mlp_digits.pt --data digits --datapath int8 \
+	  --json > $(BUILD)/hwsim/mlp_digits_int8_batch1.json
+	set -e; for s in $(HWSIM_SPECS); do n=$$(echo "$$s" | tr '/,:=' '____'); \
+	  $(BIN)/ecomac nn hwsim --model $(BUILD)/hwsim/mlp_digits.pt --data digits --datapath "$$s" --engine rtl \
+	    --samples 4 --json > $(BUILD)/hwsim/mlp_digits_$${n}_rtl.json; done
+	mkdir -p $(BUILD)/hwsim/timed
+	set -e; for s in $(HWSIM_SPECS); do n=$$(echo "$$s" | tr '/,:=' '____'); \
+	  $(BIN)/ecomac nn hwsim --model $(BUILD)/hwsim/mlp_digits.pt --data digits --datapath "$$s" --batch 4 \
+	    --samples 32 --timed --json > $(BUILD)/hwsim/timed/mlp_digits_$$n.json; done
+	$(BIN)/python -m ecomac.cmd_hwsim $(BUILD)/hwsim/*.json
 
 bench: env iverilog
 	$(BIN)/python -m ecomac.bench -o $(BUILD)/bench

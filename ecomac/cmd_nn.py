@@ -28,6 +28,8 @@ def add_parser(sub) -> None:
     _add_experiments_parser(ns)
     from .cmd_train_report import add_nn_parser
     add_nn_parser(ns)                     # nn train-experiments: training on the arithmetic
+    from .cmd_hwsim import add_nn_parser as add_hwsim_parser
+    add_hwsim_parser(ns)                  # nn hwsim: the model on the generated hardware
 
 
 # ==== nn train ======================================================================================

@@ -55,6 +55,7 @@ HEAVY = {
     ("nn", "experiments"): "net.experiments.eval_experiments",   # FP32 training over seeds, then every datapath
     ("prove", "--all"): "synth.prove.suite",
     ("prove", "one design"): "synth.prove.prove",          # SAT proofs: a minute each by default
+    ("nn", "hwsim"): "net.hwsim.run",                      # a network on the gate netlist / Verilog
 }
 # commands whose exit status reports a result besides 0 and 2 (prove: 1 counterexample, 3 undecided)
 RESULT_CODES = {("prove",): {1, 3}}
@@ -186,6 +187,8 @@ def _values(action, root: Path, path):
         return st.sampled_from(ALPHABETS)
     if name == "top":
         return st.sampled_from(TOPS)
+    if name == "array":
+        return st.sampled_from(["4x4", "2x3", "0x4", "4x65", "4x", "x", "", "-1x2"])
     if name == "family":
         return st.sampled_from(["mul-drum", "mul-drum,mul-drum", "mul-nope", "", "mul-array"])
     t = getattr(action.type, "__name__", "")
