@@ -99,6 +99,7 @@ class Layer:
     weights: int        # elements (all repeats)
     inputs: int
     outputs: int
+    dims: dict = field(default_factory=dict, compare=False)   # the validated spec (kind's keys, defaults filled)
 
 
 @dataclass
@@ -143,7 +144,7 @@ def _layer(i: int, spec, batch: int) -> Layer:
         n_in, n_out, tok = (_pos_int(where, k, v[k]) for k in ("in", "out", "tokens"))
         t = tok * batch
         return Layer(name, kind, f"{n_in}->{n_out} x{tok} tokens" + (f" x{rep}" if rep > 1 else ""),
-                     rep * n_in * n_out * t, rep * n_in * n_out, rep * n_in * t, rep * n_out * t)
+                     rep * n_in * n_out * t, rep * n_in * n_out, rep * n_in * t, rep * n_out * t, v)
     cin, cout, H, W = (_pos_int(where, k, v[k]) for k in ("in_ch", "out_ch", "H", "W"))
     kern = v["kernel"]
     if isinstance(kern, list) and len(kern) == 2:
@@ -159,7 +160,7 @@ def _layer(i: int, spec, batch: int) -> Layer:
         raise ValueError(f"{where}: kernel {kh}x{kw} does not fit the {H}x{W} input with padding {pad}")
     return Layer(name, kind, f"{cin}->{cout} k{kh}x{kw} s{stride} {H}x{W}->{Ho}x{Wo}" + (f" x{rep}" if rep > 1 else ""),
                  rep * cout * cin * kh * kw * Ho * Wo * batch, rep * cout * cin * kh * kw,
-                 rep * cin * H * W * batch, rep * cout * Ho * Wo * batch)
+                 rep * cin * H * W * batch, rep * cout * Ho * Wo * batch, v)
 
 
 def parse_net(obj, source: str = "net") -> Net:

@@ -1,0 +1,332 @@
+"""A network's energy on an accelerator: ZigZag maps every layer and counts every memory access, ecomac
+prices them (its MAC netlists, synth/movement.py's memories and bus).
+
+    network_energy(net, datapath, arch="stream", batch=None, ...)   the one entry every caller uses
+
+arch "stream" is synth.network.net_energy (unchanged; with `batch` the net is re-batched and the result
+is per inference). Any other architecture (synth/zigzag_arch.py: tile-vn, tile-near, tile-in, or a
+ZigZag accelerator YAML):
+
+  * each layer becomes one ZigZag layer (linear: O[b][d][k] += W[k][c] I[b][d][c], d = tokens; conv:
+    O[b][k][oy][ox] += W[k][c][fy][fx] I[b][c][iy][ix] with stride and padding), at batch B; `repeat`
+    identical layers are mapped once and counted `repeat` times, and identical layers anywhere in the
+    net are mapped once;
+  * ZigZag (LOMA temporal-mapping search, minimal energy) returns the accesses of every memory level
+    per operand (reads to the level below / above, writes from above / below), in its port words;
+  * energy = MACs x the datapath's MAC energy (synth.network.mac_energy, the synthesized fused MAC,
+    activity mode by default) [+ asm index storage: one weight decoder per MAC, from its netlist]
+    [+ tile-in: the bank's entry reads, selectors per MAC] + sum(accesses x ecomac's energy per access);
+  * weight residency: when the whole network's weights fit the accelerator's weight memories (tile
+    archs: tiles=auto always, else tiles x lanes x depth weights), they stay resident across
+    inferences: the DRAM reads of weights and the weight memories' fills are a one-time load
+    (`weight_load_pj`, not in the energy per inference). Otherwise they are loaded per batch;
+    everything is divided by the batch (energy per inference).
+Mappings are cached (synth.cache, kind "zigzag") by the layer, the accelerator description (its
+per-access energies included: ZigZag optimizes for them), the mapping, ZigZag's version and this
+code's version; a repeated run only prices the cached counts.
+"""
+from __future__ import annotations
+
+import json
+import math
+
+__all__ = ["network_energy", "zigzag_layer", "map_layer", "rebatch", "LEVEL_PARTS"]
+
+_CACHE_VERSION = "1"
+LPF_LIMIT = 6          # LOMA's loop prime factor limit (ZigZag's default)
+LEVEL_PARTS = ("dram", "act", "wmem", "bus", "bank", "acc")
+
+
+def zigzag_layer(layer, batch: int, prec) -> dict:
+    """The ZigZag layer (its list-of-dicts workload format) of one ecomac Layer at batch `batch`
+    (one repeat)."""
+    d = layer.dims
+    if not d:
+        raise ValueError(f"layer {layer.name}: has no shape (built without synth.network.parse_net)")
+    base = {"id": 0, "name": layer.name, "operand_source": {"W": 0, "I": 0},
+            "operand_precision": {"W": prec.w_bits, "I": prec.x_bits, "O": prec.acc_bits, "O_final": prec.x_bits}}
+    if layer.kind == "linear":
+        return {**base, "operator_type": "Gemm", "equation": "O[b][d][k]+=W[k][c]*I[b][d][c]",
+                "loop_dims": ["B", "D", "K", "C"], "loop_sizes": [batch, d["tokens"], d["out"], d["in"]]}
+    if layer.kind != "conv":
+        raise ValueError(f"layer {layer.name}: kind {layer.kind} has no ZigZag description here")
+    kern = d["kernel"]
+    kh, kw = (kern, kern) if isinstance(kern, int) else kern
+    st, pad = d["stride"], d["padding"]
+    ho, wo = (d["H"] + 2 * pad - kh) // st + 1, (d["W"] + 2 * pad - kw) // st + 1
+    return {**base, "operator_type": "Conv", "equation": "O[b][k][oy][ox]+=W[k][c][fy][fx]*I[b][c][iy][ix]",
+            "loop_dims": ["B", "K", "C", "OY", "OX", "FY", "FX"],
+            "loop_sizes": [batch, d["out_ch"], d["in_ch"], ho, wo, kh, kw],
+            "dimension_relations": [f"ix={st}*ox+1*fx", f"iy={st}*oy+1*fy"],
+            "pr_loop_dims": ["IY", "IX"], "pr_loop_sizes": [d["H"], d["W"]], "padding": [[pad, pad], [pad, pad]]}
+
+
+def _zigzag_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version("zigzag-dse")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _run_zigzag(layer: dict, accel: dict, mapping: list[dict]) -> dict:
+    """ZigZag on one layer: the minimal-energy mapping's accesses per operand and memory level."""
+    import logging
+
+    from zigzag.mapping.temporal_mapping import TemporalMappingType
+    from zigzag.parser.accelerator_factory import AcceleratorFactory
+    from zigzag.parser.accelerator_validator import AcceleratorValidator
+    from zigzag.parser.mapping_validator import MappingValidator
+    from zigzag.parser.workload_factory import WorkloadFactory
+    from zigzag.parser.workload_validator import WorkloadValidator
+    from zigzag.stages.evaluation.cost_model_evaluation import CostModelStage
+    from zigzag.stages.main import MainStage
+    from zigzag.stages.mapping.spatial_mapping_generation import SpatialMappingGeneratorStage
+    from zigzag.stages.mapping.temporal_mapping_generator_stage import TemporalMappingGeneratorStage
+    from zigzag.stages.results.reduce_stages import MinimalEnergyStage
+    from zigzag.stages.workload_iterator import WorkloadStage
+
+    logging.disable(logging.CRITICAL)
+    try:
+        av = AcceleratorValidator(json.loads(json.dumps(accel)))
+        adata = av.normalized_data
+        if not av.validate():
+            raise ValueError(f"ZigZag rejects the accelerator ({str(av.validator.errors)[:200]})")
+        mv = MappingValidator(json.loads(json.dumps(mapping)))
+        mdata = mv.normalized_data
+        if not mv.validate():
+            raise ValueError(f"ZigZag rejects the mapping ({str(mv.validator.errors)[:200]})")
+        wv = WorkloadValidator([json.loads(json.dumps(layer))])
+        wdata = wv.normalized_data
+        if not wv.validate():
+            raise ValueError(f"ZigZag rejects the layer ({str(wv.validator.errors)[:200]})")
+        main = MainStage([WorkloadStage, MinimalEnergyStage, SpatialMappingGeneratorStage, MinimalEnergyStage,
+                          TemporalMappingGeneratorStage, CostModelStage],
+                         accelerator=AcceleratorFactory(adata).create(), workload=WorkloadFactory(wdata, mdata).create(),
+                         loma_lpf_limit=LPF_LIMIT, loma_show_progress_bar=False, nb_mappings_generated=3,
+                         enable_mix_spatial_mapping_generation=False, access_same_data_considered_as_no_access=True,
+                         temporal_mapping_type=TemporalMappingType("uneven"))
+        cmes = main.run()
+    finally:
+        logging.disable(logging.NOTSET)
+    if not cmes:
+        raise ValueError("ZigZag found no mapping")
+    cme = cmes[0][0]
+    levels = []
+    for op, accesses in cme.memory_word_access.items():
+        mem_op = cme.memory_operand_links.layer_to_mem_op(op)
+        names = [lv.name for lv in cme.accelerator.memory_hierarchy.get_memory_levels(mem_op)]
+        for name, a in zip(names, accesses):
+            levels.append({"memory": name, "operand": str(op), **{str(k.value if hasattr(k, "value") else k): int(v)
+                                                                  for k, v in a.data.items()}})
+    return {"levels": levels, "macs": int(cme.layer.total_mac_count), "cycles": float(cme.latency_total2),
+            "zigzag_energy_pj": float(cme.energy_total), "spatial": str(cme.spatial_mapping),
+            "temporal": str(cme.temporal_mapping)}
+
+
+def map_layer(layer: dict, accel: dict, mapping: list[dict]) -> dict:
+    """_run_zigzag, cached; a ZigZag failure is a one-line ValueError naming the layer."""
+    from . import cache
+    k = cache.key("zigzag", _CACHE_VERSION, _zigzag_version(), json.dumps([{**layer, "name": ""}, accel, mapping],
+                                                                          sort_keys=True))
+    hit = cache.load("zigzag", k)
+    if hit is not None:
+        return hit
+    try:
+        res = _run_zigzag(layer, accel, mapping)
+    except ValueError as e:
+        raise ValueError(f"layer {layer['name']}: {e}") from None
+    except Exception as e:                                     # noqa: BLE001 - ZigZag asserts and raises anything
+        raise ValueError(f"layer {layer['name']}: ZigZag cannot map it ({type(e).__name__}: "
+                         f"{(str(e).splitlines() or [''])[0][:160]})") from None
+    cache.store("zigzag", k, res)
+    return res
+
+
+def rebatch(net, batch: int):
+    """The same net at another batch (every layer rebuilt from its shape)."""
+    from .network import Net, _layer
+    layers = [_layer(i, {"kind": l.kind, "name": l.name, **l.dims}, batch) for i, l in enumerate(net.layers)]
+    return Net(net.name, layers, batch, dict(net.memory))
+
+
+def _check_batch(batch):
+    if batch is not None and (isinstance(batch, bool) or not isinstance(batch, int) or batch < 1):
+        raise ValueError(f"batch must be a positive integer, got {batch!r}")
+
+
+def network_energy(net, datapath: str, arch="stream", batch: int | None = None, training: bool = False,
+                   mode: str = "activity", operands: str = "gaussian", progress=None) -> dict:
+    """Energy of one inference of `net` on `datapath` on architecture `arch` (a spec or an Arch) at
+    batch `batch` (None: the net's own batch). The result has energy_pj, arithmetic_pj, memory_pj,
+    `arch`, `batch` and, on an accelerator, `levels` (pJ per memory level) and per-layer rows."""
+    from .network import net_energy
+    from .zigzag_arch import Arch, parse_arch
+    _check_batch(batch)
+    a = arch if isinstance(arch, Arch) else parse_arch(arch)
+    if a.kind == "stream":
+        if batch is None:
+            res = net_energy(net, datapath, training=training, mode=mode, operands=operands)
+            return {**res, "arch": "stream", "per_inference": net.batch == 1}
+        res = net_energy(rebatch(net, batch), datapath, training=training, mode=mode, operands=operands)
+        for r in res["layers"]:
+            for k in [k for k in r if k.endswith("_pj") or k == "macs"]:
+                r[k] = r[k] / batch
+        for k in [k for k in res if k.endswith("_pj") or k == "macs"]:
+            res[k] = res[k] / batch
+        return {**res, "arch": "stream", "batch": batch, "per_inference": True}
+    if training:
+        raise ValueError(f"training energy is priced on the stream model only, not on {a.label}")
+    return _accelerator_energy(net, datapath, a, batch or net.batch, mode, operands, progress)
+
+
+def _accelerator_energy(net, datapath, a, batch, mode, operands, progress) -> dict:
+    from .network import mac_energy
+    from .zigzag_arch import accelerator, layer_mapping, load_user, precision, tile_bits
+    prec = precision(datapath, a.params.get("storage", "index"))
+    per = mac_energy(datapath, mode, operands)
+    mac_pj = per["mac_pj"]
+    decode_pj = _decoder_pj(prec, mode) if prec.decoder is not None and a.kind != "yaml" else 0.0
+    weight_bits = sum(l.weights for l in net.layers) * prec.w_bits
+    if a.kind == "yaml":
+        accel, prices = load_user(a, mac_pj)
+        cap = sum(m["size"] for m in accel["memories"].values() if "I2" in m["operands"]
+                  and m is not max(accel["memories"].values(), key=lambda x: x["size"]))
+        tiles = None
+    else:
+        tb = tile_bits(a, prec)
+        tiles = -(-weight_bits // tb) if a.params["tiles"] == "auto" else a.params["tiles"]
+        accel, prices = accelerator(a, prec, mac_pj, max(1, tiles))
+        on_chip = accelerator(a, prec, mac_pj, max(1, tiles), act_on_chip=True)[0]
+        cap = tiles * tb
+        act_bits = a.params["act_kb"] * 1024 * 8
+    resident = weight_bits <= cap
+    top = max(accel["memories"], key=lambda n: accel["memories"][n]["size"])
+    w_levels = [n for n, m in accel["memories"].items() if "I2" in m["operands"]]
+    rows, done, seen = [], 0, {}
+    if progress is not None:
+        progress(0, len(net.layers), "")
+    for i, layer in enumerate(net.layers):
+        zl = zigzag_layer(layer, batch, prec)
+        rep = layer.dims.get("repeat", 1)
+        # tiles: a layer whose inputs and (partial) outputs fit the activation buffer keeps them there
+        fits = a.kind != "yaml" and ((layer.inputs * prec.x_bits + layer.outputs * prec.acc_bits)
+                                     * batch / (rep * net.batch) <= act_bits)
+        key = json.dumps([{**zl, "name": ""}, fits], sort_keys=True)
+        if key not in seen:
+            seen[key] = map_layer(zl, on_chip if fits else accel, layer_mapping(a, zl))
+        row = _price_layer(layer, seen[key], rep, batch, prices, mac_pj, per, decode_pj, prec, a, top, w_levels,
+                           resident)
+        if fits:       # the network's input and output cross DRAM once; between layers data stays on chip
+            io = (layer.inputs if i == 0 else 0) + (layer.outputs if i == len(net.layers) - 1 else 0)
+            e = io * prec.x_bits / prices["dram"]["word_bits"] * prices["dram"]["read_pj"] / net.batch
+            row["levels"]["dram"] += e
+            row["memory_pj"] += e
+            row["energy_pj"] += e
+        rows.append(row)
+        done += 1
+        if progress is not None:
+            progress(done, len(net.layers), layer.name)
+
+    def tot(k):
+        return math.fsum(r[k] for r in rows)
+    levels = {}
+    for r in rows:
+        for k, v in r["levels"].items():
+            levels[k] = levels.get(k, 0.0) + v
+    return {"net": net.name, "datapath": datapath, "arch": a.label, "arch_spec": a.name, "batch": batch,
+            "training": False, "products_per_layer": 1, "per_inference": True,
+            "tiles": tiles, "weights_resident": resident, "weight_bits": weight_bits,
+            "weight_capacity_bits": cap, "per_mac": per, "decode_pj_per_mac": decode_pj,
+            "macs": tot("macs"), "energy_pj": tot("energy_pj"), "arithmetic_pj": tot("arithmetic_pj"),
+            "multiply_pj": tot("multiply_pj"), "accumulate_pj": tot("accumulate_pj"),
+            "memory_pj": tot("memory_pj"), "levels": levels, "weight_load_pj": tot("weight_load_pj"),
+            "cycles": tot("cycles"), "layers": rows}
+
+
+def _price_layer(layer, m, rep, batch, prices, mac_pj, per, decode_pj, prec, a, top, w_levels, resident) -> dict:
+    """One layer's energy per inference from ZigZag's access counts (all repeats)."""
+    levels = {k: 0.0 for k in prices}
+    counts = {}
+    load = 0.0
+    for lv in m["levels"]:
+        name, op = lv["memory"], lv["operand"]
+        pr = prices[name]
+        reads = lv["rd_out_to_low"] + lv["rd_out_to_high"]
+        writes = lv["wr_in_by_high"] + lv["wr_in_by_low"]
+        beats = pr.get("beats", 1)
+        e_read = reads * beats * pr["read_pj"]
+        e_write = writes * beats * pr["write_pj"]
+        bus = lv["rd_out_to_low"] * beats * pr.get("bus_pj", 0.0)
+        e_load = 0.0
+        if resident and op == "W":             # the one-time weight load: DRAM reads, fills from above
+            if name == top:
+                e_load, e_read = e_read, 0.0
+            elif name in w_levels:
+                e_load, e_write = lv["wr_in_by_high"] * beats * pr["write_pj"], lv["wr_in_by_low"] * beats * pr["write_pj"]
+        levels[name] += e_read + e_write
+        if bus:
+            levels["bus"] = levels.get("bus", 0.0) + bus
+        load += e_load
+        c = counts.setdefault(name, {"reads": 0, "writes": 0})
+        c["reads"] += reads * beats
+        c["writes"] += writes * beats
+    macs = m["macs"]
+    if "bank" in prices:
+        levels["bank"] += macs * prec.bank[2] * prices["bank"]["entry_read_pj"]
+    scale = rep / batch
+    levels = {k: v * scale for k, v in levels.items()}
+    n = macs * scale
+    mul = n * (per["multiply_pj"] + decode_pj)
+    acc = n * per["accumulate_pj"]
+    mem = math.fsum(levels.values())
+    return {"name": layer.name, "kind": layer.kind, "shape": layer.shape, "macs": n,
+            "multiply_pj": mul, "accumulate_pj": acc, "arithmetic_pj": mul + acc, "memory_pj": mem,
+            "energy_pj": mul + acc + mem, "levels": levels, "weight_load_pj": load * rep,
+            "accesses": {k: {kk: vv * scale for kk, vv in v.items()} for k, v in counts.items()},
+            "cycles": m["cycles"] * scale, "spatial": m["spatial"], "temporal": m["temporal"]}
+
+
+def _decoder_pj(prec, mode: str) -> float:
+    """Energy of one asm weight decoder (compact index -> control word) per decoded weight, from its
+    netlist on uniformly drawn representable weights (cached like every netlist energy)."""
+    import numpy as np
+    from amaranth.back import verilog
+
+    from golden import asm as gasm
+    from rtl.asm import AsmWeightDecoder
+
+    from .energy import netlist_energy
+    wb, alph = prec.decoder
+    text = verilog.convert(AsmWeightDecoder(wb, alph), name="asm_decoder", emit_src=False)
+    stream = None
+    if mode in ("activity", "timed"):
+        r = np.random.default_rng(24)
+        reps = gasm.representable(alph, wb)
+        w = reps[r.integers(0, reps.size, (64, 33))] * r.choice([-1, 1], (64, 33))
+        stream = {"c": gasm.compact_encode(w, alph, wb).astype(np.int64)}
+    return netlist_energy(text, "asm_decoder", mode=mode, stream=stream)["energy_pj"]
+
+
+def mvm_counts(s) -> dict:
+    """ZigZag's access counts of one matrix-vector product (W loaded, one x vector) on the accelerator
+    description of a single tile (golden.tile.TileSpec `s`): the counters the RTL tiles report."""
+    from .network import parse_net
+    from .zigzag_arch import Arch, Precision, accelerator, layer_mapping
+    kind = {"vn": "tile-vn", "near": "tile-near", "in": "tile-in"}[s.kind]
+    params = {"lanes": s.lanes, "depth": s.depth, "parallel": 1, "tiles": 1, "bus_bits": s.bus_bits or 64,
+              "bus_mm": 1.0, "act_kb": 64, "storage": s.weight_storage}
+    arch = Arch(kind, kind, params)
+    prec = Precision(s.x_bits, s.w_width, s.acc_bits, s.bank if s.kind == "in" else None, None)
+    accel, prices = accelerator(arch, prec, 0.0, 1)
+    net = parse_net({"name": "mvm", "layers": [{"kind": "linear", "name": "mvm", "in": s.depth, "out": s.lanes}]})
+    zl = zigzag_layer(net.layers[0], 1, prec)
+    m = map_layer(zl, accel, layer_mapping(arch, zl))
+    beats = prices["wmem"].get("beats", 1)
+    lv = {(x["memory"], x["operand"]): x for x in m["levels"]}
+    w = lv[("wmem", "W")]
+    out = {"mem_reads": w["rd_out_to_low"] * beats, "mem_writes": w["wr_in_by_high"] * beats,
+           "bus_beats": w["rd_out_to_low"] * beats if s.kind == "vn" else 0}
+    if s.kind == "in":
+        out["bank_writes"] = lv[("bank", "I")]["wr_in_by_high"] if ("bank", "I") in lv else 0
+    return out
