@@ -182,6 +182,11 @@ def _add_eval_parser(ns) -> None:
     p.add_argument("--batch-size", type=_positive_int, default=256, help="evaluation batch (default 256)")
     p.add_argument("--json", action="store_true", help="one row per datapath")
     p.add_argument("--plot", metavar="FILE.png", help="accuracy drop vs energy per inference")
+    p.add_argument("--arch", default="stream", metavar="ARCH",
+                   help="accelerator the energy is priced on: stream (default), tile-vn, tile-near, tile-in[,NAME=VALUE...] "
+                        "or a ZigZag accelerator FILE.yaml (docs/accelerators.md)")
+    p.add_argument("--batch", type=_positive_int, default=None, metavar="B",
+                   help="inferences per batch for the energy (weights loaded once per batch; default 1)")
     p.set_defaults(func=_cmd_eval)
 
 
@@ -261,10 +266,13 @@ def _cmd_eval(args) -> int:
     if mapping is not None:
         mapping = evaluate.load_mapping(mapping, model, f"mapping file {args.mapping}")
     evaluate.check_fit(model, ds, meta)
+    from synth.zigzag import check_arch
+    check_arch(args.arch, args.batch)     # one line before the sweep
     specs = _expand_specs(args.datapath)
     rows = evaluate.evaluate(model, ds, specs, mapping, meta=meta, calib_size=args.calib_size, seed=args.seed,
                              batch_size=args.batch_size, progress=True,
-                             mapping_label=f"mapping:{os.path.basename(args.mapping)}" if args.mapping else "mapping")
+                             mapping_label=f"mapping:{os.path.basename(args.mapping)}" if args.mapping else "mapping",
+                             energy_arch=args.arch, energy_batch=args.batch)
     title = (f"{os.path.basename(args.model)} on {ds.name}: {len(ds.y_test)} test samples, post-training "
              f"quantization (per-channel weights, {min(args.calib_size, len(ds.y_train))} calibration samples)")
     if args.plot:
@@ -276,7 +284,9 @@ def _cmd_eval(args) -> int:
     print(format_table([_table_row(r) for r in rows], _HEAD, title=title))
     float_layers = ", ".join(f"{n} ({t})" for n, t in uncovered_layers(model))
     print(f"float32 throughout (no datapath covers them): {float_layers or 'none'}")
-    print("energy: one inference, batch 1, from synth.network.net_energy (as `ecomac energy net`); drop = FP32 "
+    r0 = rows[0]
+    print(f"energy: one inference on {r0['energy_arch']}, batch {r0['energy_batch']}, from "
+          f"synth.zigzag.network_energy (as `ecomac energy net --arch {r0['energy_arch']}`); drop = FP32 "
           "accuracy - accuracy")
     if args.plot:
         print(f"plot: {args.plot}")

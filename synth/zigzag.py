@@ -7,8 +7,8 @@ arch "stream" is synth.network.net_energy (unchanged; with `batch` the net is re
 is per inference). Any other architecture (synth/zigzag_arch.py: tile-vn, tile-near, tile-in, or a
 ZigZag accelerator YAML):
 
-  * each layer becomes one ZigZag layer (linear: O[b][d][k] += W[k][c] I[b][d][c], d = tokens; conv:
-    O[b][k][oy][ox] += W[k][c][fy][fx] I[b][c][iy][ix] with stride and padding), at batch B; `repeat`
+  * each layer becomes one ZigZag layer of one sample (linear: O[b][d][k] += W[k][c] I[b][d][c], d =
+    tokens; conv: O[b][k][oy][ox] += W[k][c][fy][fx] I[b][c][iy][ix] with stride and padding); `repeat`
     identical layers are mapped once and counted `repeat` times, and identical layers anywhere in the
     net are mapped once;
   * ZigZag (LOMA temporal-mapping search, minimal energy) returns the accesses of every memory level
@@ -16,11 +16,14 @@ ZigZag accelerator YAML):
   * energy = MACs x the datapath's MAC energy (synth.network.mac_energy, the synthesized fused MAC,
     activity mode by default) [+ asm index storage: one weight decoder per MAC, from its netlist]
     [+ tile-in: the bank's entry reads, selectors per MAC] + sum(accesses x ecomac's energy per access);
-  * weight residency: when the whole network's weights fit the accelerator's weight memories (tile
-    archs: tiles=auto always, else tiles x lanes x depth weights), they stay resident across
+  * weight residency and batch: when the whole network's weights fit the accelerator's weight memories
+    (tile archs: tiles=auto always, else tiles x lanes x depth weights), they stay resident across
     inferences: the DRAM reads of weights and the weight memories' fills are a one-time load
-    (`weight_load_pj`, not in the energy per inference). Otherwise they are loaded per batch;
-    everything is divided by the batch (energy per inference).
+    (`weight_load_pj`, not in the energy per inference). Otherwise a layer whose weights fit is loaded
+    once per batch (that traffic / batch); a layer whose weights do not fit is fetched as ZigZag's
+    per-sample mapping fetches it. Everything else is per sample (the batch runs sample after sample
+    over the loaded weights): ZigZag maps one sample, which keeps its search (LOMA: every ordering
+    of the loops' prime factors) at seconds per layer instead of minutes with a batch loop.
 Mappings are cached (synth.cache, kind "zigzag") by the layer, the accelerator description (its
 per-access energies included: ZigZag optimizes for them), the mapping, ZigZag's version and this
 code's version; a repeated run only prices the cached counts.
@@ -37,9 +40,8 @@ LPF_LIMIT = 6          # LOMA's loop prime factor limit (ZigZag's default)
 LEVEL_PARTS = ("dram", "act", "wmem", "bus", "bank", "acc")
 
 
-def zigzag_layer(layer, batch: int, prec) -> dict:
-    """The ZigZag layer (its list-of-dicts workload format) of one ecomac Layer at batch `batch`
-    (one repeat)."""
+def zigzag_layer(layer, prec) -> dict:
+    """The ZigZag layer (its list-of-dicts workload format) of one sample of one ecomac Layer (one repeat)."""
     d = layer.dims
     if not d:
         raise ValueError(f"layer {layer.name}: has no shape (built without synth.network.parse_net)")
@@ -47,7 +49,7 @@ def zigzag_layer(layer, batch: int, prec) -> dict:
             "operand_precision": {"W": prec.w_bits, "I": prec.x_bits, "O": prec.acc_bits, "O_final": prec.x_bits}}
     if layer.kind == "linear":
         return {**base, "operator_type": "Gemm", "equation": "O[b][d][k]+=W[k][c]*I[b][d][c]",
-                "loop_dims": ["B", "D", "K", "C"], "loop_sizes": [batch, d["tokens"], d["out"], d["in"]]}
+                "loop_dims": ["B", "D", "K", "C"], "loop_sizes": [1, d["tokens"], d["out"], d["in"]]}
     if layer.kind != "conv":
         raise ValueError(f"layer {layer.name}: kind {layer.kind} has no ZigZag description here")
     kern = d["kernel"]
@@ -56,7 +58,7 @@ def zigzag_layer(layer, batch: int, prec) -> dict:
     ho, wo = (d["H"] + 2 * pad - kh) // st + 1, (d["W"] + 2 * pad - kw) // st + 1
     return {**base, "operator_type": "Conv", "equation": "O[b][k][oy][ox]+=W[k][c][fy][fx]*I[b][c][iy][ix]",
             "loop_dims": ["B", "K", "C", "OY", "OX", "FY", "FX"],
-            "loop_sizes": [batch, d["out_ch"], d["in_ch"], ho, wo, kh, kw],
+            "loop_sizes": [1, d["out_ch"], d["in_ch"], ho, wo, kh, kw],
             "dimension_relations": [f"ix={st}*ox+1*fx", f"iy={st}*oy+1*fy"],
             "pr_loop_dims": ["IY", "IX"], "pr_loop_sizes": [d["H"], d["W"]], "padding": [[pad, pad], [pad, pad]]}
 
@@ -155,15 +157,24 @@ def _check_batch(batch):
         raise ValueError(f"batch must be a positive integer, got {batch!r}")
 
 
+def check_arch(arch, batch=None):
+    """Validate an architecture spec (a ZigZag YAML: read and validated by ZigZag) and a batch before
+    any work; one-line ValueError. Returns the Arch."""
+    from .zigzag_arch import Arch, load_user, parse_arch
+    _check_batch(batch)
+    a = arch if isinstance(arch, Arch) else parse_arch(arch)
+    if a.kind == "yaml":
+        load_user(a, 0.0)
+    return a
+
+
 def network_energy(net, datapath: str, arch="stream", batch: int | None = None, training: bool = False,
                    mode: str = "activity", operands: str = "gaussian", progress=None) -> dict:
     """Energy of one inference of `net` on `datapath` on architecture `arch` (a spec or an Arch) at
     batch `batch` (None: the net's own batch). The result has energy_pj, arithmetic_pj, memory_pj,
     `arch`, `batch` and, on an accelerator, `levels` (pJ per memory level) and per-layer rows."""
     from .network import net_energy
-    from .zigzag_arch import Arch, parse_arch
-    _check_batch(batch)
-    a = arch if isinstance(arch, Arch) else parse_arch(arch)
+    a = check_arch(arch, batch)
     if a.kind == "stream":
         if batch is None:
             res = net_energy(net, datapath, training=training, mode=mode, operands=operands)
@@ -180,53 +191,59 @@ def network_energy(net, datapath: str, arch="stream", batch: int | None = None, 
     return _accelerator_energy(net, datapath, a, batch or net.batch, mode, operands, progress)
 
 
+def _instances(mem: dict, dims: list[str], sizes: list[int]) -> int:
+    """How many copies of a ZigZag memory the array has (one per unit of every dimension it does not serve)."""
+    return math.prod(n for d, n in zip(dims, sizes) if d not in mem["served_dimensions"])
+
+
 def _accelerator_energy(net, datapath, a, batch, mode, operands, progress) -> dict:
     from .network import mac_energy
     from .zigzag_arch import accelerator, layer_mapping, load_user, precision, tile_bits
     prec = precision(datapath, a.params.get("storage", "index"))
     per = mac_energy(datapath, mode, operands)
-    mac_pj = per["mac_pj"]
     decode_pj = _decoder_pj(prec, mode) if prec.decoder is not None and a.kind != "yaml" else 0.0
     weight_bits = sum(l.weights for l in net.layers) * prec.w_bits
     if a.kind == "yaml":
-        accel, prices = load_user(a, mac_pj)
-        cap = sum(m["size"] for m in accel["memories"].values() if "I2" in m["operands"]
-                  and m is not max(accel["memories"].values(), key=lambda x: x["size"]))
+        accel, prices = load_user(a, 0.0)
         tiles = None
     else:
         tb = tile_bits(a, prec)
-        tiles = -(-weight_bits // tb) if a.params["tiles"] == "auto" else a.params["tiles"]
-        accel, prices = accelerator(a, prec, mac_pj, max(1, tiles))
-        on_chip = accelerator(a, prec, mac_pj, max(1, tiles), act_on_chip=True)[0]
-        cap = tiles * tb
+        tiles = max(1, -(-weight_bits // tb)) if a.params["tiles"] == "auto" else a.params["tiles"]
+        accel, prices = accelerator(a, prec, 0.0, tiles)
+        on_chip = accelerator(a, prec, 0.0, tiles, act_on_chip=True)[0]
         act_bits = a.params["act_kb"] * 1024 * 8
+    mems = accel["memories"]
+    top = max(mems, key=lambda n: mems[n]["size"])
+    oa = accel["operational_array"]
+    w_levels = [n for n, m in mems.items() if "I2" in m["operands"] and n != top]
+    cap = sum(mems[n]["size"] * _instances(mems[n], oa["dimensions"], oa["sizes"]) for n in w_levels)
     resident = weight_bits <= cap
-    top = max(accel["memories"], key=lambda n: accel["memories"][n]["size"])
-    w_levels = [n for n, m in accel["memories"].items() if "I2" in m["operands"]]
-    rows, done, seen = [], 0, {}
+    rows, seen = [], {}
     if progress is not None:
         progress(0, len(net.layers), "")
     for i, layer in enumerate(net.layers):
-        zl = zigzag_layer(layer, batch, prec)
+        zl = zigzag_layer(layer, prec)
         rep = layer.dims.get("repeat", 1)
+        one = 1.0 / (rep * net.batch)                 # one repeat, one sample
         # tiles: a layer whose inputs and (partial) outputs fit the activation buffer keeps them there
-        fits = a.kind != "yaml" and ((layer.inputs * prec.x_bits + layer.outputs * prec.acc_bits)
-                                     * batch / (rep * net.batch) <= act_bits)
+        fits = a.kind != "yaml" and (layer.inputs * prec.x_bits + layer.outputs * prec.acc_bits) * one <= act_bits
         key = json.dumps([{**zl, "name": ""}, fits], sort_keys=True)
         if key not in seen:
             seen[key] = map_layer(zl, on_chip if fits else accel, layer_mapping(a, zl))
-        row = _price_layer(layer, seen[key], rep, batch, prices, mac_pj, per, decode_pj, prec, a, top, w_levels,
-                           resident)
+        # weights loaded from DRAM: once (resident), once per batch (the layer's weights fit the weight
+        # memories), or as often as the per-sample mapping fetches them
+        w_fit = layer.weights / rep * prec.w_bits <= cap
+        row = _price_layer(layer, seen[key], rep, prices, per, decode_pj, prec, top, w_levels,
+                           "resident" if resident else ("batch" if w_fit else "sample"), batch)
         if fits:       # the network's input and output cross DRAM once; between layers data stays on chip
-            io = (layer.inputs if i == 0 else 0) + (layer.outputs if i == len(net.layers) - 1 else 0)
-            e = io * prec.x_bits / prices["dram"]["word_bits"] * prices["dram"]["read_pj"] / net.batch
+            io = ((layer.inputs if i == 0 else 0) + (layer.outputs if i == len(net.layers) - 1 else 0)) / net.batch
+            e = io * prec.x_bits / prices["dram"]["word_bits"] * prices["dram"]["read_pj"]
             row["levels"]["dram"] += e
             row["memory_pj"] += e
             row["energy_pj"] += e
         rows.append(row)
-        done += 1
         if progress is not None:
-            progress(done, len(net.layers), layer.name)
+            progress(i + 1, len(net.layers), layer.name)
 
     def tot(k):
         return math.fsum(r[k] for r in rows)
@@ -244,47 +261,47 @@ def _accelerator_energy(net, datapath, a, batch, mode, operands, progress) -> di
             "cycles": tot("cycles"), "layers": rows}
 
 
-def _price_layer(layer, m, rep, batch, prices, mac_pj, per, decode_pj, prec, a, top, w_levels, resident) -> dict:
-    """One layer's energy per inference from ZigZag's access counts (all repeats)."""
+def _price_layer(layer, m, rep, prices, per, decode_pj, prec, top, w_levels, weights: str, batch: int) -> dict:
+    """One layer's energy per inference (all repeats) from ZigZag's access counts of one sample.
+    weights: "resident" (DRAM reads of W and the fills of W's memories are the one-time weight_load_pj),
+    "batch" (they happen once per batch: / batch) or "sample" (as counted)."""
     levels = {k: 0.0 for k in prices}
     counts = {}
     load = 0.0
     for lv in m["levels"]:
         name, op = lv["memory"], lv["operand"]
         pr = prices[name]
+        beats = pr.get("beats", 1)
         reads = lv["rd_out_to_low"] + lv["rd_out_to_high"]
         writes = lv["wr_in_by_high"] + lv["wr_in_by_low"]
-        beats = pr.get("beats", 1)
-        e_read = reads * beats * pr["read_pj"]
-        e_write = writes * beats * pr["write_pj"]
+        fetch = 0.0                                    # weight traffic from DRAM into the weight memories
+        if op == "W" and weights != "sample":
+            fetch = (lv["rd_out_to_low"] * pr["read_pj"] if name == top else lv["wr_in_by_high"] * pr["write_pj"])
+        e = (reads * pr["read_pj"] + writes * pr["write_pj"]) * beats - fetch * beats
+        if weights == "resident":
+            load += fetch * beats
+        elif weights == "batch":
+            e += fetch * beats / batch
+        levels[name] += e
         bus = lv["rd_out_to_low"] * beats * pr.get("bus_pj", 0.0)
-        e_load = 0.0
-        if resident and op == "W":             # the one-time weight load: DRAM reads, fills from above
-            if name == top:
-                e_load, e_read = e_read, 0.0
-            elif name in w_levels:
-                e_load, e_write = lv["wr_in_by_high"] * beats * pr["write_pj"], lv["wr_in_by_low"] * beats * pr["write_pj"]
-        levels[name] += e_read + e_write
         if bus:
             levels["bus"] = levels.get("bus", 0.0) + bus
-        load += e_load
         c = counts.setdefault(name, {"reads": 0, "writes": 0})
         c["reads"] += reads * beats
         c["writes"] += writes * beats
     macs = m["macs"]
     if "bank" in prices:
         levels["bank"] += macs * prec.bank[2] * prices["bank"]["entry_read_pj"]
-    scale = rep / batch
-    levels = {k: v * scale for k, v in levels.items()}
-    n = macs * scale
+    levels = {k: v * rep for k, v in levels.items()}
+    n = macs * rep
     mul = n * (per["multiply_pj"] + decode_pj)
     acc = n * per["accumulate_pj"]
     mem = math.fsum(levels.values())
     return {"name": layer.name, "kind": layer.kind, "shape": layer.shape, "macs": n,
             "multiply_pj": mul, "accumulate_pj": acc, "arithmetic_pj": mul + acc, "memory_pj": mem,
             "energy_pj": mul + acc + mem, "levels": levels, "weight_load_pj": load * rep,
-            "accesses": {k: {kk: vv * scale for kk, vv in v.items()} for k, v in counts.items()},
-            "cycles": m["cycles"] * scale, "spatial": m["spatial"], "temporal": m["temporal"]}
+            "weights_from_dram": weights, "accesses": {k: {kk: vv * rep for kk, vv in v.items()} for k, v in counts.items()},
+            "cycles": m["cycles"] * rep, "spatial": m["spatial"], "temporal": m["temporal"]}
 
 
 def _decoder_pj(prec, mode: str) -> float:
@@ -320,7 +337,7 @@ def mvm_counts(s) -> dict:
     prec = Precision(s.x_bits, s.w_width, s.acc_bits, s.bank if s.kind == "in" else None, None)
     accel, prices = accelerator(arch, prec, 0.0, 1)
     net = parse_net({"name": "mvm", "layers": [{"kind": "linear", "name": "mvm", "in": s.depth, "out": s.lanes}]})
-    zl = zigzag_layer(net.layers[0], 1, prec)
+    zl = zigzag_layer(net.layers[0], prec)
     m = map_layer(zl, accel, layer_mapping(arch, zl))
     beats = prices["wmem"].get("beats", 1)
     lv = {(x["memory"], x["operand"]): x for x in m["levels"]}
