@@ -3,25 +3,23 @@ of which defines `add_parser(subparsers)` (and may define `report_sections()`)."
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
-import pkgutil
 import sys
 
-from rtl.registry import all_designs, get_design, parse_params
+from rtl.registry import all_designs
 from synth.proc import ToolError
 from synth.yosys import SynthError, TARGETS
 
 from . import designs
+from .args import UsageError, add_design_args, design_params, positive_int
+from .commands import command_modules
 from .outputs import check_distinct, check_output_dir, check_output_file
 from .table import TERMINAL_COLUMNS, format_table
 
-__all__ = ["main", "UsageError", "command_modules", "positive_int", "add_design_args", "design_params"]
-
-
-class UsageError(Exception):
-    """A user mistake: printed as one line, exit status 2."""
+# UsageError and the argument helpers live in ecomac/args.py, command_modules in ecomac/commands.py;
+# they stay importable from here
+__all__ = ["main", "build_parser", "UsageError", "command_modules", "positive_int", "add_design_args", "design_params"]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -49,38 +47,6 @@ class _Parser(argparse.ArgumentParser):
                                  f"({seen[action]}, {arg.split('=', 1)[0]}); give it once")
             seen[action] = arg.split("=", 1)[0]
         return super()._parse_known_args(arg_strings, namespace, *rest)
-
-
-def command_modules():
-    import ecomac
-    mods = []
-    for m in sorted(pkgutil.iter_modules(ecomac.__path__), key=lambda m: m.name):
-        if m.name.startswith("cmd_"):
-            mods.append(importlib.import_module(f"ecomac.{m.name}"))
-    return mods
-
-
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1 (worker counts and the like)."""
-    try:
-        v = int(text, 10)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer (1 or more), got {v}")
-    return v
-
-
-def design_params(args) -> tuple:
-    """(Design, params dict) from `args.design` and `args.param`."""
-    d = get_design(args.design)
-    return d, parse_params(d, args.param)
-
-
-def add_design_args(p, optional: bool = False) -> None:
-    p.add_argument("design", nargs="?" if optional else None, help="design name (see `ecomac list`)")
-    p.add_argument("--param", "-p", action="append", default=[], metavar="NAME=VALUE",
-                   help="set a design parameter (repeatable)")
 
 
 def _param_text(p) -> str:

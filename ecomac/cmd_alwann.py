@@ -1,4 +1,4 @@
-"""`ecomac alwann`: layer-wise assignment of approximate multipliers (net/alwann.py).
+"""`ecomac alwann`: layer-wise assignment of approximate multipliers (net/alwann/).
 
     ecomac alwann search --model M.pt --data D -o DIR [--tiles T] [--pop N] [--gens G]
                          [--tuning none|uniform|histogram] [--mult SPEC ...] [--library FILE.json]

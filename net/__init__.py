@@ -10,14 +10,14 @@ layers.py    emulated Linear/Conv2d on a datapath, `convert` by spec or per-laye
 importer.py  PyTorch / ONNX models -> the energy model's layer list
 evaluate.py  accuracy beside energy per datapath
 train.py     the training loop of every mode; potq.py (ALS-POTQ), qat.py (int8/ASM/approx-aware)
-tuning.py    ALWANN weight tuning; alwann.py the NSGA-II multiplier assignment
+tuning.py    ALWANN weight tuning; alwann/ the NSGA-II multiplier assignment
 
 This file imports nothing heavy: the CLI builds its parsers from the names below without
 importing torch.
 """
 
 ARCHS = ("mlp", "lenet")    # the architectures net.models builds
-# the ALWANN search's options (net/alwann.py): objectives and defaults
+# the ALWANN search's options (net/alwann/): objectives and defaults
 ALWANN_OBJECTIVES = ("accuracy", "loss")
 ALWANN_DEFAULTS = {"objective": "accuracy", "pop": 50, "gens": 30, "tuning": "histogram", "seed": 0, "workers": 2,
                    "search_fraction": 0.25, "search_max": 1000, "calib": 512, "batch_size": 500}

@@ -1,4 +1,4 @@
-"""ALWANN search (net/alwann.py, `ecomac alwann`): chromosome decoding, resume = uninterrupted,
+"""ALWANN search (net/alwann/, `ecomac alwann`): chromosome decoding, resume = uninterrupted,
 Dask = processes = this process, pick + `nn eval --mapping` reproduce the front exactly, bad input.
 
 A tiny setup keeps it fast: the MLP trained 3 epochs on digits, four multipliers (no sweep), a

@@ -46,7 +46,7 @@ HEAVY = {
     ("energy", "calibration"): "synth.energy.calibration_table",
     ("energy", "headline"): "synth.network_comparison.headline",
     ("synth",): "ecomac.designs.synth_defaults",        # synth --all
-    ("energy", "accumulators"): "synth.accumulators.accumulator_table",
+    ("energy", "accumulators"): "synth.network_comparison.accumulator_table",
     ("fpga",): "synth.fpga.fpga_many",                   # fpga --all
     ("fpga", "one design"): "synth.fpga.place_and_route",  # nextpnr: tens of seconds per design
     ("emulate", "--bench"): "net.emulate.bench",          # minutes: two shapes x eight datapaths
