@@ -16,8 +16,9 @@ from synth import reference
 from synth.cache import atomic_write
 from synth.netlist import netlist_energy, netlist_stats
 
+from . import accelerator_report as A
 from . import energy_report as R
-from .args import add_design_args, design_params
+from .args import add_design_args, design_params, positive_int
 from .energy_report import heavy_report_sections, report_sections  # noqa: F401 (read by ecomac/report.py)
 from .outputs import check_input_file
 from .plot import check_plot_path
@@ -76,9 +77,27 @@ def add_parser(sub) -> None:
     _mode_arg(p)
     p.add_argument("--operands", default="gaussian", choices=N.OPERANDS,
                    help="activity mode operand statistics (default gaussian)")
+    p.add_argument("--arch", default="stream", metavar="ARCH",
+                   help="stream (default: every tensor across DRAM and a 32 KB SRAM), tile-vn, tile-near, "
+                        "tile-in[,NAME=VALUE...] (ecomac's tiles mapped by ZigZag) or a ZigZag accelerator "
+                        "FILE.yaml (docs/accelerators.md)")
+    p.add_argument("--batch", type=positive_int, default=None, metavar="B",
+                   help="inferences per batch: weights not resident are loaded once per batch; energy per "
+                        "inference (default: the net's batch)")
     p.add_argument("--json", action="store_true")
     p.add_argument("--plot", metavar="FILE.png", help="bar chart of the per-layer breakdown (.png, .pdf or .svg)")
     p.set_defaults(func=_cmd_net)
+
+    p = es.add_parser("accelerators", help="nets x datapaths on tile-vn/near/in at batch 1 and 16 (ZigZag; "
+                                           "docs/accelerators.md's tables)")
+    p.add_argument("--net", action="append", metavar="FILE",
+                   help="net file (repeatable; default ResNet-18, MobileNet-v2 and the shipped MLP and LeNet)")
+    p.add_argument("--datapath", action="append", type=_datapath_arg, metavar="DATAPATH",
+                   help="repeatable (default fp32, int8, mfmac, asm {1} and {1,3}, two approximate multipliers)")
+    p.add_argument("--batch", action="append", type=positive_int, metavar="B", help="repeatable (default 1 and 16)")
+    p.add_argument("-o", "--output", metavar="FILE.json", help="write the rows (and the timings) here")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_accelerators)
 
     p = es.add_parser("headline", help="ALS-POTQ: linear-layer training energy, MF-MAC vs FP32")
     p.add_argument("--net", action="append", metavar="FILE.json",
@@ -205,17 +224,31 @@ def _cmd_net(args) -> int:
         check_plot_path(args.plot)                 # before the work, not after
     from net.importer import load_net_file, parse_input_shape
 
+    from synth.zigzag import check_arch, network_energy
     check_input_file(args.net, "net file")          # a folder is named as one, not as missing
+    arch = check_arch(args.arch, args.batch)        # a bad architecture or batch before the work
+    if args.training and arch.kind != "stream":
+        raise ValueError(f"--training is priced on --arch stream only, not on {arch.label}")
     net, imp = load_net_file(args.net, parse_input_shape(args.input_shape) if args.input_shape else None)
     if imp is not None and imp.unsupported:         # listed, never dropped silently
         print("note: MACs of unsupported operators not counted: "
               + ", ".join(f"{n} {op}" for n, op in imp.unsupported), file=sys.stderr)
-    with Heartbeat(f"energy of {net.name} on {args.datapath} (synthesizes its MAC once; cached afterwards)"):
-        res = N.net_energy(net, args.datapath, training=args.training, mode=args.mode, operands=args.operands)
+    if arch.kind == "stream":
+        with Heartbeat(f"energy of {net.name} on {args.datapath} (synthesizes its MAC once; cached afterwards)"):
+            res = network_energy(net, args.datapath, arch, args.batch, training=args.training, mode=args.mode,
+                                 operands=args.operands)
+    else:
+        from .table import progress_bar
+        with progress_bar(f"{net.name} on {arch.label} (ZigZag; cached)") as step:
+            res = network_energy(net, args.datapath, arch, args.batch, mode=args.mode, operands=args.operands,
+                                 progress=step)
     if args.plot:
         atomic_write(args.plot, R.plot_layers(res, Path(args.plot).suffix.lower().lstrip(".")))
     if args.json:
         print(json.dumps(res, indent=2))
+        return 0
+    if arch.kind != "stream":
+        print(A.net_table(res, args.mode))
         return 0
     rows = [[r["name"], r["shape"], r["macs"], R.fmt_pj(r["multiply_pj"]), R.fmt_pj(r["accumulate_pj"]),
              R.fmt_pj(r["sram_pj"]), R.fmt_pj(r["dram_pj"]), R.fmt_pj(r["energy_pj"])] for r in res["layers"]]
@@ -225,11 +258,33 @@ def _cmd_net(args) -> int:
     print(format_table(rows, ["layer", "shape", "MACs", "multiply", "accumulate", "SRAM", "DRAM", "total"],
                        title=f"{res['net']} on {res['datapath']} ({per['mac_design']}, "
                              f"{per['mac_pj']:.4g} pJ/MAC, {args.mode}), "
-                             f"{'training (3 products/layer)' if args.training else 'inference'}"))
+                             f"{'training (3 products/layer)' if args.training else 'inference'}, "
+                             f"arch stream, batch {res['batch']}"))
     print(f"arithmetic {R.fmt_pj(res['arithmetic_pj'])}, memory {R.fmt_pj(res['memory_pj'])}, "
           f"total {R.fmt_pj(res['energy_pj'])}")
     if args.plot:
         print(f"wrote {args.plot}")
+    return 0
+
+
+def _cmd_accelerators(args) -> int:
+    from synth.zigzag_table import ARCHS, BATCHES, DATAPATHS, accelerator_table, hades_goal
+    from .outputs import check_output_file
+    from .table import progress_bar
+    if args.output:
+        check_output_file(args.output, (".json",))
+    nets = A.nets(args.net)
+    with progress_bar("accelerators") as step:
+        rows = accelerator_table(nets, args.datapath or DATAPATHS, ARCHS, args.batch or BATCHES, progress=step)
+    goal = hades_goal(rows)
+    if args.output:
+        atomic_write(args.output, json.dumps({"rows": rows, "hades_goal": goal}, indent=2))
+    if args.json:
+        print(json.dumps({"rows": rows, "hades_goal": goal}, indent=2))
+        return 0
+    print(A.tables(rows, goal))
+    if args.output:
+        print(f"wrote {args.output}")
     return 0
 
 

@@ -139,8 +139,10 @@ def map_layer(layer: dict, accel: dict, mapping: list[dict]) -> dict:
     except ValueError as e:
         raise ValueError(f"layer {layer['name']}: {e}") from None
     except Exception as e:                                     # noqa: BLE001 - ZigZag asserts and raises anything
+        p = layer["operand_precision"]
         raise ValueError(f"layer {layer['name']}: ZigZag cannot map it ({type(e).__name__}: "
-                         f"{(str(e).splitlines() or [''])[0][:160]})") from None
+                         f"{(str(e).splitlines() or [''])[0][:120]}; operands W {p['W']} b, I {p['I']} b, "
+                         f"partial sums {p['O']} b must fit the memories)") from None
     cache.store("zigzag", k, res)
     return res
 
@@ -239,6 +241,7 @@ def _accelerator_energy(net, datapath, a, batch, mode, operands, progress) -> di
             io = ((layer.inputs if i == 0 else 0) + (layer.outputs if i == len(net.layers) - 1 else 0)) / net.batch
             e = io * prec.x_bits / prices["dram"]["word_bits"] * prices["dram"]["read_pj"]
             row["levels"]["dram"] += e
+            row["dram_pj"] += e
             row["memory_pj"] += e
             row["energy_pj"] += e
         rows.append(row)
@@ -257,7 +260,8 @@ def _accelerator_energy(net, datapath, a, batch, mode, operands, progress) -> di
             "weight_capacity_bits": cap, "per_mac": per, "decode_pj_per_mac": decode_pj,
             "macs": tot("macs"), "energy_pj": tot("energy_pj"), "arithmetic_pj": tot("arithmetic_pj"),
             "multiply_pj": tot("multiply_pj"), "accumulate_pj": tot("accumulate_pj"),
-            "memory_pj": tot("memory_pj"), "levels": levels, "weight_load_pj": tot("weight_load_pj"),
+            "memory_pj": tot("memory_pj"), "dram_pj": tot("dram_pj"), "sram_pj": tot("sram_pj"),
+            "levels": levels, "weight_load_pj": tot("weight_load_pj"),
             "cycles": tot("cycles"), "layers": rows}
 
 
@@ -299,9 +303,32 @@ def _price_layer(layer, m, rep, prices, per, decode_pj, prec, top, w_levels, wei
     mem = math.fsum(levels.values())
     return {"name": layer.name, "kind": layer.kind, "shape": layer.shape, "macs": n,
             "multiply_pj": mul, "accumulate_pj": acc, "arithmetic_pj": mul + acc, "memory_pj": mem,
+            "dram_pj": levels.get(top, 0.0), "sram_pj": mem - levels.get(top, 0.0),
             "energy_pj": mul + acc + mem, "levels": levels, "weight_load_pj": load * rep,
             "weights_from_dram": weights, "accesses": {k: {kk: vv * rep for kk, vv in v.items()} for k, v in counts.items()},
             "cycles": m["cycles"] * rep, "spatial": m["spatial"], "temporal": m["temporal"]}
+
+
+def zigzag_own_energy(net, yaml_path: str, datapath: str = "int8") -> dict:
+    """ZigZag's own energy of one inference of `net` on its accelerator file `yaml_path`: the file's
+    per-access costs and MAC energy, ZigZag's minimal-energy mapping of each layer (one sample)."""
+    from .zigzag_arch import layer_mapping, load_user, parse_arch, precision
+    a = parse_arch(yaml_path)
+    prec = precision(datapath)
+    accel, _ = load_user(a, 0.0, reprice=False)
+    mac_unit = accel["operational_array"]["unit_energy"]
+    total = macs = 0.0
+    seen = {}
+    for layer in net.layers:
+        zl = zigzag_layer(layer, prec)
+        key = json.dumps({**zl, "name": ""}, sort_keys=True)
+        if key not in seen:
+            seen[key] = map_layer(zl, accel, layer_mapping(a, zl))
+        rep = layer.dims.get("repeat", 1)
+        total += seen[key]["zigzag_energy_pj"] * rep
+        macs += seen[key]["macs"] * rep
+    return {"energy_pj": total, "arithmetic_pj": macs * mac_unit, "memory_pj": total - macs * mac_unit,
+            "mac_pj": mac_unit, "macs": macs}
 
 
 def _decoder_pj(prec, mode: str) -> float:

@@ -218,10 +218,11 @@ def accelerator(arch: Arch, prec: Precision, mac_pj: float, tiles: int, act_on_c
     return desc, prices
 
 
-def load_user(arch: Arch, mac_pj: float) -> tuple[dict, dict]:
+def load_user(arch: Arch, mac_pj: float, reprice: bool = True) -> tuple[dict, dict]:
     """A user's ZigZag accelerator YAML, validated by ZigZag, its memories re-priced by ecomac: the
     largest (or any named *dram*) at DRAM_USED_PJ per 64 bits, every other one by
-    reference.sram_access_pj(its size, its port width); the MAC at ecomac's netlist energy."""
+    reference.sram_access_pj(its size, its port width); the MAC at ecomac's netlist energy
+    (reprice=False: the file's own costs, for ZigZag's own figure)."""
     import yaml
 
     from zigzag.parser.accelerator_validator import AcceleratorValidator
@@ -258,11 +259,15 @@ def load_user(arch: Arch, mac_pj: float) -> tuple[dict, dict]:
             e = reference.DRAM_USED_PJ * bw / DRAM_WORD_BITS
         else:
             e = reference.sram_access_pj(m["size"] / 8, bw)
-        m["r_cost"], m["w_cost"] = e, e
+        if reprice:
+            m["r_cost"], m["w_cost"] = e, e
+        else:
+            e = m["r_cost"]
         prices[name] = {"read_pj": e, "write_pj": e, "word_bits": bw,
                         "file_read_pj": data["memories"][name].get("r_cost"),
                         "file_write_pj": data["memories"][name].get("w_cost")}
-    norm["operational_array"]["unit_energy"] = float(mac_pj)
+    if reprice:
+        norm["operational_array"]["unit_energy"] = float(mac_pj)
     return norm, prices
 
 
