@@ -54,6 +54,7 @@ HEAVY = {
     ("nn", "train-experiments"): "net.train.experiment",   # also its deprecated alias `train-experiments`
     ("prove", "--all"): "synth.prove.suite",
     ("prove", "one design"): "synth.prove.prove",          # SAT proofs: a minute each by default
+    ("energy", "accelerators"): "synth.zigzag_table.accelerator_table",   # ZigZag on ResNet-18 and more
 }
 # commands whose exit status reports a result besides 0 and 2 (prove: 1 counterexample, 3 undecided)
 RESULT_CODES = {("prove",): {1, 3}}
@@ -73,6 +74,39 @@ OUT_SUFFIXES = (".v", ".json", ".png", ".pdf", ".svg", ".jpg", ".bin", ".npy", "
 
 ADDER_V = "module m(input [1:0] a, input [1:0] b, output [3:0] p);\n  assign p = a * b;\nendmodule\n"
 TINY_NET = ('{"name": "tiny", "layers": [{"kind": "linear", "in": 4, "out": 4, "tokens": 2}]}')
+# a ZigZag accelerator: 4 MACs, a weight register per MAC, one buffer for everything
+TINY_ACCEL = """name: tiny
+memories:
+  w_reg:
+    size: 8
+    r_cost: 0.1
+    w_cost: 0.1
+    area: 0
+    latency: 1
+    operands: [I2]
+    ports:
+      - {name: r_port_1, type: read, bandwidth_min: 8, bandwidth_max: 8, allocation: ["I2, tl"]}
+      - {name: w_port_1, type: write, bandwidth_min: 8, bandwidth_max: 8, allocation: ["I2, fh"]}
+    served_dimensions: []
+  buf:
+    size: 1000000
+    r_cost: 10
+    w_cost: 10
+    area: 0
+    latency: 1
+    operands: [I1, I2, O]
+    ports:
+      - {name: r_port_1, type: read, bandwidth_min: 64, bandwidth_max: 64, allocation: ["I1, tl", "I2, tl", "O, tl", "O, th"]}
+      - {name: w_port_1, type: write, bandwidth_min: 64, bandwidth_max: 64, allocation: ["I1, fh", "I2, fh", "O, fh", "O, fl"]}
+    served_dimensions: [D1]
+operational_array:
+  unit_energy: 0.1
+  unit_area: 1
+  dimensions: [D1]
+  sizes: [4]
+"""
+ARCHS = ("stream", "tile-vn", "tile-near,lanes=4,depth=8", "tile-in,tiles=1", "tile-in,bogus=1", "tile-vn,lanes=0",
+         "tile-near,bus_bits=8", "bogus", "")
 
 
 class _Overtime(BaseException):
@@ -109,6 +143,9 @@ def _scratch(root: Path) -> None:
     (root / "m.v").write_text(ADDER_V)
     (root / "net.json").write_text(TINY_NET)
     (root / "bad.json").write_text('{"name": "x", "layers": [{"kind": "conv"}]}')
+    (root / "accel.yaml").write_text(TINY_ACCEL)
+    (root / "bad.yaml").write_text("name: x\nmemories: {m: {size: -1}}\n")
+    (root / "garbage.yaml").write_text("{[: not yaml\n")
 
 
 def _out_path(root: Path):
@@ -147,6 +184,9 @@ def _values(action, root: Path, path):
         return _in_path(root, "json" if name == "net" else name)
     if name == "datapath":
         return st.sampled_from(DATAPATHS)
+    if name == "arch":                       # an accelerator (nn train's --arch has choices, drawn above)
+        return st.sampled_from(ARCHS + tuple(str(root / n) for n in ("accel.yaml", "bad.yaml", "garbage.yaml",
+                                                                      "missing.yaml", "dir")))
     if name == "alphabet":
         return st.sampled_from(ALPHABETS)
     if name == "top":
