@@ -51,6 +51,8 @@ def _cmd_search(args) -> int:
     if args.resume and not ck.is_file():
         raise ValueError(f"--resume: no checkpoint {ck} (run the search without --resume first)")
     t0 = time.monotonic()
+    from synth.zigzag import check_arch
+    check_arch(args.arch, args.batch)                   # a bad accelerator before minutes of search
     if args.scheduler is not None:
         alwann.check_scheduler(args.scheduler)          # an unreachable cluster before minutes of setup
     setup = alwann.prepare(args.model, args.data, tiles=args.tiles, tuning=args.tuning, extra=args.mult or (),
@@ -71,7 +73,8 @@ def _cmd_search(args) -> int:
                 prog.step(note=f"{info['evaluated']} mappings, {_front_note(info['front'])}")
             result = alwann.search(setup.ctx, setup.space, engine, pop=args.pop, gens=args.gens, seed=args.seed,
                                    options=options, checkpoint=ck, resume=args.resume, on_generation=on_gen)
-        doc = alwann.finish(result, engine, setup.layers, setup.cands, energy=not args.no_energy, log=_log)
+        doc = alwann.finish(result, engine, setup.layers, setup.cands, energy=not args.no_energy, log=_log,
+                            energy_arch=args.arch, energy_batch=args.batch)
     doc["setup"] = setup.info
     doc["search"]["seed"] = args.seed
     doc["search"]["pop"] = args.pop
@@ -220,6 +223,11 @@ def add_parser(sub) -> None:
     q.add_argument("--resume", action="store_true", help="continue the search from DIR/checkpoint.pkl")
     q.add_argument("--seed", type=int, default=DEFAULTS["seed"], help="NSGA-II seed (default 0)")
     q.add_argument("--no-energy", action="store_true", help="skip the per-inference energy of the front points")
+    q.add_argument("--arch", default="stream", metavar="ARCH",
+                   help="accelerator the per-inference energy is priced on: stream (default), tile-vn, tile-near, "
+                        "tile-in[,NAME=VALUE...] or a ZigZag accelerator FILE.yaml (docs/accelerators.md)")
+    q.add_argument("--batch", type=positive_int, default=None, metavar="B",
+                   help="inferences per batch for that energy (default 1)")
     q.add_argument("--json", action="store_true", help="print baseline, front, goal and search figures as JSON")
     q.add_argument("-o", "--output", required=True, metavar="DIR")
     q.set_defaults(func=_cmd_search)

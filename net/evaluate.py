@@ -223,7 +223,7 @@ def summarize(runs: list[list[dict]]) -> list[dict]:
         same = [rows[i] for rows in runs]
         if any(r["datapath"] != first["datapath"] for r in same):
             raise ValueError("summarize: the seeds' rows list different datapaths")
-        row = {k: first[k] for k in ROW_KEYS if k not in SUMMARY_KEYS}
+        row = {k: first[k] for k in ROW_KEYS if k not in SUMMARY_KEYS and k in first}   # older rows: no energy_arch
         for k in SUMMARY_KEYS:
             v = np.array([r[k] for r in same], np.float64)
             row[f"{k}_mean"] = float(v.mean())
