@@ -38,6 +38,7 @@ __all__ = ["network_energy", "zigzag_layer", "map_layer", "rebatch", "LEVEL_PART
 _CACHE_VERSION = "1"
 LPF_LIMIT = 6          # LOMA's loop prime factor limit (ZigZag's default)
 LEVEL_PARTS = ("dram", "act", "wmem", "bus", "bank", "acc")
+SEARCH_DATAPATH = "int8"   # tile accelerators: ZigZag searches each layer's loop order at these widths
 
 
 def zigzag_layer(layer, prec) -> dict:
@@ -147,6 +148,41 @@ def map_layer(layer: dict, accel: dict, mapping: list[dict]) -> dict:
     return res
 
 
+def ordering(mapped: dict) -> list[list]:
+    """The complete temporal loop order (innermost first, [dim, size]) of a mapped layer (the weight
+    operand's loops over all its levels), as a ZigZag mapping's `temporal_ordering`."""
+    import re
+    text = mapped["temporal"]
+    i = text.index("W: [") + 3
+    depth, j = 0, i
+    while True:                                    # the bracket-balanced list after "W: "
+        depth += {"[": 1, "]": -1}.get(text[j], 0)
+        j += 1
+        if depth == 0:
+            break
+    out = []
+    for dim, size in re.findall(r"\((\w+), ([\d.]+)\)", text[i:j]):
+        f = float(size)
+        out.append([dim, int(f) if f == int(f) else f])
+    return out
+
+
+def map_reusing(layer: dict, accel: dict, mapping: list[dict], search_accel: dict, search_layer: dict) -> dict:
+    """The layer mapped on `accel` with the loop order ZigZag's search found on `search_accel` (the
+    reference widths): ZigZag re-allocates that order to `accel`'s memories and counts its accesses.
+    One search per layer and accelerator kind instead of one per datapath (LOMA tries every order
+    of the loops' prime factors: ~720 cost-model runs per 3x3 conv layer); a full search when the
+    order does not fit `accel`'s memories."""
+    found = map_layer(search_layer, search_accel, mapping)
+    if search_accel == accel and search_layer == layer:
+        return found
+    fixed = [{**mapping[0], "temporal_ordering": ordering(found)}]
+    try:
+        return {**map_layer(layer, accel, fixed), "order_from": "search"}
+    except ValueError:
+        return map_layer(layer, accel, mapping)
+
+
 def rebatch(net, batch: int):
     """The same net at another batch (every layer rebuilt from its shape)."""
     from .network import Net, _layer
@@ -214,11 +250,18 @@ def _accelerator_energy(net, datapath, a, batch, mode, operands, progress) -> di
         accel, prices = accelerator(a, prec, 0.0, tiles)
         on_chip = accelerator(a, prec, 0.0, tiles, act_on_chip=True)[0]
         act_bits = a.params["act_kb"] * 1024 * 8
+        ref = precision(SEARCH_DATAPATH)                 # the loop orders are searched at int8's widths
+        ref_tiles = max(1, -(-sum(l.weights for l in net.layers) * ref.w_bits // tile_bits(a, ref)))
+        ref_accel = {False: accelerator(a, ref, 0.0, ref_tiles)[0],
+                     True: accelerator(a, ref, 0.0, ref_tiles, act_on_chip=True)[0]}
     mems = accel["memories"]
     top = max(mems, key=lambda n: mems[n]["size"])
     oa = accel["operational_array"]
-    w_levels = [n for n, m in mems.items() if "I2" in m["operands"] and n != top]
-    cap = sum(mems[n]["size"] * _instances(mems[n], oa["dimensions"], oa["sizes"]) for n in w_levels)
+    w_chain = [n for n, m in mems.items() if "I2" in m["operands"]]     # bottom up, as ZigZag lists them
+    w_top = w_chain[-1]
+    w_store = w_chain[-2] if len(w_chain) > 1 else None                  # where weights stay on chip
+    cap = (mems[w_store]["size"] * _instances(mems[w_store], oa["dimensions"], oa["sizes"])
+           if w_store is not None else 0)
     resident = weight_bits <= cap
     rows, seen = [], {}
     if progress is not None:
@@ -230,12 +273,17 @@ def _accelerator_energy(net, datapath, a, batch, mode, operands, progress) -> di
         # tiles: a layer whose inputs and (partial) outputs fit the activation buffer keeps them there
         fits = a.kind != "yaml" and (layer.inputs * prec.x_bits + layer.outputs * prec.acc_bits) * one <= act_bits
         key = json.dumps([{**zl, "name": ""}, fits], sort_keys=True)
-        if key not in seen:
-            seen[key] = map_layer(zl, on_chip if fits else accel, layer_mapping(a, zl))
+        if key not in seen and a.kind == "yaml":
+            seen[key] = map_layer(zl, accel, layer_mapping(a, zl))
+        elif key not in seen:
+            rl = zigzag_layer(layer, ref)
+            ref_fits = (layer.inputs * ref.x_bits + layer.outputs * ref.acc_bits) * one <= act_bits
+            seen[key] = map_reusing(zl, on_chip if fits else accel, layer_mapping(a, zl),
+                                    ref_accel[ref_fits], rl)
         # weights loaded from DRAM: once (resident), once per batch (the layer's weights fit the weight
         # memories), or as often as the per-sample mapping fetches them
         w_fit = layer.weights / rep * prec.w_bits <= cap
-        row = _price_layer(layer, seen[key], rep, prices, per, decode_pj, prec, top, w_levels,
+        row = _price_layer(layer, seen[key], rep, prices, per, decode_pj, prec, top, (w_top, w_store),
                            "resident" if resident else ("batch" if w_fit else "sample"), batch)
         if fits:       # the network's input and output cross DRAM once; between layers data stays on chip
             io = ((layer.inputs if i == 0 else 0) + (layer.outputs if i == len(net.layers) - 1 else 0)) / net.batch
@@ -265,10 +313,12 @@ def _accelerator_energy(net, datapath, a, batch, mode, operands, progress) -> di
             "cycles": tot("cycles"), "layers": rows}
 
 
-def _price_layer(layer, m, rep, prices, per, decode_pj, prec, top, w_levels, weights: str, batch: int) -> dict:
+def _price_layer(layer, m, rep, prices, per, decode_pj, prec, top, w_path, weights: str, batch: int) -> dict:
     """One layer's energy per inference (all repeats) from ZigZag's access counts of one sample.
-    weights: "resident" (DRAM reads of W and the fills of W's memories are the one-time weight_load_pj),
-    "batch" (they happen once per batch: / batch) or "sample" (as counted)."""
+    w_path = (the top weight memory, the on-chip one below it). weights: "resident" (the top's weight
+    reads and the on-chip one's fills are the one-time weight_load_pj), "batch" (they happen once per
+    batch: / batch) or "sample" (as counted)."""
+    w_top, w_store = w_path
     levels = {k: 0.0 for k in prices}
     counts = {}
     load = 0.0
@@ -280,7 +330,8 @@ def _price_layer(layer, m, rep, prices, per, decode_pj, prec, top, w_levels, wei
         writes = lv["wr_in_by_high"] + lv["wr_in_by_low"]
         fetch = 0.0                                    # weight traffic from DRAM into the weight memories
         if op == "W" and weights != "sample":
-            fetch = (lv["rd_out_to_low"] * pr["read_pj"] if name == top else lv["wr_in_by_high"] * pr["write_pj"])
+            fetch = (lv["rd_out_to_low"] * pr["read_pj"] if name == w_top else
+                     lv["wr_in_by_high"] * pr["write_pj"] if name == w_store else 0.0)
         e = (reads * pr["read_pj"] + writes * pr["write_pj"]) * beats - fetch * beats
         if weights == "resident":
             load += fetch * beats
