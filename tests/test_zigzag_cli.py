@@ -82,3 +82,12 @@ def test_bad_arch_is_one_line(files, capsys, extra, msg):
     code, out, err = run(capsys, "energy", "net", "--net", files / "net.json", "--datapath", "int8", *extra)
     assert code == 2 and out == ""
     assert err.count("\n") == 1 and msg in err
+
+
+def test_list_and_hardware_commands_do_not_import_zigzag():
+    import subprocess
+    import sys
+    code = ("import sys\nfrom ecomac.cli import main\nmain(['list'])\n"
+            "sys.exit(3 if any(m.split('.')[0] == 'zigzag' for m in sys.modules) else 0)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-500:]
