@@ -270,16 +270,25 @@ def _accelerator_energy(net, datapath, a, batch, mode, operands, progress) -> di
         zl = zigzag_layer(layer, prec)
         rep = layer.dims.get("repeat", 1)
         one = 1.0 / (rep * net.batch)                 # one repeat, one sample
-        # tiles: a layer whose inputs and (partial) outputs fit the activation buffer keeps them there
-        fits = a.kind != "yaml" and (layer.inputs * prec.x_bits + layer.outputs * prec.acc_bits) * one <= act_bits
+        # tiles: a layer whose inputs and outputs fit the activation buffer keeps them there (when ZigZag
+        # finds a mapping that does; else DRAM holds its activations too)
+        fits = a.kind != "yaml" and (layer.inputs + layer.outputs) * prec.x_bits * one <= act_bits
         key = json.dumps([{**zl, "name": ""}, fits], sort_keys=True)
         if key not in seen and a.kind == "yaml":
             seen[key] = map_layer(zl, accel, layer_mapping(a, zl))
         elif key not in seen:
             rl = zigzag_layer(layer, ref)
-            ref_fits = (layer.inputs * ref.x_bits + layer.outputs * ref.acc_bits) * one <= act_bits
-            seen[key] = map_reusing(zl, on_chip if fits else accel, layer_mapping(a, zl),
-                                    ref_accel[ref_fits], rl)
+            ref_fits = (layer.inputs + layer.outputs) * ref.x_bits * one <= act_bits
+            seen[key] = None
+            if fits:
+                try:
+                    seen[key] = map_reusing(zl, on_chip, layer_mapping(a, zl), ref_accel[ref_fits], rl)
+                except ValueError:
+                    fits = False
+            if seen[key] is None:
+                seen[key] = map_reusing(zl, accel, layer_mapping(a, zl), ref_accel[False], rl)
+            seen[key] = {**seen[key], "act_on_chip": fits}
+        fits = seen[key].get("act_on_chip", False)
         # weights loaded from DRAM: once (resident), once per batch (the layer's weights fit the weight
         # memories), or as often as the per-sample mapping fetches them
         w_fit = layer.weights / rep * prec.w_bits <= cap
@@ -410,7 +419,7 @@ def mvm_counts(s) -> dict:
     from .zigzag_arch import Arch, Precision, accelerator, layer_mapping
     kind = {"vn": "tile-vn", "near": "tile-near", "in": "tile-in"}[s.kind]
     params = {"lanes": s.lanes, "depth": s.depth, "parallel": 1, "tiles": 1, "bus_bits": s.bus_bits or 64,
-              "bus_mm": 1.0, "act_kb": 64, "storage": s.weight_storage}
+              "bus_mm": 1.0, "act_kb": 64, "ibuf_b": 0, "storage": s.weight_storage}   # the RTL tile has no x buffer
     arch = Arch(kind, kind, params)
     prec = Precision(s.x_bits, s.w_width, s.acc_bits, s.bank if s.kind == "in" else None, None)
     accel, prices = accelerator(arch, prec, 0.0, 1)

@@ -12,6 +12,8 @@ Architectures (`parse_arch`):
                               (weights resident across inferences); N = a fixed capacity of N tiles
       bus_bits=64, bus_mm=1   tile-vn's memory-to-PE bus (width, length)
       act_kb=1024             the shared activation buffer (inputs and outputs of a layer), KB
+      ibuf_b=2048             each computing tile's input buffer (x elements for its lanes), bytes;
+                              0 = none (x straight from the activation buffer)
       storage=index           asm weights stored as compact indices (decoded per lane) or control words
   FILE.yaml                   a ZigZag accelerator description (ZigZag's format; operands I1 = inputs,
                               I2 = weights, O = outputs); ecomac re-prices its memories and MAC
@@ -23,6 +25,7 @@ Memory levels of a tile accelerator (bottom up; per access, 45 nm, synth.movemen
              per read; tile-in: one column sub-array per lane (depth weights), one weight per read
   bank       tile-in (int8, mfmac, asm): the register file of x multiples, written once per x element
              (its reads, one per selector per lane per MAC, are priced per MAC: `bank_reads`)
+  ibuf       each computing tile's input buffer (I1), one x element per read
   act        the activation buffer (I1 and O), 64-bit words
   dram       I1, I2 and O, 64-bit words at synth.reference.DRAM_USED_PJ
 ZigZag sees tile-vn's weight port as row-wide (so it unrolls all lanes, as the RTL does) with bus-word
@@ -40,9 +43,9 @@ __all__ = ["TILE_KINDS", "ARCH_CHOICES", "Arch", "parse_arch", "Precision", "pre
 TILE_KINDS = ("tile-vn", "tile-near", "tile-in")
 ARCH_CHOICES = ("stream",) + TILE_KINDS
 TILE_DEFAULTS = {"lanes": 64, "depth": 256, "parallel": 16, "tiles": "auto", "bus_bits": 64, "bus_mm": 1.0,
-                 "act_kb": 1024, "storage": "index"}
+                 "act_kb": 1024, "ibuf_b": 2048, "storage": "index"}
 _LIMITS = {"lanes": (1, 4096), "depth": (1, 1 << 20), "parallel": (1, 4096), "tiles": (1, 1 << 24),
-           "bus_bits": (1, 4096), "act_kb": (1, 1 << 20)}
+           "bus_bits": (1, 4096), "act_kb": (1, 1 << 20), "ibuf_b": (0, 1 << 20)}
 DRAM_WORD_BITS = 64
 ACT_WORD_BITS = 64
 
@@ -204,6 +207,10 @@ def accelerator(arch: Arch, prec: Precision, mac_pj: float, tiles: int, act_on_c
             mems["bank"] = _memory(prec.x_bits, prec.x_bits, prec.x_bits, ["I1"], ["D1"], 0.0, write)
             prices["bank"] = {"read_pj": 0.0, "write_pj": write, "word_bits": prec.x_bits,
                               "entry_read_pj": reference.sram_access_pj(entries * bits / 8, bits)}
+    if P["ibuf_b"]:
+        ib = reference.sram_access_pj(P["ibuf_b"], prec.x_bits)
+        mems["ibuf"] = _memory(P["ibuf_b"] * 8, prec.x_bits, prec.x_bits, ["I1"], ["D1"], ib, ib)
+        prices["ibuf"] = {"read_pj": ib, "write_pj": ib, "word_bits": prec.x_bits}
     act_bytes = P["act_kb"] * 1024
     act = reference.sram_access_pj(act_bytes, ACT_WORD_BITS)
     mems["act"] = _memory(act_bytes * 8, ACT_WORD_BITS, ACT_WORD_BITS, ["I1", "O"], dims, act, act)
