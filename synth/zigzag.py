@@ -251,7 +251,8 @@ def _accelerator_energy(net, datapath, a, batch, mode, operands, progress) -> di
         on_chip = accelerator(a, prec, 0.0, tiles, act_on_chip=True)[0]
         act_bits = a.params["act_kb"] * 1024 * 8
         ref = precision(SEARCH_DATAPATH)                 # the loop orders are searched at int8's widths
-        ref_tiles = max(1, -(-sum(l.weights for l in net.layers) * ref.w_bits // tile_bits(a, ref)))
+        ref_tiles = (max(1, -(-sum(l.weights for l in net.layers) * ref.w_bits // tile_bits(a, ref)))
+                     if a.params["tiles"] == "auto" else tiles)
         ref_accel = {False: accelerator(a, ref, 0.0, ref_tiles)[0],
                      True: accelerator(a, ref, 0.0, ref_tiles, act_on_chip=True)[0]}
     mems = accel["memories"]
