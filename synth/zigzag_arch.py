@@ -228,7 +228,8 @@ def accelerator(arch: Arch, prec: Precision, mac_pj: float, tiles: int, act_on_c
 def load_user(arch: Arch, mac_pj: float, reprice: bool = True) -> tuple[dict, dict]:
     """A user's ZigZag accelerator YAML, validated by ZigZag, its memories re-priced by ecomac: the
     largest (or any named *dram*) at DRAM_USED_PJ per 64 bits, every other one by
-    reference.sram_access_pj(its size, its port width); the MAC at ecomac's netlist energy
+    reference.sram_access_pj(its size, its port width (bandwidth_max: ZigZag counts accesses of that
+    many bits)); the MAC at ecomac's netlist energy
     (reprice=False: the file's own costs, for ZigZag's own figure)."""
     import yaml
 
@@ -261,7 +262,7 @@ def load_user(arch: Arch, mac_pj: float, reprice: bool = True) -> tuple[dict, di
     biggest = max(mems, key=lambda n: mems[n]["size"])
     prices = {}
     for name, m in mems.items():
-        bw = min(p["bandwidth_min"] for p in m["ports"])
+        bw = max(p["bandwidth_max"] for p in m["ports"])     # ZigZag counts accesses of bandwidth_max bits
         if "dram" in name.lower() or name == biggest:
             e = reference.DRAM_USED_PJ * bw / DRAM_WORD_BITS
         else:
