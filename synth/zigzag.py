@@ -371,25 +371,42 @@ def _price_layer(layer, m, rep, prices, per, decode_pj, prec, top, w_path, weigh
 
 
 def zigzag_own_energy(net, yaml_path: str, datapath: str = "int8") -> dict:
-    """ZigZag's own energy of one inference of `net` on its accelerator file `yaml_path`: the file's
-    per-access costs and MAC energy, ZigZag's minimal-energy mapping of each layer (one sample)."""
+    """ZigZag's own energy of one inference of `net` on its accelerator file `yaml_path` (the file's
+    per-access costs and MAC energy, ZigZag's minimal-energy mapping of each layer, one sample), and
+    the same mapping's accesses re-priced by ecomac (memories as for --arch FILE.yaml, the MAC of
+    `datapath` from its netlist)."""
+    from .network import mac_energy
     from .zigzag_arch import layer_mapping, load_user, parse_arch, precision
     a = parse_arch(yaml_path)
     prec = precision(datapath)
     accel, _ = load_user(a, 0.0, reprice=False)
+    _, prices = load_user(a, 0.0)
     mac_unit = accel["operational_array"]["unit_energy"]
     total = macs = 0.0
+    levels: dict = {}
     seen = {}
     for layer in net.layers:
         zl = zigzag_layer(layer, prec)
         key = json.dumps({**zl, "name": ""}, sort_keys=True)
         if key not in seen:
             seen[key] = map_layer(zl, accel, layer_mapping(a, zl))
-        rep = layer.dims.get("repeat", 1)
-        total += seen[key]["zigzag_energy_pj"] * rep
-        macs += seen[key]["macs"] * rep
-    return {"energy_pj": total, "arithmetic_pj": macs * mac_unit, "memory_pj": total - macs * mac_unit,
-            "mac_pj": mac_unit, "macs": macs}
+        m, rep = seen[key], layer.dims.get("repeat", 1)
+        total += m["zigzag_energy_pj"] * rep
+        macs += m["macs"] * rep
+        for lv in m["levels"]:
+            pr = prices[lv["memory"]]
+            e = ((lv["rd_out_to_low"] + lv["rd_out_to_high"]) * pr["read_pj"]
+                 + (lv["wr_in_by_high"] + lv["wr_in_by_low"]) * pr["write_pj"]) * rep
+            levels[lv["memory"]] = levels.get(lv["memory"], 0.0) + e
+    mac_pj = mac_energy(datapath)["mac_pj"]
+    mem = math.fsum(levels.values())
+    return {"zigzag": {"energy_pj": total, "arithmetic_pj": macs * mac_unit, "memory_pj": total - macs * mac_unit,
+                       "mac_pj": mac_unit},
+            "ecomac_priced": {"energy_pj": mem + macs * mac_pj, "arithmetic_pj": macs * mac_pj, "memory_pj": mem,
+                              "mac_pj": mac_pj, "levels": levels,
+                              "per_access_pj": {k: v["read_pj"] for k, v in prices.items()},
+                              "file_per_access_pj": {k: v["file_read_pj"] for k, v in prices.items()}},
+            "macs": macs}
 
 
 def _decoder_pj(prec, mode: str) -> float:

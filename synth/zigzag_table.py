@@ -66,12 +66,8 @@ def hades_goal(rows, nets=("resnet18", "mobilenetv2"), datapaths=HADES_DATAPATHS
 
 def zigzag_example(net, yaml_path: str, datapath: str = "int8,acc_bits=16") -> dict:
     """One of ZigZag's example accelerators on `net`: ZigZag's own energy (the file's per-access costs
-    and its MAC energy, ZigZag's mapping) next to ecomac's pricing of the same accelerator
-    (network_energy with the file as --arch). 16-bit partial sums: ZigZag's examples hold one 16-bit
-    partial sum per PE register."""
-    from .zigzag import network_energy, zigzag_own_energy
-    own = zigzag_own_energy(net, yaml_path, datapath)
-    eco = network_energy(net, datapath, yaml_path, 1)
-    return {"net": net.name, "accelerator": yaml_path, "datapath": datapath, "zigzag": own,
-            "ecomac": {k: eco[k] for k in ("energy_pj", "arithmetic_pj", "memory_pj", "levels")},
-            "ecomac_mac_pj": eco["per_mac"]["mac_pj"]}
+    and MAC energy, ZigZag's mapping) next to the same mapping's accesses priced by ecomac. 16-bit
+    partial sums: ZigZag's examples hold one 16-bit partial sum per PE register."""
+    from .zigzag import zigzag_own_energy
+    return {"net": net.name, "accelerator": yaml_path, "datapath": datapath,
+            **zigzag_own_energy(net, yaml_path, datapath)}
