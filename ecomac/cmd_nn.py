@@ -39,7 +39,7 @@ def _add_train_parser(ns) -> None:
     p.add_argument("--arch", required=True, choices=ARCHS, help="mlp or lenet")
     p.add_argument("--data", required=True, metavar="digits|mnist|FILE.npz")
     p.add_argument("--epochs", type=_positive_int, default=10, help="default 10")
-    p.add_argument("--seed", type=int, default=0, help="initialization, sample order (default 0); the "
+    p.add_argument("--seed", type=_seed, default=0, help="initialization, sample order (default 0); the "
                    "train/test split always uses seed 0")
     p.add_argument("--json", action="store_true", help="{model, arch, data, epochs, seed, test_accuracy_pct, "
                    "train_accuracy_pct, history, energy_per_step_pj, ...}")
@@ -60,7 +60,7 @@ def _add_train_parser(ns) -> None:
     p.add_argument("--grad", choices=("ste", "table"), help="approx/lut backward: straight-through (ste, default) "
                    "or the table's finite-difference gradient (table)")
     p.add_argument("--anneal", action="store_true", help="asm: anneal the alphabet projection over the epochs")
-    p.add_argument("--lr", type=float, default=2.0 ** -8, help="learning rate (default 2^-8)")
+    p.add_argument("--lr", type=_positive_float, default=2.0 ** -8, help="learning rate (default 2^-8)")
     p.add_argument("--lr-pow2", action="store_true", help="round the learning rate to a power of two (a shift)")
     p.add_argument("--optimizer", choices=("adam", "sgd"), default="adam", help="adam (default) or sgd (momentum 0.9)")
     p.add_argument("--batch-size", type=_positive_int, default=64, help="default 64")
@@ -120,8 +120,18 @@ def _plot_training(hist: dict, path, title: str) -> None:
 
 
 def _positive_int(text: str) -> int:
-    from .cli import positive_int
+    from .args import positive_int
     return positive_int(text)
+
+
+def _seed(text: str) -> int:
+    from .args import seed
+    return seed(text)
+
+
+def _positive_float(text: str) -> float:
+    from .args import float_range
+    return float_range(0, lo_open=True)(text)
 
 
 def _cmd_train(args) -> int:
@@ -178,7 +188,7 @@ def _add_eval_parser(ns) -> None:
     p.add_argument("--mapping", metavar="FILE.json", help="per-layer assignment {layer name: spec} as one more row")
     p.add_argument("--calib-size", type=_positive_int, default=512,
                    help="training samples for activation calibration (default 512)")
-    p.add_argument("--seed", type=int, default=0, help="calibration sample draw (default 0)")
+    p.add_argument("--seed", type=_seed, default=0, help="calibration sample draw (default 0)")
     p.add_argument("--batch-size", type=_positive_int, default=256, help="evaluation batch (default 256)")
     p.add_argument("--json", action="store_true", help="one row per datapath")
     p.add_argument("--plot", metavar="FILE.png", help="accuracy drop vs energy per inference")

@@ -97,21 +97,24 @@ def _cmd_energy(args) -> int:
 
 
 def add_parser(sub) -> None:
+    from golden.tile import MAX_DEPTH, MAX_LANES
+
+    from .args import float_range, int_range
     pt = sub.add_parser("tile", help="compute tiles (von Neumann, near-, in-memory): energy per MVM")
     ts = pt.add_subparsers(dest="tile_command", required=True, parser_class=type(pt))
     p = ts.add_parser("energy", help="arithmetic + data movement per MVM for every tile and datapath")
-    p.add_argument("--lanes", type=int, default=64, help="lanes (rows of W), default 64")
-    p.add_argument("--depth", type=int, default=256, help="K (columns of W), default 256")
-    p.add_argument("--bus-bits", type=int, default=64, help="tile-vn bus width, default 64")
+    p.add_argument("--lanes", type=int_range(1, MAX_LANES), default=64, help="lanes (rows of W), default 64")
+    p.add_argument("--depth", type=int_range(1, MAX_DEPTH), default=256, help="K (columns of W), default 256")
+    p.add_argument("--bus-bits", type=int_range(1, 4096), default=64, help="tile-vn bus width, default 64")
     from synth.energy import MODES
     from synth.movement import BUS_MM
 
     from .cli import positive_int
-    p.add_argument("--bus-mm", type=float, default=None, metavar="MM",
+    p.add_argument("--bus-mm", type=float_range(0), default=None, metavar="MM",
                    help=f"tile-vn bus length in mm (an assumption; default {BUS_MM:g} mm)")
-    p.add_argument("--min-sram-bytes", type=float, default=0.0, metavar="BYTES",
+    p.add_argument("--min-sram-bytes", type=float_range(0), default=0.0, metavar="BYTES",
                    help="price weight arrays smaller than this like this size per bit (default 0: extrapolate)")
-    p.add_argument("--acc-bits", type=int, default=24)
+    p.add_argument("--acc-bits", type=int_range(2, 64), default=24)
     p.add_argument("--mode", default="activity", help=f"energy model mode: {' or '.join(MODES)} (default activity)")
     p.add_argument("--workers", type=positive_int, default=2, help="worker processes (default 2)")
     p.add_argument("--json", action="store_true")
@@ -119,10 +122,10 @@ def add_parser(sub) -> None:
 
     p = ts.add_parser("storage", help="ASM tiles ({1}, {1,3}, {1,3,5,7}) with control-word or compact-index "
                                       "weight storage, next to the int tiles")
-    p.add_argument("--lanes", type=int, default=64, help="lanes (rows of W), default 64")
-    p.add_argument("--depth", type=int, default=256, help="K (columns of W), default 256")
-    p.add_argument("--bus-bits", type=int, default=64, help="tile-vn bus width, default 64")
-    p.add_argument("--acc-bits", type=int, default=24)
+    p.add_argument("--lanes", type=int_range(1, MAX_LANES), default=64, help="lanes (rows of W), default 64")
+    p.add_argument("--depth", type=int_range(1, MAX_DEPTH), default=256, help="K (columns of W), default 256")
+    p.add_argument("--bus-bits", type=int_range(1, 4096), default=64, help="tile-vn bus width, default 64")
+    p.add_argument("--acc-bits", type=int_range(2, 64), default=24)
     p.add_argument("--mode", default="activity", help=f"energy model mode: {' or '.join(MODES)} (default activity)")
     p.add_argument("--workers", type=positive_int, default=2, help="worker processes (default 2)")
     p.add_argument("--json", action="store_true")
