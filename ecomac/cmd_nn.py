@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from .outputs import check_output_dir, check_output_file
-from .table import Progress, format_table, print_experiment_results
+from .table import Heartbeat, Progress, format_table, print_experiment_results
 
 __all__ = ["add_parser", "report_sections", "EXPERIMENTS"]
 
@@ -316,24 +316,45 @@ def _cmd_experiments(args) -> int:
 
 def experiment_table(res: dict) -> str:
     fp32 = [x["fp32_test_accuracy_pct"] for x in res["runs"]]
-    rows = [[s["datapath"], f"{s['accuracy_pct_mean']:.2f} ± {s['accuracy_pct_std']:.2f}",
-             f"{s['drop_pp_mean']:+.2f} ± {s['drop_pp_std']:.2f}", s["macs"], round(s["energy_pj"] / 1e3, 2),
+    one = len(res["runs"]) == 1          # one seed: no spread to show
+
+    def spread(s, k, fmt):
+        return format(s[f"{k}_mean"], fmt) + ("" if one else f" ± {s[f'{k}_std']:.2f}")
+    rows = [[s["datapath"], spread(s, "accuracy_pct", ".2f"), spread(s, "drop_pp", "+.2f"), s["macs"], round(s["energy_pj"] / 1e3, 2),
              round(s["arithmetic_pj"] / 1e3, 3), round(s["memory_pj"] / 1e3, 2), round(s["saving_vs_fp32_pct"], 1),
              round(s["saving_vs_int8_pct"], 1), round(s["eval_s_mean"], 1)] for s in res["summary"]]
     title = (f"{res['arch']} on {res['data']} ({res['train_samples']} train / {res['test_samples']} test samples), "
-             f"FP32 {res['epochs']} epochs, seeds {', '.join(map(str, res['seeds']))} (mean ± std; FP32 "
-             f"{sum(fp32) / len(fp32):.2f}%); post-training quantization")
+             f"FP32 {res['epochs']} epochs, seed{'' if one else 's'} {', '.join(map(str, res['seeds']))} "
+             f"({'' if one else 'mean ± std; '}FP32 {sum(fp32) / len(fp32):.2f}%); post-training quantization")
     return format_table(rows, ["datapath", "accuracy %", "drop pp", "MACs", "energy nJ", "arith nJ", "memory nJ",
                                "vs fp32 %", "vs int8 %", "eval s"], title=title)
+
+
+def _quick_section(outdir: Path) -> str:
+    """`make`'s own network table: net.experiments.quick_eval on every datapath (about a minute)."""
+    from net.experiments import QUICK_EVAL, expand_datapaths, json_default, quick_eval
+    from synth.cache import atomic_write
+    arch, data, epochs = QUICK_EVAL
+    with Heartbeat(f"quick network run: {arch} on {data}, {epochs} epochs, every datapath"):
+        res = quick_eval(expand_datapaths(["all"]), log=lambda s: None)
+    atomic_write(outdir / "nn_eval_quick.json", json.dumps(res, indent=2, default=json_default) + "\n")
+    return "\n".join([
+        f"**Quick run** (made by `make` / `ecomac report` in {res['wall_s']:.0f} s): the {arch} trained in FP32 on "
+        f"{data} for {epochs} epochs with one seed, then every datapath post-training (per-channel weights, 512 "
+        "calibration samples; activations, pooling and flatten stay float32). Energy per inference at batch 1 "
+        "(synth.network.net_energy: arithmetic from the datapath's synthesized MAC, memory traffic SRAM + DRAM in "
+        "its operand format). A single short run: the seed-to-seed spread of a drop is about ±1 pp here. The "
+        f"full run (both shipped models, 3 seeds, full training) is `{EXPERIMENTS_CMD}`; the report shows it "
+        "instead once build/experiments/nn_eval_*.json exist. One model by hand: `ecomac nn train --arch mlp "
+        "--data digits -o mlp.pt && ecomac nn eval --model mlp.pt --data digits --datapath all`.",
+        "", "```", experiment_table(res), "```", "(nn_eval_quick.json)"])
 
 
 def report_sections(outdir) -> list[tuple[int, str, str]]:
     exp = Path(outdir).parent / "experiments"
     files = sorted(exp.glob("nn_eval_*.json")) if exp.is_dir() else []
     if not files:
-        return [(60, "Networks: accuracy beside energy",
-                 f"No results yet: run `{EXPERIMENTS_CMD}` (trains the shipped models, ~10 min on 2 cores); "
-                 f"the report includes build/experiments/nn_eval_*.json when they exist.")]
+        return [(60, "Networks: accuracy beside energy (quick run)", _quick_section(Path(outdir)))]
     parts = [f"Made by `{EXPERIMENTS_CMD}`. Per datapath: test accuracy (mean ± std over the seeds), drop vs "
              "FP32, MACs and energy per inference (batch 1, synth.network.net_energy: arithmetic from the "
              "datapath's synthesized MAC, memory traffic SRAM + DRAM in its operand format), savings. "

@@ -186,7 +186,8 @@ def report_sections(outdir) -> list[tuple[int, str, str]]:
         "",
         "![tile energy](tiles.png)",
     ])
-    return [(60, "Compute tiles: von Neumann vs near- vs in-memory (energy per MVM)", body)]
+    return [(60, "Compute tiles: von Neumann vs near- vs in-memory (energy per MVM)", body),
+            (61, "ASM tiles at their best storage (compact index)", _best_storage_section(outdir))]
 
 
 def _storage_section(outdir) -> str:
@@ -202,6 +203,28 @@ def _storage_section(outdir) -> str:
         "decoder shared by the row would serialize the lanes; decoding once at weight load is the control "
         "format itself. Same MVM as above (64 lanes x K = 256):",
         "", "```", _storage_body(st), "```", "", _vn_decoder_placement(st)])
+
+
+QUICK_STORAGE_LANES = 16        # `make`'s ASM storage table: 16 lanes (64 lanes is the heavy section)
+
+
+def _best_storage_section(outdir) -> str:
+    """ASM tiles at their best storage (compact index) beside the int tiles, at QUICK_STORAGE_LANES lanes."""
+    st = _rows(tiles.storage_table, "tile storage", lanes=QUICK_STORAGE_LANES, storages=("index",))
+    atomic_write(Path(outdir) / "tiles_storage_quick.json", json.dumps(st, indent=2) + "\n")
+    wins = {r["tile"]: [] for r in st}
+    for r in st:
+        if r["datapath"] != "int" and r["vs_int_pct"] > 0:
+            wins[r["tile"]].append(r["datapath"].split("/")[0])
+    return "\n".join([
+        f"HADES's compact weight storage (`weight_storage=index`: sign + the index into the alphabet's "
+        f"representable magnitudes, 6 / 7 / 9 bits for {{1}} / {{1,3}} / {{1,3,5,7}} at 8-bit weights, decoded by a "
+        f"ROM per lane) against the int tiles, MVM of {QUICK_STORAGE_LANES} lanes x K = 256 (fewer lanes than the "
+        "section above so that `make` stays within minutes; `ecomac tile storage` prices both formats, and the "
+        "64-lane table with control words beside is the heavy section below):",
+        "", "```", _storage_body(st), "```", "",
+        "Beating the int tile of the same kind: " + "; ".join(
+            f"{t}: {', '.join(w) if w else 'none'}" for t, w in sorted(wins.items())) + "."])
 
 
 def heavy_report_sections():
