@@ -66,7 +66,7 @@ def add_parser(sub) -> None:
 
     p = es.add_parser("net", help="energy of a network's linear/conv layers on a datapath")
     p.add_argument("--net", required=True, metavar="FILE.json|FILE.pt|FILE.onnx",
-                   help="layer list (docs/energy.md), or a PyTorch / ONNX model (imported: `ecomac net show`)")
+                   help="layer list (see README), or a PyTorch / ONNX model (imported: `ecomac net show`)")
     p.add_argument("--input-shape", metavar="N,C,H,W",
                    help="model files: input shape, batch first (default: what the file records)")
     p.add_argument("--datapath", required=True, type=_datapath_arg, metavar="DATAPATH",
@@ -207,6 +207,7 @@ def _cmd_net(args) -> int:
         check_plot_path(args.plot)                 # before the work, not after
     from net.importer import load_net_file, parse_input_shape
 
+    from .outputs import check_input_file
     check_input_file(args.net, "net file")          # a folder is named as one, not as missing
     net, imp = load_net_file(args.net, parse_input_shape(args.input_shape) if args.input_shape else None)
     if imp is not None and imp.unsupported:         # listed, never dropped silently

@@ -72,7 +72,6 @@ ALPHABETS = ("1,3", "1,,3", "2", "1,3,5,7", "", "1,1")
 OUT_SUFFIXES = (".v", ".json", ".png", ".pdf", ".svg", ".jpg", ".bin", ".npy", ".csv", "")
 
 ADDER_V = "module m(input [1:0] a, input [1:0] b, output [3:0] p);\n  assign p = a * b;\nendmodule\n"
-TINY_NET = ('{"name": "tiny", "layers": [{"kind": "linear", "in": 4, "out": 4, "tokens": 2}]}')
 # degenerate Verilog (module m, so TOPS reaches it): what Yosys reads but leaves little or nothing of
 DEGENERATE_V = {
     "deg_empty.v": "module m();\nendmodule\n",                                   # no ports, no cells
@@ -81,6 +80,7 @@ DEGENERATE_V = {
     "deg_unknown.v": "module m(input [1:0] a, input [1:0] b, output [3:0] p);\n  nope u(.a(a), .b(b), .p(p));\n"
                      "endmodule\n",                                              # instantiates an unknown module
 }
+TINY_NET = ('{"name": "tiny", "layers": [{"kind": "linear", "in": 4, "out": 4, "tokens": 2}]}')
 
 
 class _Overtime(BaseException):
