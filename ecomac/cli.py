@@ -25,9 +25,14 @@ __all__ = ["main", "build_parser", "UsageError", "command_modules", "positive_in
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message):
-        # a range type's refusal reads as one sentence: `--pop must be an integer >= 4, got 1`
-        m = re.fullmatch(r"argument ([^:]+): (must .*)", message, re.S)
-        raise UsageError(f"{m.group(1).split('/')[0]} {m.group(2)}" if m else message)
+        # a type's refusal reads as one sentence: `--pop must be an integer >= 4, got 1`, and an input
+        # file's names the file (`liberty file x.lib does not exist`), not argparse's `argument --liberty:`
+        m = re.fullmatch(r"argument ([^:]+): (.*)", message, re.S)
+        if m and m.group(2).startswith("must "):
+            message = f"{m.group(1).split('/')[0]} {m.group(2)}"
+        elif m and re.match(r"[a-zA-Z]+ file ", m.group(2)):
+            message = m.group(2)
+        raise UsageError(message)
 
     def _parse_known_args(self, arg_strings, namespace, *rest):
         # a single-valued option given twice is a mistake argparse would silently resolve
