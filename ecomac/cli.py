@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 
 from rtl.registry import all_designs
@@ -12,7 +13,7 @@ from synth.proc import ToolError
 from synth.yosys import SynthError, TARGETS
 
 from . import designs
-from .args import UsageError, add_design_args, design_params, positive_int
+from .args import UsageError, add_design_args, design_params, input_file, positive_int
 from .commands import command_modules
 from .outputs import check_distinct, check_output_dir, check_output_file
 from .table import TERMINAL_COLUMNS, format_table
@@ -24,6 +25,13 @@ __all__ = ["main", "build_parser", "UsageError", "command_modules", "positive_in
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message):
+        # a type's refusal reads as one sentence: `--pop must be an integer >= 4, got 1`, and an input
+        # file's names the file (`liberty file x.lib does not exist`), not argparse's `argument --liberty:`
+        m = re.fullmatch(r"argument ([^:]+): (.*)", message, re.S)
+        if m and m.group(2).startswith("must "):
+            message = f"{m.group(1).split('/')[0]} {m.group(2)}"
+        elif m and re.match(r"[a-zA-Z]+ file ", m.group(2)):
+            message = m.group(2)
         raise UsageError(message)
 
     def _parse_known_args(self, arg_strings, namespace, *rest):
@@ -162,7 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", default=None, metavar="DIR",
                    help="with --all: JSON per design (default build/synth)")
     p.add_argument("--target", default="generic", choices=TARGETS)
-    p.add_argument("--liberty", metavar="FILE", help="map to this cell library (area in um^2)")
+    p.add_argument("--liberty", metavar="FILE", type=input_file("liberty file"),
+                   help="map to this cell library (area in um^2)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_synth)
 

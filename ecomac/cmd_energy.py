@@ -18,7 +18,7 @@ from synth.netlist import netlist_energy, netlist_stats
 
 from . import accelerator_report as A
 from . import energy_report as R
-from .args import add_design_args, design_params, positive_int
+from .args import add_design_args, design_params, float_range, input_file, int_range, positive_int
 from .energy_report import heavy_report_sections, report_sections  # noqa: F401 (read by ecomac/report.py)
 from .outputs import check_input_file
 from .plot import check_plot_path
@@ -48,10 +48,10 @@ def add_parser(sub) -> None:
     p.add_argument("--stream", metavar="FILE.npz",
                    help="activity mode: operand stream, one integer array per input port "
                         "(1-D: cycles, 2-D: lanes x cycles)")
-    p.add_argument("--liberty", metavar="FILE",
+    p.add_argument("--liberty", metavar="FILE", type=input_file("liberty file"),
                    help="also the energy from this cell library (.lib/.lib.gz): its power tables on "
                         "the mapped netlist's toggles, in pJ at its node")
-    p.add_argument("--clock-mhz", type=float, default=None, metavar="F",
+    p.add_argument("--clock-mhz", type=float_range(0, lo_open=True), default=None, metavar="F",
                    help="clock for the library's leakage per cycle (default 100 MHz)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_op)
@@ -59,7 +59,8 @@ def add_parser(sub) -> None:
     p = es.add_parser("liberty-correlation",
                       help="Spearman rank correlation: calibrated model vs a cell library's energy, "
                            "every default design and the approximate-multiplier sweep")
-    p.add_argument("--liberty", required=True, metavar="FILE", help="cell library (.lib or .lib.gz)")
+    p.add_argument("--liberty", required=True, metavar="FILE", type=input_file("liberty file"),
+                   help="cell library (.lib or .lib.gz)")
     _mode_arg(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_liberty_correlation)
@@ -109,7 +110,7 @@ def add_parser(sub) -> None:
     p.set_defaults(func=_cmd_headline)
 
     p = es.add_parser("accumulators", help="MF-MAC accumulator variants: energy per MAC over K-step dot products")
-    p.add_argument("--k", type=int, nargs="+", default=None, metavar="K",
+    p.add_argument("--k", type=int_range(1), nargs="+", default=None, metavar="K",
                    help="dot-product lengths (default 64 256 1024)")
     _mode_arg(p)
     p.add_argument("--json", action="store_true")
@@ -119,13 +120,14 @@ def add_parser(sub) -> None:
     ns = pn.add_subparsers(dest="netlist_command", required=True, parser_class=type(pn))
     p = ns.add_parser("stats", help="cells by type, transistors, depth, flip-flops (or area with --liberty)")
     _verilog_args(p)
-    p.add_argument("--liberty", metavar="FILE", help="map to this cell library (.lib or .lib.gz)")
+    p.add_argument("--liberty", metavar="FILE", type=input_file("liberty file"),
+                   help="map to this cell library (.lib or .lib.gz)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_netlist_stats)
     p = ns.add_parser("energy", help="energy per operation of a Verilog module")
     _verilog_args(p)
     _mode_arg(p)
-    p.add_argument("--ops-per-cycle", type=float, default=1.0, metavar="N",
+    p.add_argument("--ops-per-cycle", type=float_range(0, lo_open=True), default=1.0, metavar="N",
                    help="operations the module completes per clock (default 1)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_netlist_energy)
@@ -225,6 +227,8 @@ def _cmd_net(args) -> int:
     from net.importer import load_net_file, parse_input_shape
 
     from synth.zigzag import check_arch, network_energy
+
+    from .outputs import check_input_file
     check_input_file(args.net, "net file")          # a folder is named as one, not as missing
     arch = check_arch(args.arch, args.batch)        # a bad architecture or batch before the work
     if args.training and arch.kind != "stream":
@@ -305,9 +309,6 @@ def _cmd_headline(args) -> int:
 
 def _cmd_accumulators(args) -> int:
     from synth.accumulators import K_VALUES
-    for k in args.k or ():
-        if k < 1:
-            raise ValueError(f"--k must be a positive integer, got {k}")
     with Heartbeat("MF-MAC accumulators: simulating K-step dot products (cached after the first run)"):
         rows = NC.accumulator_table(tuple(args.k or K_VALUES), mode=args.mode)
     if args.json:
