@@ -73,7 +73,7 @@ def test_nn_eval_prices_on_the_architecture(files, capsys):
 
 @pytest.mark.parametrize("extra,msg", [
     (("--arch", "bogus"), "unknown architecture 'bogus'"),
-    (("--arch", "tile-in", "--batch", "0"), "--batch: must be a positive integer"),
+    (("--arch", "tile-in", "--batch", "0"), "must be a positive integer (1 or more), got 0"),
     (("--arch", "tile-near,bus_bits=8"), "bus_bits and bus_mm apply to tile-vn only"),
     (("--arch", "tile-in", "--training"), "--training is priced on --arch stream only"),
     (("--arch", "none.yaml"), "architecture file none.yaml does not exist"),
