@@ -41,8 +41,16 @@ LEVEL_PARTS = ("dram", "act", "wmem", "bus", "bank", "acc")
 SEARCH_DATAPATH = "int8"   # tile accelerators: ZigZag searches each layer's loop order at these widths
 
 
+def _pair(v, default=1) -> tuple:
+    v = default if v is None else v
+    return tuple(v) if isinstance(v, (list, tuple)) else (v, v)
+
+
 def zigzag_layer(layer, prec) -> dict:
-    """The ZigZag layer (its list-of-dicts workload format) of one sample of one ecomac Layer (one repeat)."""
+    """The ZigZag layer (its list-of-dicts workload format) of one sample of one ecomac Layer (one repeat).
+    linear: O[b][d][k] += W[k][c] I[b][d][c] (d = tokens); conv: O[b][g][k][oy][ox] += W[g][k][c][fy][fx]
+    I[b][g][c][iy][ix] (groups g, stride, dilation, padding); matmul (activation x activation, `count`
+    products): O[b][d][k] += W[b][c][k] I[b][d][c], b = count, its second operand in W's place."""
     d = layer.dims
     if not d:
         raise ValueError(f"layer {layer.name}: has no shape (built without synth.network.parse_net)")
@@ -51,17 +59,28 @@ def zigzag_layer(layer, prec) -> dict:
     if layer.kind == "linear":
         return {**base, "operator_type": "Gemm", "equation": "O[b][d][k]+=W[k][c]*I[b][d][c]",
                 "loop_dims": ["B", "D", "K", "C"], "loop_sizes": [1, d["tokens"], d["out"], d["in"]]}
+    if layer.kind == "matmul":
+        return {**base, "operator_type": "Gemm", "equation": "O[b][d][k]+=W[b][c][k]*I[b][d][c]",
+                "loop_dims": ["B", "D", "K", "C"], "loop_sizes": [d.get("count", 1), d["M"], d["N"], d["K"]]}
     if layer.kind != "conv":
         raise ValueError(f"layer {layer.name}: kind {layer.kind} has no ZigZag description here")
     kern = d["kernel"]
-    kh, kw = (kern, kern) if isinstance(kern, int) else kern
-    st, pad = d["stride"], d["padding"]
-    ho, wo = (d["H"] + 2 * pad - kh) // st + 1, (d["W"] + 2 * pad - kw) // st + 1
-    return {**base, "operator_type": "Conv", "equation": "O[b][k][oy][ox]+=W[k][c][fy][fx]*I[b][c][iy][ix]",
-            "loop_dims": ["B", "K", "C", "OY", "OX", "FY", "FX"],
-            "loop_sizes": [1, d["out_ch"], d["in_ch"], ho, wo, kh, kw],
-            "dimension_relations": [f"ix={st}*ox+1*fx", f"iy={st}*oy+1*fy"],
-            "pr_loop_dims": ["IY", "IX"], "pr_loop_sizes": [d["H"], d["W"]], "padding": [[pad, pad], [pad, pad]]}
+    kh, kw = _pair(kern)
+    (sh, sw), (dh, dw) = _pair(d.get("stride")), _pair(d.get("dilation"))
+    pad = d.get("padding", 0)
+    t, l, b, r = (pad if isinstance(pad, (list, tuple)) and len(pad) == 4 else (*_pair(pad, 0), *_pair(pad, 0)))
+    g = d.get("groups", 1)
+    ho, wo = (d["H"] + t + b - dh * (kh - 1) - 1) // sh + 1, (d["W"] + l + r - dw * (kw - 1) - 1) // sw + 1
+    conv = {**base, "operator_type": "Conv",
+            "dimension_relations": [f"ix={sw}*ox+{dw}*fx", f"iy={sh}*oy+{dh}*fy"],
+            "pr_loop_dims": ["IY", "IX"], "pr_loop_sizes": [d["H"], d["W"]], "padding": [[t, b], [l, r]]}
+    if g == 1:
+        return {**conv, "equation": "O[b][k][oy][ox]+=W[k][c][fy][fx]*I[b][c][iy][ix]",
+                "loop_dims": ["B", "K", "C", "OY", "OX", "FY", "FX"],
+                "loop_sizes": [1, d["out_ch"], d["in_ch"], ho, wo, kh, kw]}
+    return {**conv, "equation": "O[b][g][k][oy][ox]+=W[g][k][c][fy][fx]*I[b][g][c][iy][ix]",
+            "loop_dims": ["B", "G", "K", "C", "OY", "OX", "FY", "FX"],
+            "loop_sizes": [1, g, d["out_ch"] // g, d["in_ch"] // g, ho, wo, kh, kw]}
 
 
 def _zigzag_version() -> str:
@@ -293,8 +312,8 @@ def _accelerator_energy(net, datapath, a, batch, mode, operands, progress) -> di
         # weights loaded from DRAM: once (resident), once per batch (the layer's weights fit the weight
         # memories), or as often as the per-sample mapping fetches them
         w_fit = layer.weights / rep * prec.w_bits <= cap
-        row = _price_layer(layer, seen[key], rep, prices, per, decode_pj, prec, top, (w_top, w_store),
-                           "resident" if resident else ("batch" if w_fit else "sample"), batch)
+        how = "sample" if layer.kind == "matmul" else "resident" if resident else "batch" if w_fit else "sample"
+        row = _price_layer(layer, seen[key], rep, prices, per, decode_pj, prec, top, (w_top, w_store), how, batch)
         if fits:       # the network's input and output cross DRAM once; between layers data stays on chip
             io = ((layer.inputs if i == 0 else 0) + (layer.outputs if i == len(net.layers) - 1 else 0)) / net.batch
             e = io * prec.x_bits / prices["dram"]["word_bits"] * prices["dram"]["read_pj"]

@@ -143,3 +143,17 @@ def test_parse_arch_defaults():
     a = parse_arch("tile-in")
     assert a.kind == "tile-in" and a.params["lanes"] == 64 and a.params["tiles"] == "auto"
     assert parse_arch("stream").kind == "stream"
+
+
+def test_grouped_conv_and_activation_products_map_with_every_mac():
+    """Layer kinds and keys of the layer list's grammar beyond today's parser (groups, dilation,
+    pairs, activation x activation `matmul`): built directly, every MAC reaches ZigZag."""
+    from synth.network import Layer, Net
+    dw = {"in_ch": 8, "out_ch": 8, "kernel": [3, 3], "H": 6, "W": 6, "stride": [1, 1], "padding": [1, 1, 1, 1],
+          "groups": 8, "dilation": 1, "repeat": 1}
+    mm = {"M": 4, "K": 8, "N": 4, "count": 2, "repeat": 1}
+    net = Net("kinds", [Layer("dw", "conv", "dw", 8 * 9 * 36, 8 * 9, 8 * 36, 8 * 36, dw),
+                        Layer("mm", "matmul", "mm", 2 * 4 * 8 * 4, 0, 2 * (32 + 32), 2 * 16, mm)])
+    r = Z.network_energy(net, "int8", f"tile-in,{SMALL}")
+    assert r["macs"] == net.macs
+    assert r["layers"][1]["weights_from_dram"] == "sample"     # activations are never resident
