@@ -53,7 +53,8 @@ prove: env
 # trains the shipped models (FP32, 3 seeds) and evaluates every datapath: build/experiments/nn_eval_*.json;
 # then trains on the arithmetic (ALS-POTQ, QAT, ASM, approximate fine-tuning): build/experiments/train_*.json;
 # then ALWANN: FP32 models from nn train and the multiplier-assignment search: build/experiments/alwann_*/;
-# first the report's heavy sections (cell-library energy, 64-lane ASM storage tiles): build/experiments/report_sections/
+# first the report's heavy sections (cell-library energy, 64-lane ASM storage tiles): build/experiments/report_sections/;
+# last the network energy on the tile accelerators through ZigZag (docs/accelerators.md): build/experiments/accelerators.json
 experiments: env
 	$(BIN)/ecomac report --heavy -o $(BUILD)/report
 	$(BIN)/ecomac nn experiments -o $(BUILD)/experiments
@@ -62,6 +63,7 @@ experiments: env
 	$(BIN)/ecomac alwann search --model $(BUILD)/experiments/mlp_digits.pt --data digits --objective loss -o $(BUILD)/experiments/alwann_mlp_digits
 	$(BIN)/ecomac nn train --arch lenet --data mnist --epochs 10 -o $(BUILD)/experiments/lenet_mnist.pt
 	$(BIN)/ecomac alwann search --model $(BUILD)/experiments/lenet_mnist.pt --data mnist --objective loss -o $(BUILD)/experiments/alwann_lenet_mnist
+	$(BIN)/ecomac energy accelerators -o $(BUILD)/experiments/accelerators.json
 
 # a whole network on the generated hardware (docs/hwsim.md): MLP, LeNet and ResNet trained on digits and LeNet
 # on MNIST-5k, run through each datapath's gate netlist (every digits test sample; ResNet and MNIST: 32) with

@@ -3,29 +3,35 @@ of which defines `add_parser(subparsers)` (and may define `report_sections()`)."
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
-import pkgutil
+import re
 import sys
 
-from rtl.registry import all_designs, get_design, parse_params
+from rtl.registry import all_designs
 from synth.proc import ToolError
 from synth.yosys import SynthError, TARGETS
 
 from . import designs
+from .args import UsageError, add_design_args, design_params, input_file, positive_int
+from .commands import command_modules
 from .outputs import check_distinct, check_output_dir, check_output_file
 from .table import TERMINAL_COLUMNS, format_table
 
-__all__ = ["main", "UsageError", "command_modules", "positive_int", "add_design_args", "design_params"]
-
-
-class UsageError(Exception):
-    """A user mistake: printed as one line, exit status 2."""
+# UsageError and the argument helpers live in ecomac/args.py, command_modules in ecomac/commands.py;
+# they stay importable from here
+__all__ = ["main", "build_parser", "UsageError", "command_modules", "positive_int", "add_design_args", "design_params"]
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message):
+        # a type's refusal reads as one sentence: `--pop must be an integer >= 4, got 1`, and an input
+        # file's names the file (`liberty file x.lib does not exist`), not argparse's `argument --liberty:`
+        m = re.fullmatch(r"argument ([^:]+): (.*)", message, re.S)
+        if m and m.group(2).startswith("must "):
+            message = f"{m.group(1).split('/')[0]} {m.group(2)}"
+        elif m and re.match(r"[a-zA-Z]+ file ", m.group(2)):
+            message = m.group(2)
         raise UsageError(message)
 
     def _parse_known_args(self, arg_strings, namespace, *rest):
@@ -49,38 +55,6 @@ class _Parser(argparse.ArgumentParser):
                                  f"({seen[action]}, {arg.split('=', 1)[0]}); give it once")
             seen[action] = arg.split("=", 1)[0]
         return super()._parse_known_args(arg_strings, namespace, *rest)
-
-
-def command_modules():
-    import ecomac
-    mods = []
-    for m in sorted(pkgutil.iter_modules(ecomac.__path__), key=lambda m: m.name):
-        if m.name.startswith("cmd_"):
-            mods.append(importlib.import_module(f"ecomac.{m.name}"))
-    return mods
-
-
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1 (worker counts and the like)."""
-    try:
-        v = int(text, 10)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer (1 or more), got {v}")
-    return v
-
-
-def design_params(args) -> tuple:
-    """(Design, params dict) from `args.design` and `args.param`."""
-    d = get_design(args.design)
-    return d, parse_params(d, args.param)
-
-
-def add_design_args(p, optional: bool = False) -> None:
-    p.add_argument("design", nargs="?" if optional else None, help="design name (see `ecomac list`)")
-    p.add_argument("--param", "-p", action="append", default=[], metavar="NAME=VALUE",
-                   help="set a design parameter (repeatable)")
 
 
 def _param_text(p) -> str:
@@ -196,7 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", default=None, metavar="DIR",
                    help="with --all: JSON per design (default build/synth)")
     p.add_argument("--target", default="generic", choices=TARGETS)
-    p.add_argument("--liberty", metavar="FILE", help="map to this cell library (area in um^2)")
+    p.add_argument("--liberty", metavar="FILE", type=input_file("liberty file"),
+                   help="map to this cell library (area in um^2)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_synth)
 

@@ -53,6 +53,8 @@ def _cmd_search(args) -> int:
     if args.resume and not ck.is_file():
         raise ValueError(f"--resume: no checkpoint {ck} (run the search without --resume first)")
     t0 = time.monotonic()
+    from synth.zigzag import check_arch
+    check_arch(args.arch, args.batch)                   # a bad accelerator before minutes of search
     if args.scheduler is not None:
         alwann.check_scheduler(args.scheduler)          # an unreachable cluster before minutes of setup
     setup = alwann.prepare(args.model, args.data, tiles=args.tiles, tuning=args.tuning, extra=args.mult or (),
@@ -74,7 +76,8 @@ def _cmd_search(args) -> int:
                 prog.step(note=f"{info['evaluated']} mappings, {_front_note(info['front'])}")
             result = alwann.search(setup.ctx, setup.space, engine, pop=args.pop, gens=args.gens, seed=args.seed,
                                    options=options, checkpoint=ck, resume=args.resume, on_generation=on_gen)
-        doc = alwann.finish(result, engine, setup.layers, setup.cands, energy=not args.no_energy, log=_log)
+        doc = alwann.finish(result, engine, setup.layers, setup.cands, energy=not args.no_energy, log=_log,
+                            energy_arch=args.arch, energy_batch=args.batch)
     doc["setup"] = setup.info
     doc["search"]["seed"] = args.seed
     doc["search"]["pop"] = args.pop
@@ -170,28 +173,7 @@ def add_parser(sub) -> None:
     from net import ALWANN_OBJECTIVES as OBJECTIVES
     from net.tuning import TUNINGS
 
-    from .cli import positive_int
-
-    def fraction(text):
-        import argparse
-        try:
-            v = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"must be a number between 0 and 1, got {text!r}") from None
-        if not 0 < v < 1:
-            raise argparse.ArgumentTypeError(f"must be between 0 and 1 (exclusive), got {v}")
-        return v
-
-    def drop(text):
-        import argparse
-        import math
-        try:
-            v = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"must be a number of percentage points, got {text!r}") from None
-        if not math.isfinite(v) or v < 0:
-            raise argparse.ArgumentTypeError(f"must be a non-negative number of percentage points, got {text}")
-        return v
+    from .args import float_range, int_range, positive_int, seed
 
     p = sub.add_parser("alwann", help="ALWANN: assign approximate multipliers to layers by NSGA-II (+ weight tuning)")
     asub = p.add_subparsers(dest="alwann_command", required=True, parser_class=type(p))
@@ -202,7 +184,7 @@ def add_parser(sub) -> None:
     q.add_argument("--data", required=True, metavar="digits|mnist|FILE.npz")
     q.add_argument("--tiles", type=positive_int, metavar="T",
                    help="tiles (distinct multipliers) of the accelerator (default: one per layer)")
-    q.add_argument("--pop", type=positive_int, default=DEFAULTS["pop"], help=f"population (default {DEFAULTS['pop']})")
+    q.add_argument("--pop", type=int_range(4), default=DEFAULTS["pop"], help=f"population (default {DEFAULTS['pop']})")
     q.add_argument("--gens", type=positive_int, default=DEFAULTS["gens"],
                    help=f"generations, the initial population included (default {DEFAULTS['gens']})")
     q.add_argument("--objective", choices=OBJECTIVES, default=DEFAULTS["objective"],
@@ -215,15 +197,20 @@ def add_parser(sub) -> None:
     q.add_argument("--library", metavar="FILE.json", help="more candidates: a JSON list of such specs")
     q.add_argument("--no-sweep", action="store_true",
                    help="candidates: only mul-array and the --mult/--library ones (not the 33 sweep points)")
-    q.add_argument("--search-fraction", type=fraction, default=DEFAULTS["search_fraction"],
+    q.add_argument("--search-fraction", type=float_range(0, 1, lo_open=True, hi_open=True), default=DEFAULTS["search_fraction"],
                    help=f"share of the training split used as the search split (default "
                         f"{DEFAULTS['search_fraction']}, at most {DEFAULTS['search_max']} samples)")
     q.add_argument("--workers", "-j", type=positive_int, default=DEFAULTS["workers"],
                    help=f"worker processes (default {DEFAULTS['workers']}; 1 = this process)")
     q.add_argument("--scheduler", metavar="ADDRESS", help="evaluate on this Dask cluster (e.g. tcp://host:8786)")
     q.add_argument("--resume", action="store_true", help="continue the search from DIR/checkpoint.pkl")
-    q.add_argument("--seed", type=int, default=DEFAULTS["seed"], help="NSGA-II seed (default 0)")
+    q.add_argument("--seed", type=seed, default=DEFAULTS["seed"], help="NSGA-II seed (default 0)")
     q.add_argument("--no-energy", action="store_true", help="skip the per-inference energy of the front points")
+    q.add_argument("--arch", default="stream", metavar="ARCH",
+                   help="accelerator the per-inference energy is priced on: stream (default), tile-vn, tile-near, "
+                        "tile-in[,NAME=VALUE...] or a ZigZag accelerator FILE.yaml (docs/accelerators.md)")
+    q.add_argument("--batch", type=positive_int, default=None, metavar="B",
+                   help="inferences per batch for that energy (default 1)")
     q.add_argument("--json", action="store_true", help="print baseline, front, goal and search figures as JSON")
     from .cmd_nn import add_device_arg
     add_device_arg(q)
@@ -232,7 +219,7 @@ def add_parser(sub) -> None:
 
     q = asub.add_parser("pick", help="the lowest-energy front point within a drop: tile Verilog, tuned model, mapping")
     q.add_argument("folder", metavar="DIR", help="a search's output folder")
-    q.add_argument("--max-drop", type=drop, default=0.6, help="test accuracy drop allowed, pp (default 0.6)")
+    q.add_argument("--max-drop", type=float_range(0), default=0.6, help="test accuracy drop allowed, pp (default 0.6)")
     q.add_argument("-o", "--output", required=True, metavar="HWDIR")
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=_cmd_pick)

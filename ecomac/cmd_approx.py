@@ -117,7 +117,9 @@ def _cmd_characterize(args) -> int:
 
 
 def add_parser(sub) -> None:
-    from .cli import positive_int
+    from golden.approx import MAX_TABLE_BITS
+
+    from .args import int_range, positive_int
     p = sub.add_parser("approx", help="approximate multipliers: list, sweep, export tables, characterize Verilog")
     asub = p.add_subparsers(dest="approx_command", required=True, parser_class=type(p))
 
@@ -128,7 +130,7 @@ def add_parser(sub) -> None:
     q = asub.add_parser("sweep", help="characterize a parameter sweep (cached), write CSV/JSON and a Pareto plot")
     q.add_argument("--family", "-f", action="append", metavar="NAME[,NAME]",
                    help=f"families to sweep (repeatable; default all: {', '.join(lib.FAMILIES)})")
-    q.add_argument("--bits", type=int, default=8, help="operand width N (default 8)")
+    q.add_argument("--bits", type=int_range(2, MAX_TABLE_BITS), default=8, help="operand width N (default 8)")
     q.add_argument("--workers", "-j", type=positive_int, default=2, help="worker processes (default 2)")
     q.add_argument("-o", "--output", default="build/approx", metavar="DIR")
     q.add_argument("--json", action="store_true", help="print the table as JSON")

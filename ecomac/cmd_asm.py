@@ -176,14 +176,25 @@ def report_sections(outdir):
     return [(40, "ASM shift-add units: alphabet sets vs int-mac", "\n".join(body))]
 
 
+def _w_bits(text: str) -> int:
+    """argparse type: the weight magnitude width (golden.asm.check_w_bits: 4, 8 or 12)."""
+    import argparse
+
+    from golden.asm import check_w_bits
+    try:
+        return check_w_bits(int(text, 10))
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"must be 4, 8 or 12, got {text!r}" if "int()" in str(e) else str(e)) from None
+
+
 def add_parser(sub) -> None:
-    from .cli import positive_int
+    from .args import positive_int
     p = sub.add_parser("asm", help="alphabet set multipliers: encode weights, list values, measure")
     asub = p.add_subparsers(dest="asm_command", required=True, parser_class=type(p))
 
     def common(q):
         q.add_argument("--alphabet", default="1,3,5,7", help="odd members of 1..15 including 1 (default 1,3,5,7)")
-        q.add_argument("--w-bits", type=int, default=8, dest="w_bits", help="weight magnitude bits: 4, 8 or 12")
+        q.add_argument("--w-bits", type=_w_bits, default=8, dest="w_bits", help="weight magnitude bits: 4, 8 or 12")
         q.add_argument("--json", action="store_true")
 
     q = asub.add_parser("encode", help="encoded word (asm-mul port w) of each signed weight")

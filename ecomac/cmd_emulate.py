@@ -18,7 +18,7 @@ __all__ = ["add_parser", "bench_table"]
 
 
 def add_parser(sub) -> None:
-    from .cli import positive_int
+    from .args import int_range, positive_int
     p = sub.add_parser("emulate", help="bit-exact layer product (matmul / conv2d) on a datapath, or --bench")
     p.add_argument("--datapath", metavar="SPEC",
                    help="datapath spec (fp32, int8, mfmac[,exp_bits=E], asm[,alphabet=1/3], approx:FAMILY[,k=v], "
@@ -29,7 +29,7 @@ def add_parser(sub) -> None:
                    help="accumulator width (two's-complement wrap); default the datapath's (24)")
     p.add_argument("--conv", action="store_true", help="X and W are a convolution's input and kernel")
     p.add_argument("--stride", type=positive_int, default=1, help="--conv stride (default 1)")
-    p.add_argument("--padding", type=int, default=0, help="--conv zero padding (default 0)")
+    p.add_argument("--padding", type=int_range(0), default=0, help="--conv zero padding (default 0)")
     p.add_argument("-o", "--output", metavar="Y.npy", help="output accumulations (int64 .npy)")
     p.add_argument("--bench", action="store_true",
                    help="time every fast path against a float32 matmul of the same shape (see --repeats)")

@@ -141,14 +141,14 @@ def _cmd_all(args) -> int:
 
 
 def add_parser(sub) -> None:
-    from .cli import add_design_args
+    from .args import add_design_args, float_range, int_range
     p = sub.add_parser("fpga", help="place and route on an iCE40 / ECP5 device: utilization, Fmax, critical path")
     add_design_args(p, optional=True)
     p.add_argument("--device", action="append", choices=tuple(fpga.DEVICES),
                    help="target device (with --all repeatable; default " + ", ".join(ALL_DEVICES) + ")")
-    p.add_argument("--freq", type=float, default=fpga.DEFAULT_FREQ_MHZ, metavar="MHZ",
+    p.add_argument("--freq", type=float_range(0, 1000, lo_open=True), default=fpga.DEFAULT_FREQ_MHZ, metavar="MHZ",
                    help=f"clock constraint for nextpnr (default {fpga.DEFAULT_FREQ_MHZ:g})")
-    p.add_argument("--seed", type=int, default=fpga.DEFAULT_SEED, help="placer seed (default 1)")
+    p.add_argument("--seed", type=int_range(0, 2 ** 31 - 1), default=fpga.DEFAULT_SEED, help="placer seed (default 1)")
     p.add_argument("--shell", default="auto", choices=fpga.SHELLS,
                    help="auto: io registers when the pins fit the package, else sipo (serial in/out)")
     p.add_argument("--all", action="store_true",

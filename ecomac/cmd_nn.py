@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from .outputs import check_output_dir, check_output_file
-from .table import Progress, format_table, print_experiment_results
+from .table import Heartbeat, Progress, format_table, print_experiment_results
 
 __all__ = ["add_parser", "report_sections", "EXPERIMENTS"]
 
@@ -46,7 +46,7 @@ def _add_train_parser(ns) -> None:
     p.add_argument("--weights", metavar="W.pt", help="state_dict for a FILE.py:NAME (or .pt2) --model")
     p.add_argument("--data", required=True, metavar="digits|mnist|FILE.npz")
     p.add_argument("--epochs", type=_positive_int, default=10, help="default 10")
-    p.add_argument("--seed", type=int, default=0, help="initialization, sample order (default 0); the "
+    p.add_argument("--seed", type=_seed, default=0, help="initialization, sample order (default 0); the "
                    "train/test split always uses seed 0")
     p.add_argument("--json", action="store_true", help="{model, arch, data, epochs, seed, test_accuracy_pct, "
                    "train_accuracy_pct, history, energy_per_step_pj, ...}")
@@ -74,7 +74,7 @@ def _add_train_parser(ns) -> None:
     p.add_argument("--grad", choices=("ste", "table"), help="approx/lut backward: straight-through (ste, default) "
                    "or the table's finite-difference gradient (table)")
     p.add_argument("--anneal", action="store_true", help="asm: anneal the alphabet projection over the epochs")
-    p.add_argument("--lr", type=float, default=2.0 ** -8, help="learning rate (default 2^-8)")
+    p.add_argument("--lr", type=_positive_float, default=2.0 ** -8, help="learning rate (default 2^-8)")
     p.add_argument("--lr-pow2", action="store_true", help="round the learning rate to a power of two (a shift)")
     p.add_argument("--optimizer", choices=("adam", "sgd"), default="adam", help="adam (default) or sgd (momentum 0.9)")
     p.add_argument("--batch-size", type=_positive_int, default=64, help="default 64")
@@ -152,8 +152,18 @@ def _plot_training(hist: dict, path, title: str) -> None:
 
 
 def _positive_int(text: str) -> int:
-    from .cli import positive_int
+    from .args import positive_int
     return positive_int(text)
+
+
+def _seed(text: str) -> int:
+    from .args import seed
+    return seed(text)
+
+
+def _positive_float(text: str) -> float:
+    from .args import float_range
+    return float_range(0, lo_open=True)(text)
 
 
 def _cmd_train(args) -> int:
@@ -237,11 +247,16 @@ def _add_eval_parser(ns) -> None:
     p.add_argument("--mapping", metavar="FILE.json", help="per-layer assignment {layer name: spec} as one more row")
     p.add_argument("--calib-size", type=_positive_int, default=512,
                    help="training samples for activation calibration (default 512)")
-    p.add_argument("--seed", type=int, default=0, help="calibration sample draw (default 0)")
+    p.add_argument("--seed", type=_seed, default=0, help="calibration sample draw (default 0)")
     p.add_argument("--batch-size", type=_positive_int, default=256, help="evaluation batch (default 256)")
     p.add_argument("--json", action="store_true", help="one row per datapath")
     p.add_argument("--plot", metavar="FILE.png", help="accuracy drop vs energy per inference")
     add_device_arg(p)
+    p.add_argument("--arch", default="stream", metavar="ARCH",
+                   help="accelerator the energy is priced on: stream (default), tile-vn, tile-near, tile-in[,NAME=VALUE...] "
+                        "or a ZigZag accelerator FILE.yaml (docs/accelerators.md)")
+    p.add_argument("--batch", type=_positive_int, default=None, metavar="B",
+                   help="inferences per batch for the energy (weights loaded once per batch; default 1)")
     p.set_defaults(func=_cmd_eval)
 
 
@@ -325,10 +340,13 @@ def _cmd_eval(args) -> int:
     model = evaluate.prepare(model, ds, meta)       # every product a module, BatchNorm folded
     if mapping is not None:
         mapping = evaluate.load_mapping(mapping, model, f"mapping file {args.mapping}")
+    from synth.zigzag import check_arch
+    check_arch(args.arch, args.batch)     # one line before the sweep
     specs = _expand_specs(args.datapath)
     rows = evaluate.evaluate(model, ds, specs, mapping, meta=meta, calib_size=args.calib_size, seed=args.seed,
                              batch_size=args.batch_size, progress=True, device=device,
-                             mapping_label=f"mapping:{os.path.basename(args.mapping)}" if args.mapping else "mapping")
+                             mapping_label=f"mapping:{os.path.basename(args.mapping)}" if args.mapping else "mapping",
+                             energy_arch=args.arch, energy_batch=args.batch)
     title = (f"{os.path.basename(args.model)} on {ds.name}: {len(ds.y_test)} test samples, post-training "
              f"quantization (per-channel weights, {min(args.calib_size, len(ds.y_train))} calibration samples)")
     if args.plot:
@@ -344,7 +362,9 @@ def _cmd_eval(args) -> int:
     if floats:
         print(f"products no datapath covers (float32, priced at fp32): {', '.join(floats)}")
     print(f"float32 element-wise (no MACs): {graph.summarize_ops(cen.ops)}")
-    print("energy: one inference, batch 1, from synth.network.net_energy (as `ecomac energy net`); drop = FP32 "
+    r0 = rows[0]
+    print(f"energy: one inference on {r0['energy_arch']}, batch {r0['energy_batch']}, from "
+          f"synth.zigzag.network_energy (as `ecomac energy net --arch {r0['energy_arch']}`); drop = FP32 "
           "accuracy - accuracy")
     if args.plot:
         print(f"plot: {args.plot}")
@@ -386,8 +406,11 @@ def _cmd_experiments(args) -> int:
 
 def experiment_table(res: dict) -> str:
     fp32 = [x["fp32_test_accuracy_pct"] for x in res["runs"]]
-    rows = [[s["datapath"], f"{s['accuracy_pct_mean']:.2f} ± {s['accuracy_pct_std']:.2f}",
-             f"{s['drop_pp_mean']:+.2f} ± {s['drop_pp_std']:.2f}", s["macs"], round(s["energy_pj"] / 1e3, 2),
+    one = len(res["runs"]) == 1          # one seed: no spread to show
+
+    def spread(s, k, fmt):
+        return format(s[f"{k}_mean"], fmt) + ("" if one else f" ± {s[f'{k}_std']:.2f}")
+    rows = [[s["datapath"], spread(s, "accuracy_pct", ".2f"), spread(s, "drop_pp", "+.2f"), s["macs"], round(s["energy_pj"] / 1e3, 2),
              round(s["arithmetic_pj"] / 1e3, 3), round(s["memory_pj"] / 1e3, 2), round(s["saving_vs_fp32_pct"], 1),
              round(s["saving_vs_int8_pct"], 1), round(s["eval_s_mean"], 1)] for s in res["summary"]]
     kinds = ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in (res.get("macs_by_kind") or {}).items() if v)
@@ -399,13 +422,32 @@ def experiment_table(res: dict) -> str:
                                "vs fp32 %", "vs int8 %", "eval s"], title=title)
 
 
+def _quick_section(outdir: Path) -> str:
+    """`make`'s own network table: net.experiments.quick_eval on every datapath (about a minute)."""
+    from net.experiments import QUICK_EVAL, expand_datapaths, json_default, quick_eval
+    from synth.cache import atomic_write
+    arch, data, epochs = QUICK_EVAL
+    with Heartbeat(f"quick network run: {arch} on {data}, {epochs} epochs, every datapath"):
+        res = quick_eval(expand_datapaths(["all"]), log=lambda s: None)
+    atomic_write(outdir / "nn_eval_quick.json", json.dumps(res, indent=2, default=json_default) + "\n")
+    return "\n".join([
+        f"**Quick run** (made by `make` / `ecomac report` in {res['wall_s']:.0f} s): the {arch} trained in FP32 on "
+        f"{data} for {epochs} epochs with one seed, then every datapath post-training (per-channel weights, 512 "
+        "calibration samples; activations, pooling and flatten stay float32). Energy per inference at batch 1 "
+        "(synth.network.net_energy: arithmetic from the datapath's synthesized MAC, memory traffic SRAM + DRAM in "
+        "its operand format). A single short run: the seed-to-seed spread of a drop is about ±1 pp here. The "
+        f"full run (both shipped models, 3 seeds, full training) is `{EXPERIMENTS_CMD}`; the report shows it "
+        "instead once build/experiments/nn_eval_*.json exist. One model by hand: `ecomac nn train --arch mlp "
+        "--data digits -o mlp.pt && ecomac nn eval --model mlp.pt --data digits --datapath all`.",
+        "", "```", experiment_table(res).replace(f"seeds {res['seeds'][0]} (mean ± std; ", f"seed {res['seeds'][0]} (", 1),
+        "```", "(nn_eval_quick.json)"])
+
+
 def report_sections(outdir) -> list[tuple[int, str, str]]:
     exp = Path(outdir).parent / "experiments"
     files = sorted(exp.glob("nn_eval_*.json")) if exp.is_dir() else []
     if not files:
-        return [(60, "Networks: accuracy beside energy",
-                 f"No results yet: run `{EXPERIMENTS_CMD}` (trains the shipped models, ~10 min on 2 cores); "
-                 f"the report includes build/experiments/nn_eval_*.json when they exist.")]
+        return [(60, "Networks: accuracy beside energy (quick run)", _quick_section(Path(outdir)))]
     parts = [f"Made by `{EXPERIMENTS_CMD}`. Per datapath: test accuracy (mean ± std over the seeds), drop vs "
              "FP32, MACs and energy per inference (batch 1, synth.network.net_energy: arithmetic from the "
              "datapath's synthesized MAC, memory traffic SRAM + DRAM in its operand format), savings. "

@@ -37,8 +37,6 @@ def _cmd_prove(args) -> int:
         raise UsageError("give a design or --all, not both")
     if not args.all and not args.design:
         raise UsageError(f"a design name is required (one of {', '.join(lib.PROVABLE)}; or --all)")
-    if args.timeout <= 0:
-        raise UsageError(f"--timeout must be a positive number of seconds, got {args.timeout:g}")
     if args.all:
         pts = lib.suite()
         rows = []
@@ -69,13 +67,13 @@ def _cmd_prove(args) -> int:
 
 
 def add_parser(sub) -> None:
-    from .cli import add_design_args
+    from .args import add_design_args, float_range
     p = sub.add_parser("prove", help="formal proof (Yosys SAT) against a behavioural reference: "
                                      "prints proven (exit 0) or counterexample with the inputs (exit 1)")
     add_design_args(p, optional=True)
     p.add_argument("--all", action="store_true", help="the `make prove` suite (exact units up to 16 bits, "
                                                       "PoT products E=1..5, approximate families at N=8 and 12)")
-    p.add_argument("--timeout", type=float, default=lib.DEFAULT_TIMEOUT_S, metavar="S",
+    p.add_argument("--timeout", type=float_range(0, lo_open=True), default=lib.DEFAULT_TIMEOUT_S, metavar="S",
                    help=f"per proof; past it the result is `undecided`, exit 3 (default {lib.DEFAULT_TIMEOUT_S:g})")
     p.add_argument("-o", "--output", default="build/prove", metavar="DIR", help="with --all: where prove.json goes")
     p.add_argument("--json", action="store_true")

@@ -97,21 +97,24 @@ def _cmd_energy(args) -> int:
 
 
 def add_parser(sub) -> None:
+    from golden.tile import MAX_DEPTH, MAX_LANES
+
+    from .args import float_range, int_range
     pt = sub.add_parser("tile", help="compute tiles (von Neumann, near-, in-memory): energy per MVM")
     ts = pt.add_subparsers(dest="tile_command", required=True, parser_class=type(pt))
     p = ts.add_parser("energy", help="arithmetic + data movement per MVM for every tile and datapath")
-    p.add_argument("--lanes", type=int, default=64, help="lanes (rows of W), default 64")
-    p.add_argument("--depth", type=int, default=256, help="K (columns of W), default 256")
-    p.add_argument("--bus-bits", type=int, default=64, help="tile-vn bus width, default 64")
+    p.add_argument("--lanes", type=int_range(1, MAX_LANES), default=64, help="lanes (rows of W), default 64")
+    p.add_argument("--depth", type=int_range(1, MAX_DEPTH), default=256, help="K (columns of W), default 256")
+    p.add_argument("--bus-bits", type=int_range(1, 4096), default=64, help="tile-vn bus width, default 64")
     from synth.energy import MODES
     from synth.movement import BUS_MM
 
     from .cli import positive_int
-    p.add_argument("--bus-mm", type=float, default=None, metavar="MM",
+    p.add_argument("--bus-mm", type=float_range(0), default=None, metavar="MM",
                    help=f"tile-vn bus length in mm (an assumption; default {BUS_MM:g} mm)")
-    p.add_argument("--min-sram-bytes", type=float, default=0.0, metavar="BYTES",
+    p.add_argument("--min-sram-bytes", type=float_range(0), default=0.0, metavar="BYTES",
                    help="price weight arrays smaller than this like this size per bit (default 0: extrapolate)")
-    p.add_argument("--acc-bits", type=int, default=24)
+    p.add_argument("--acc-bits", type=int_range(2, 64), default=24)
     p.add_argument("--mode", default="activity", help=f"energy model mode: {' or '.join(MODES)} (default activity)")
     p.add_argument("--workers", type=positive_int, default=2, help="worker processes (default 2)")
     p.add_argument("--json", action="store_true")
@@ -119,10 +122,10 @@ def add_parser(sub) -> None:
 
     p = ts.add_parser("storage", help="ASM tiles ({1}, {1,3}, {1,3,5,7}) with control-word or compact-index "
                                       "weight storage, next to the int tiles")
-    p.add_argument("--lanes", type=int, default=64, help="lanes (rows of W), default 64")
-    p.add_argument("--depth", type=int, default=256, help="K (columns of W), default 256")
-    p.add_argument("--bus-bits", type=int, default=64, help="tile-vn bus width, default 64")
-    p.add_argument("--acc-bits", type=int, default=24)
+    p.add_argument("--lanes", type=int_range(1, MAX_LANES), default=64, help="lanes (rows of W), default 64")
+    p.add_argument("--depth", type=int_range(1, MAX_DEPTH), default=256, help="K (columns of W), default 256")
+    p.add_argument("--bus-bits", type=int_range(1, 4096), default=64, help="tile-vn bus width, default 64")
+    p.add_argument("--acc-bits", type=int_range(2, 64), default=24)
     p.add_argument("--mode", default="activity", help=f"energy model mode: {' or '.join(MODES)} (default activity)")
     p.add_argument("--workers", type=positive_int, default=2, help="worker processes (default 2)")
     p.add_argument("--json", action="store_true")
@@ -183,7 +186,8 @@ def report_sections(outdir) -> list[tuple[int, str, str]]:
         "",
         "![tile energy](tiles.png)",
     ])
-    return [(60, "Compute tiles: von Neumann vs near- vs in-memory (energy per MVM)", body)]
+    return [(60, "Compute tiles: von Neumann vs near- vs in-memory (energy per MVM)", body),
+            (61, "ASM tiles at their best storage (compact index)", _best_storage_section(outdir))]
 
 
 def _storage_section(outdir) -> str:
@@ -199,6 +203,28 @@ def _storage_section(outdir) -> str:
         "decoder shared by the row would serialize the lanes; decoding once at weight load is the control "
         "format itself. Same MVM as above (64 lanes x K = 256):",
         "", "```", _storage_body(st), "```", "", _vn_decoder_placement(st)])
+
+
+QUICK_STORAGE_LANES = 16        # `make`'s ASM storage table: 16 lanes (64 lanes is the heavy section)
+
+
+def _best_storage_section(outdir) -> str:
+    """ASM tiles at their best storage (compact index) beside the int tiles, at QUICK_STORAGE_LANES lanes."""
+    st = _rows(tiles.storage_table, "tile storage", lanes=QUICK_STORAGE_LANES, storages=("index",))
+    atomic_write(Path(outdir) / "tiles_storage_quick.json", json.dumps(st, indent=2) + "\n")
+    wins = {r["tile"]: [] for r in st}
+    for r in st:
+        if r["datapath"] != "int" and r["vs_int_pct"] > 0:
+            wins[r["tile"]].append(r["datapath"].split("/")[0])
+    return "\n".join([
+        f"HADES's compact weight storage (`weight_storage=index`: sign + the index into the alphabet's "
+        f"representable magnitudes, 6 / 7 / 9 bits for {{1}} / {{1,3}} / {{1,3,5,7}} at 8-bit weights, decoded by a "
+        f"ROM per lane) against the int tiles, MVM of {QUICK_STORAGE_LANES} lanes x K = 256 (fewer lanes than the "
+        "section above so that `make` stays within minutes; `ecomac tile storage` prices both formats, and the "
+        "64-lane table with control words beside is the heavy section below):",
+        "", "```", _storage_body(st), "```", "",
+        "Beating the int tile of the same kind: " + "; ".join(
+            f"{t}: {', '.join(w) if w else 'none'}" for t, w in sorted(wins.items())) + "."])
 
 
 def heavy_report_sections():

@@ -28,13 +28,14 @@ def add_parser(sub) -> None:
 
 
 def _add_args(p, func) -> None:
+    from .args import int_range, seed
     p.add_argument("-o", "--output", default="build/experiments", metavar="DIR",
                    help="where train_ARCH_DATA.json go (default build/experiments)")
     p.add_argument("--only", action="append", metavar="ARCH:DATA[:potq]",
                    help="run only these (e.g. mlp:digits; mlp:digits:potq = the ALS-POTQ ablation)")
-    p.add_argument("--seeds", type=int, default=None, help="number of seeds 0..N-1 (default: 3, the ALS-POTQ "
-                   "ablation 5)")
-    p.add_argument("--seed", type=int, action="append", metavar="S",
+    p.add_argument("--seeds", type=int_range(1, 10), default=None, help="number of seeds 0..N-1 (default: 3, the "
+                   "ALS-POTQ ablation 5)")
+    p.add_argument("--seed", type=seed, action="append", metavar="S",
                    help="run exactly these seeds instead (repeatable; to split a run over processes)")
     p.add_argument("--json", action="store_true", help="the summaries")
     p.set_defaults(func=func)

@@ -14,6 +14,7 @@ from pathlib import Path
 from synth.cache import atomic_write
 
 from . import designs
+from .commands import command_modules
 
 __all__ = ["write_report", "heavy_section_path", "collect_sections"]
 
@@ -24,7 +25,6 @@ def heavy_section_path(experiments: Path, title: str) -> Path:
 
 
 def write_report(outdir: str | Path, heavy: bool = False, experiments: str | Path | None = None) -> str:
-    from .cli import command_modules
     outdir = Path(outdir)
     experiments = Path(experiments) if experiments is not None else outdir.parent / "experiments"
     rows = designs.synth_defaults(outdir.parent / "synth")

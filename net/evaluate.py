@@ -38,7 +38,7 @@ __all__ = ["ROW_KEYS", "ALL_FIXED", "accuracy", "check_fit", "model_net", "infer
            "evaluate", "load_mapping", "calibration_batch"]
 
 ROW_KEYS = ("datapath", "accuracy_pct", "drop_pp", "macs", "energy_pj", "arithmetic_pj", "memory_pj",
-            "saving_vs_fp32_pct", "saving_vs_int8_pct", "float_macs")
+            "saving_vs_fp32_pct", "saving_vs_int8_pct", "float_macs", "energy_arch", "energy_batch")
 # `--datapath all`: these, then each approximate family's lowest-energy point within MRE 2% and 5%
 ALL_FIXED = ("fp32", "int8", "mfmac", "asm,alphabet=1", "asm,alphabet=1/3", "asm,alphabet=1/3/5/7")
 
@@ -117,26 +117,30 @@ def model_net(model: nn.Module, input_shape, name: str = "model"):
     return parse_net(imp.net, name)
 
 
-def _energy_one(net, spec: str, cache: dict) -> dict:
-    from synth.network import net_energy
+def _energy_one(net, spec: str, cache: dict, arch: str = "stream", batch: int | None = None) -> dict:
+    from synth.zigzag import network_energy
     if spec not in cache:
-        cache[spec] = net_energy(net, spec)
+        cache[spec] = network_energy(net, spec, arch, batch)
     return cache[spec]
 
 
-def inference_energy(net, assignment, cache: dict | None = None) -> dict:
+def inference_energy(net, assignment, cache: dict | None = None, arch: str = "stream",
+                     batch: int | None = None) -> dict:
     """{macs, energy_pj, arithmetic_pj, memory_pj} of one inference: `assignment` is one spec for every
-    layer, or {layer name: spec} (layers not named run on fp32), summed per layer."""
+    layer, or {layer name: spec} (layers not named run on fp32), summed per layer; on architecture
+    `arch` at batch `batch` (synth.zigzag.network_energy; default: the stream model)."""
     cache = {} if cache is None else cache
     if isinstance(assignment, dict):
         names = [layer.name for layer in net.layers]
         per = {}
         for spec in set(assignment.values()) | {"fp32"}:
-            per[spec] = {r["name"]: r for r in _energy_one(net, spec, cache)["layers"]}
+            per[spec] = {r["name"]: r for r in _energy_one(net, spec, cache, arch, batch)["layers"]}
         rows = [per[assignment.get(n.split("#")[0], "fp32")][n] for n in names]
     else:
-        rows = _energy_one(net, assignment, cache)["layers"]
+        rows = _energy_one(net, assignment, cache, arch, batch)["layers"]
+    first = next(iter(cache.values()))
     return {"macs": sum(r["macs"] for r in rows), "float_macs": sum(r["macs"] for r in rows if r["datapath"] == "fp32"),
+            "arch": first["arch"], "batch": first["batch"],
             **{k: math.fsum(r[k] for r in rows) for k in ("energy_pj", "arithmetic_pj", "memory_pj")}}
 
 
@@ -184,11 +188,13 @@ def calibration_batch(ds, size: int = 512, seed: int = 0) -> np.ndarray:
 
 def evaluate(model: nn.Module, ds, specs=(), mapping: dict | None = None, *, meta: dict | None = None,
              calib_size: int = 512, seed: int = 0, batch_size: int = 256, progress: bool = True,
-             mapping_label: str = "mapping", log=None, device=None) -> list[dict]:
+             mapping_label: str = "mapping", log=None, device=None, energy_arch: str = "stream",
+             energy_batch: int | None = None) -> list[dict]:
     """One row per datapath in `specs` (and one for `mapping`, a {layer: spec} assignment): ROW_KEYS
     plus eval_s (seconds to convert + run the test split). The FP32 accuracy and the fp32/int8
-    energies are always measured (the drop and the savings are relative to them). device: where
-    the models run (net.device; None: where `model` is)."""
+    energies are always measured (the drop and the savings are relative to them); energies on
+    `energy_arch` at batch `energy_batch` (synth.zigzag.network_energy). device: where the models
+    run (net.device; None: where `model` is)."""
     specs = list(specs)
     if not specs and mapping is None:
         raise ValueError("evaluate: give at least one datapath or a mapping")
@@ -203,7 +209,9 @@ def evaluate(model: nn.Module, ds, specs=(), mapping: dict | None = None, *, met
     calib = calibration_batch(ds, calib_size, seed)
     log = log or (lambda s: print(s, file=sys.stderr) if progress else None)
     ecache: dict = {}
-    base = {b: inference_energy(net, b, ecache) for b in ("fp32", "int8")}
+    from synth.zigzag import check_arch
+    check_arch(energy_arch, energy_batch)            # one line before any work
+    base = {b: inference_energy(net, b, ecache, energy_arch, energy_batch) for b in ("fp32", "int8")}
     t0 = time.perf_counter()
     fp32_acc = accuracy(model, ds.x_test, ds.y_test, batch_size, progress, "fp32")
     fp32_s = time.perf_counter() - t0
@@ -217,12 +225,13 @@ def evaluate(model: nn.Module, ds, specs=(), mapping: dict | None = None, *, met
             q = graph.convert(model, assignment, calib=calib)
             acc = accuracy(q, ds.x_test, ds.y_test, batch_size, progress, label[:24])
             secs = time.perf_counter() - t0
-        e = inference_energy(net, assignment, ecache)
+        e = inference_energy(net, assignment, ecache, energy_arch, energy_batch)
         rows.append({"datapath": label, "accuracy_pct": acc, "drop_pp": fp32_acc - acc, "macs": e["macs"],
                      "energy_pj": e["energy_pj"], "arithmetic_pj": e["arithmetic_pj"], "memory_pj": e["memory_pj"],
                      "saving_vs_fp32_pct": 100.0 * (1 - e["energy_pj"] / base["fp32"]["energy_pj"]),
                      "saving_vs_int8_pct": 100.0 * (1 - e["energy_pj"] / base["int8"]["energy_pj"]),
-                     "float_macs": e["float_macs"] if assignment != "fp32" else e["macs"], "eval_s": secs})
+                     "float_macs": e["float_macs"] if assignment != "fp32" else e["macs"],
+                     "energy_arch": e["arch"], "energy_batch": e["batch"], "eval_s": secs})
         log(f"{label}: accuracy {acc:.2f}% ({fp32_acc - acc:+.2f} pp vs fp32), {e['energy_pj'] / 1e3:.1f} nJ "
             f"per inference, {secs:.1f} s")
     return rows
@@ -240,7 +249,7 @@ def summarize(runs: list[list[dict]]) -> list[dict]:
         same = [rows[i] for rows in runs]
         if any(r["datapath"] != first["datapath"] for r in same):
             raise ValueError("summarize: the seeds' rows list different datapaths")
-        row = {k: first[k] for k in ROW_KEYS if k not in SUMMARY_KEYS and k in first}    # float_macs: new rows
+        row = {k: first[k] for k in ROW_KEYS if k not in SUMMARY_KEYS and k in first}   # older rows lack some keys
         for k in SUMMARY_KEYS:
             v = np.array([r[k] for r in same], np.float64)
             row[f"{k}_mean"] = float(v.mean())

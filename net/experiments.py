@@ -152,6 +152,21 @@ def eval_experiments(out, todo, specs, command: str, seeds=EVAL_SEEDS, log=None)
     return results
 
 
+QUICK_EVAL = ("mlp", "digits", 10)      # the report's quick network run (`make`): one seed, few epochs
+QUICK_SEEDS = (0,)
+
+
+def quick_eval(specs, log=None) -> dict:
+    """The report's quick run: QUICK_EVAL trained in FP32 with QUICK_SEEDS, every spec of `specs`
+    evaluated post-training (net.evaluate.experiment), with its wall time."""
+    from .evaluate import experiment
+    arch, name, epochs = QUICK_EVAL
+    t0 = time.perf_counter()
+    res = experiment(arch, name, QUICK_SEEDS, epochs, specs, progress=False, log=log)
+    res["wall_s"] = time.perf_counter() - t0
+    return res
+
+
 def json_default(o):
     """json.dumps(default=): NumPy scalars as Python numbers, sets and tuples as lists, else str."""
     import numpy as np

@@ -9,9 +9,12 @@ from amaranth import Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from golden.pot import max_exp, product_bits
+from golden.pot import product_bits
+from golden.pot_acc import chunk
 
 from .params import Param, check_int, parse_bool
+from .pot_acc import elaborate_tree, parse_accumulator
+from .pot_product import PotProduct
 from .registry import design
 
 __all__ = ["PotProduct", "MfmacPe", "MfmacArray"]
@@ -20,33 +23,6 @@ __all__ = ["PotProduct", "MfmacPe", "MfmacArray"]
 def _check_pot(exp_bits, acc_bits):
     check_int("exp_bits", exp_bits, 1, 5)
     check_int("acc_bits", acc_bits, product_bits(exp_bits), 64)
-
-
-class PotProduct(wiring.Component):
-    """Combinational product of two PoT codes as (sign, nonzero, one-hot magnitude)."""
-
-    def __init__(self, exp_bits: int = 3):
-        check_int("exp_bits", exp_bits, 1, 5)
-        self.exp_bits = exp_bits
-        mag_bits = 2 * max_exp(exp_bits) + 1
-        super().__init__({
-            "x": In(exp_bits + 1), "w": In(exp_bits + 1),
-            "sign": Out(1), "mag": Out(mag_bits),
-        })
-
-    def elaborate(self, platform):
-        m = Module()
-        E = self.exp_bits
-        ex, ew = self.x[:E], self.w[:E]
-        esum = Signal(E + 1)
-        m.d.comb += esum.eq(ex + ew)                       # the (E+1)-bit exponent adder
-        nz = (ex != 0) & (ew != 0)
-        # one-hot decode of esum - 2: the magnitude 2^(ex-1) * 2^(ew-1)
-        m.d.comb += [
-            self.sign.eq(self.x[E] ^ self.w[E]),
-            self.mag.eq(Cat(nz & (esum == i + 2) for i in range(len(self.mag)))),
-        ]
-        return m
 
 
 _POT_PARAMS = (
@@ -59,7 +35,7 @@ _POT_PARAMS = (
 _ACC_PARAM = Param("accumulator", "serial", "serial/tree2/tree4/tree8/tree16",
                    "serial: one product per clock; treeC: C products per clock (C codes per operand "
                    "element) in sign-split one-hot trees, one add (golden/pot_acc.py)",
-                   parse=lambda n, t: _parse_accumulator(n, t))
+                   parse=parse_accumulator)
 
 
 @design("mfmac-pe", "PoT multiplication-free MAC: acc += (-1)^(sx^sw) 2^(ex+ew-2), no multiplier",
@@ -104,7 +80,6 @@ class MfmacPe(wiring.Component):
 
     def elaborate(self, platform):
         if self.chunk > 1:
-            from .pot_acc import elaborate_tree
             return elaborate_tree(self)
         m = Module()
         if self.pipeline:
@@ -194,13 +169,7 @@ def _parse_pipeline(name, text):
 
 
 def _acc_chunk(accumulator) -> int:
-    from golden.pot_acc import chunk
     return chunk(accumulator)
-
-
-def _parse_accumulator(name, text):
-    from .pot_acc import parse_accumulator
-    return parse_accumulator(name, text)
 
 
 def _check_dim(name, value):

@@ -12,7 +12,7 @@ from amaranth import Cat, Module, Mux, Signal, signed
 
 from golden.pot_acc import ACCUMULATORS, check_accumulator
 
-from .pot import PotProduct
+from .pot_product import PotProduct
 
 __all__ = ["parse_accumulator", "elaborate_tree"]
 

@@ -1,5 +1,6 @@
 """Energy per MAC of the MF-MAC accumulators (golden/pot_acc.py) over a K-step dot product,
-and their datapaths for the network model (`mfmac,accumulator=treeC`).
+and their datapaths for the network model (`mfmac,accumulator=treeC`); the table against the
+FP32 MAC is synth.network_comparison.accumulator_table.
 
 One dot product of K steps on mfmac-pe with `accumulator`: ceil(K / C) clocks (clear with
 the first, the last chunk padded with zero codes), then the next dot product's first clock
@@ -14,7 +15,7 @@ import numpy as np
 
 from golden import pot, pot_acc
 
-__all__ = ["K_VALUES", "dot_energy", "accumulator_table", "mfmac_datapaths", "spec"]
+__all__ = ["K_VALUES", "dot_energy", "mfmac_datapaths", "spec"]
 
 K_VALUES = (64, 256, 1024)
 LANES = 256
@@ -63,23 +64,6 @@ def dot_energy(accumulator: str, k: int, mode: str = "activity", exp_bits: int =
             "pj_per_mac": per_clock * n / k, "pj_per_clock": per_clock,
             "transistors": e["transistors"], "flip_flops": e["flip_flops"], "depth": e["depth"],
             "clock_pj_per_mac": e["clock_units_per_cycle"] * e["pj_per_unit"] * n / k, "params": full}
-
-
-def accumulator_table(k_values=K_VALUES, accumulators=pot_acc.ACCUMULATORS, mode: str = "activity",
-                      progress=None) -> list[dict]:
-    """dot_energy for every variant and K, with the FP32 MAC (fp32-mac, same mode, its own
-    N(0, 1) stream) for the saving: saving_vs_fp32_pct = 1 - MF-MAC / FP32 per MAC."""
-    from .network import mac_energy
-    fp32 = mac_energy("fp32", mode)["mac_pj"]
-    rows = []
-    for acc in accumulators:
-        for k in k_values:
-            if progress:
-                progress(f"{acc} K={k}")
-            r = dot_energy(acc, k, mode)
-            r.update(fp32_mac_pj=fp32, saving_vs_fp32_pct=100.0 * (1 - r["pj_per_mac"] / fp32))
-            rows.append(r)
-    return rows
 
 
 def mfmac_datapaths(Datapath, product_verilog, gaussian_pot) -> dict:

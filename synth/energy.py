@@ -49,7 +49,8 @@ from .gatesim import ONES, GateNetlist, pack_values
 from .yosys import FLOW_VERSION, synthesize
 
 __all__ = ["MODES", "design_energy", "netlist_energy", "check_stream", "calibration", "calibration_table",
-           "CALIBRATION_DESIGN", "CLOCK_UNITS_PER_FF"]
+           "CALIBRATION_DESIGN", "CLOCK_UNITS_PER_FF", "design_liberty_energy", "liberty_correlation",
+           "liberty_points", "default_liberty", "liberty_calibration", "glitch_table", "read_stream", "operands_text"]
 
 MODEL_VERSION = "1"          # bump when the model below changes: cached results stop matching
 MODES = ("static", "activity", "timed")
@@ -369,3 +370,58 @@ def liberty_correlation(points, liberty: str, mode: str = "activity", progress=N
                          "internal_pj", "switching_pj", "input_pin_pj", "clock_pj", "leakage_pj")}})
     return {"mode": mode, "liberty": liberty, "points": rows,
             "spearman": spearman([r["model_pj"] for r in rows], [r["liberty_pj"] for r in rows])}
+
+
+def liberty_points() -> list[tuple[str, dict]]:
+    """The designs a cell-library correlation runs on: every default design and the
+    approximate-multiplier sweep (synth.multipliers.sweep_points)."""
+    from rtl.registry import all_designs
+
+    from .multipliers import sweep_points
+    return [(d.name, {}) for d in all_designs() if d.default] + sweep_points()
+
+
+def default_liberty() -> str | None:
+    """The cell library the report prices with: $ECOMAC_LIBERTY, else the sky130 typical corner
+    in ../shared/pdk (beside the repository) when it is there; None otherwise."""
+    import os
+    from pathlib import Path
+    env = os.environ.get("ECOMAC_LIBERTY")
+    if env:
+        return env
+    p = Path(__file__).resolve().parent.parent.parent / "shared/pdk/sky130_fd_sc_hd__tt_025C_1v80.lib.gz"
+    return str(p) if p.is_file() else None
+
+
+def liberty_calibration(liberty: str) -> list[dict]:
+    """The activity calibration table with each point's energy from the cell library (`liberty_pj`)."""
+    return [{**r, "liberty_pj": design_liberty_energy(r["design"], r["params"], liberty)["energy_pj"]}
+            for r in calibration_table("activity")]
+
+
+def glitch_table() -> list[dict]:
+    """Timed mode on every default design (its default streams): {design, zero_delay_toggles_per_cycle,
+    toggles_per_cycle, glitch_share, energy_pj}."""
+    from rtl.registry import all_designs
+    keys = ("zero_delay_toggles_per_cycle", "toggles_per_cycle", "glitch_share", "energy_pj")
+    return [{"design": d.name, **{k: r[k] for k in keys}}
+            for d in all_designs() if d.default for r in [design_energy(d.name, {}, mode="timed")]]
+
+
+def read_stream(path) -> dict:
+    """An operand stream file (.npz: one integer array per input port); one line if it is not one."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except (ValueError, OSError) as e:
+        raise ValueError(f"stream file {path}: not a NumPy .npz archive ({e})") from None
+
+
+def operands_text(res: dict, stream_path: str | None) -> str:
+    """What a design_energy result was measured on, in words."""
+    if res.get("mode") == "static":
+        return "none (static mode: energy ~ transistors)"
+    if stream_path:
+        return f"the caller's stream {stream_path}"
+    return (f"uniform random over each data input's range, {res.get('lanes', 1)} streams x "
+            f"{res.get('cycles', 0)} cycles (not the N(0,1) operands of `energy net`)")

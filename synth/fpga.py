@@ -33,7 +33,7 @@ from pathlib import Path
 
 from . import cache
 from .proc import ToolError, ToolTimeout, run_tool
-from .yosys import SynthError, _FPGA, _yosys_cmd, failure_log, fpga_synth_script
+from .yosys import SynthError, _FPGA, _yosys_cmd, failure_log, fpga_synth_script, stat_cells
 
 __all__ = ["Device", "DEVICES", "SHELLS", "FitError", "shell_verilog", "place_and_route", "pins_needed",
            "DEFAULT_FREQ_MHZ", "DEFAULT_SEED"]
@@ -195,12 +195,6 @@ def _resources(cells: dict, family: str) -> dict:
             "bram": _count(cells, spec["bram"])}
 
 
-def _module_cells(stat_json: str, top: str) -> dict:
-    stat = json.loads(stat_json)
-    mod = stat.get("design") or stat["modules"].get(f"\\{top}") or next(iter(stat["modules"].values()))
-    return {k: int(v) for k, v in mod.get("num_cells_by_type", {}).items()}
-
-
 def _yosys(dev: Device, text: str, top: str, shell_top: str | None, shell_text: str | None,
            workdir: str, timeout: float | None) -> tuple[dict, dict, str]:
     """Synthesize (bare top for the shell's share, then the placed top); (bare cells, placed cells, mapper)."""
@@ -219,8 +213,8 @@ def _yosys(dev: Device, text: str, top: str, shell_top: str | None, shell_text: 
         proc = run_tool(_yosys_cmd() + ["-q", "-l", "yosys.log", "-s", "script.ys"], what=f"yosys ({dev.family})",
                         timeout=timeout, cwd=workdir)
         if proc.returncode == 0:
-            bare = _module_cells(Path(workdir, "bare.json").read_text(), top)
-            cells = _module_cells(Path(workdir, "placed.json").read_text(), placed)
+            bare = stat_cells(Path(workdir, "bare.json").read_text(), top)[0]
+            cells = stat_cells(Path(workdir, "placed.json").read_text(), placed)[0]
             return bare, cells, mapper
         m = re.search(r"ERROR:\s*(.*)", failure_log(proc, workdir))
         last = m.group(1).strip() if m else f"yosys failed (exit {proc.returncode})"

@@ -107,6 +107,7 @@ class Layer:
     inputs: int
     outputs: int
     float: bool = False     # no datapath covers it: priced at fp32
+    dims: dict = field(default_factory=dict, compare=False)   # the validated spec (kind's keys, defaults filled)
 
 
 @dataclass
@@ -151,13 +152,13 @@ def _layer(i: int, spec, batch: int) -> Layer:
         n_in, n_out, tok = (_pos_int(where, k, v[k]) for k in ("in", "out", "tokens"))
         t = tok * batch
         return Layer(name, kind, f"{n_in}->{n_out} x{tok} tokens" + (f" x{rep}" if rep > 1 else ""),
-                     rep * n_in * n_out * t, rep * n_in * n_out, rep * n_in * t, rep * n_out * t)
+                     rep * n_in * n_out * t, rep * n_in * n_out, rep * n_in * t, rep * n_out * t, dims=v)
     if kind == "matmul":
         M, K, N, cnt = (_pos_int(where, k, v[k]) for k in ("M", "K", "N", "count"))
         n = rep * cnt * batch
         shape = f"{M}x{K} @ {K}x{N}" + (f" x{cnt}" if cnt > 1 else "") + (f" x{rep}" if rep > 1 else "")
         return Layer(name, kind, shape,
-                     n * M * K * N, 0, n * (M * K + K * N), n * M * N)
+                     n * M * K * N, 0, n * (M * K + K * N), n * M * N, dims=v)
     cin, cout, H, W = (_pos_int(where, k, v[k]) for k in ("in_ch", "out_ch", "H", "W"))
     groups = _pos_int(where, "groups", v["groups"])
     if cin % groups or cout % groups:
@@ -169,7 +170,7 @@ def _layer(i: int, spec, batch: int) -> Layer:
     shape = f"{cin}->{cout} k{kh}x{kw} {sts}{extra} {H}x{W}->{Ho}x{Wo}" + (f" x{rep}" if rep > 1 else "")
     return Layer(name, kind, shape,
                  rep * cout * (cin // groups) * kh * kw * Ho * Wo * batch, rep * cout * (cin // groups) * kh * kw,
-                 rep * cin * H * W * batch, rep * cout * Ho * Wo * batch)
+                 rep * cin * H * W * batch, rep * cout * Ho * Wo * batch, dims=v)
 
 
 def _pair(where: str, key: str, v) -> tuple:

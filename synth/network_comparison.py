@@ -5,6 +5,7 @@
   datapath_comparison(net_path, ...)   per datapath: energy per MAC and per training step of a net,
                                        saved against FP32 and int8, with the product error
   product_error_pct(spec)              mean relative error of an approx datapath's products
+  accumulator_table(k_values, ...)     MF-MAC accumulators per MAC over K-step dot products vs the FP32 MAC
 
 The nets default to the shipped examples (EXAMPLE_NETS, under the repository root).
 """
@@ -12,9 +13,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from golden.pot_acc import ACCUMULATORS
+
+from . import accumulators as A
 from . import network as N
 
-__all__ = ["headline", "datapath_comparison", "product_error_pct", "EXAMPLE_NETS", "COMPARE_DATAPATHS"]
+__all__ = ["headline", "datapath_comparison", "product_error_pct", "EXAMPLE_NETS", "COMPARE_DATAPATHS",
+           "accumulator_table", "accumulator_headlines"]
 
 _ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_NETS = ("examples/nets/resnet18.json", "examples/nets/transformer_block.json")
@@ -80,3 +85,24 @@ def datapath_comparison(net_path: str | None = None, datapaths=COMPARE_DATAPATHS
             row[f"total_vs_{b}_pct"] = 100.0 * (1 - r["energy_pj"] / e["energy_pj"])
         out.append(row)
     return out
+
+
+def accumulator_table(k_values=A.K_VALUES, accumulators=ACCUMULATORS, mode: str = "activity",
+                      progress=None) -> list[dict]:
+    """dot_energy for every variant and K, with the FP32 MAC (fp32-mac, same mode, its own
+    N(0, 1) stream) for the saving: saving_vs_fp32_pct = 1 - MF-MAC / FP32 per MAC."""
+    fp32 = N.mac_energy("fp32", mode)["mac_pj"]
+    rows = []
+    for acc in accumulators:
+        for k in k_values:
+            if progress:
+                progress(f"{acc} K={k}")
+            r = A.dot_energy(acc, k, mode)
+            r.update(fp32_mac_pj=fp32, saving_vs_fp32_pct=100.0 * (1 - r["pj_per_mac"] / fp32))
+            rows.append(r)
+    return rows
+
+
+def accumulator_headlines(mode: str = "activity") -> dict:
+    """headline() with every MF-MAC accumulator: {datapath spec: rows}."""
+    return {A.spec(a): headline(mode=mode, mfmac=A.spec(a)) for a in ACCUMULATORS}

@@ -35,7 +35,7 @@ STORAGE_ALPHABETS = ((1,), (1, 3), (1, 3, 5, 7))
 
 
 _CACHE_VERSION = "1"      # bump when a row's contents change
-_SOURCES = ("rtl/tile.py", "rtl/asm.py", "rtl/pot.py", "rtl/intmac.py", "golden/tile.py", "golden/asm.py",
+_SOURCES = ("rtl/tile.py", "rtl/asm.py", "rtl/pot.py", "rtl/pot_product.py", "rtl/pot_acc.py", "rtl/intmac.py", "golden/tile.py", "golden/asm.py",
             "golden/pot.py", "synth/movement.py", "synth/energy.py", "synth/gatesim.py", "synth/yosys.py",
             "synth/reference.py", "synth/tiles.py")
 
@@ -148,15 +148,19 @@ def _run_rows(jobs: list[tuple], workers: int, progress=None) -> list[dict]:
 
 
 def storage_table(lanes: int = 64, depth: int = 256, bus_bits: int = 64, acc_bits: int = 24,
-                  mode: str = "activity", workers: int = 2, progress=None) -> list[dict]:
+                  mode: str = "activity", workers: int = 2, progress=None,
+                  storages=gtile.WEIGHT_STORAGES) -> list[dict]:
     """ASM tiles with the alphabets {1}, {1,3}, {1,3,5,7}, weights stored as control words or
     compact indices, next to the int tiles; saving_pct against tile-vn/int, vs_int_pct against
-    the same tile kind with int."""
+    the same tile kind with int. `storages`: the weight formats to price (default both)."""
     from .movement import BUS_MM
     from .pool import check_workers
     _check_tile(lanes, depth, bus_bits, acc_bits, mode)
     check_workers(workers)
-    dps = ["int"] + [storage_label(a, st) for a in STORAGE_ALPHABETS for st in gtile.WEIGHT_STORAGES]
+    bad = [s for s in storages if s not in gtile.WEIGHT_STORAGES]
+    if bad or not storages:
+        raise ValueError(f"weight storage must be among {', '.join(gtile.WEIGHT_STORAGES)}, got {bad or storages}")
+    dps = ["int"] + [storage_label(a, st) for a in STORAGE_ALPHABETS for st in storages]
     # asm{1,3,5,7}/control is tile_table's "asm" row: the same job, so its cached row is reused
     same = {storage_label(DATAPATH_PARAMS["asm"]["alphabet"], "control"): "asm"}
     jobs = [(k, same.get(dp, dp), lanes, depth, bus_bits, acc_bits, mode, BUS_MM, 0.0)

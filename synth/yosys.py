@@ -17,9 +17,10 @@ import tempfile
 from pathlib import Path
 
 from . import cache
+from .liberty_reader import read_liberty, sequential_cells
 from .proc import run_tool
 
-__all__ = ["SynthError", "run_yosys", "failure_log", "synthesize", "coarse_cells", "TARGETS", "GATES"]
+__all__ = ["SynthError", "run_yosys", "failure_log", "synthesize", "coarse_cells", "stat_cells", "TARGETS", "GATES"]
 
 GATES = "AND,NAND,OR,NOR,XOR,XNOR,ANDNOT,ORNOT,MUX"
 TARGETS = ("generic", "ice40", "ecp5")
@@ -139,9 +140,13 @@ def run_fpga_synth(target: str, top: str, files: dict, tail: str, outputs: list[
         return run_yosys(script("abc"), files, outputs), "abc"
 
 
-def _cells_of(stat_json: str, top: str) -> tuple[dict, dict]:
+def stat_cells(stat_json: str, top: str) -> tuple[dict, dict]:
+    """(cells by type, the module's statistics) from Yosys's `stat -json` output: the design
+    total, else `top`, else the only module. A module with no cells and no ports leaves no
+    module at all: zero cells, not an error (every reader of `stat -json` goes through here)."""
     stat = json.loads(stat_json)
-    mod = stat.get("design") or stat["modules"].get(f"\\{top}") or next(iter(stat["modules"].values()))
+    mods = stat.get("modules") or {}
+    mod = stat.get("design") or mods.get(f"\\{top}") or next(iter(mods.values()), None) or {}
     return {k: int(v) for k, v in mod.get("num_cells_by_type", {}).items()}, mod
 
 
@@ -158,7 +163,7 @@ def synthesize(verilog_text: str, top: str, target: str = "generic", liberty: st
         raise ValueError(f"target must be one of {', '.join(TARGETS)}, got {target!r}")
     lib_text = None
     if liberty is not None:
-        lib_text = _read_liberty(liberty)
+        lib_text = read_liberty(liberty)
     k = cache.key("synth", FLOW_VERSION + ("" if target == "generic" else "-fpga" + FPGA_FLOW_VERSION),
                   target, top, verilog_text,
                   (LIBERTY_FLOW_VERSION + lib_text) if lib_text else "", netlist)
@@ -169,7 +174,6 @@ def synthesize(verilog_text: str, top: str, target: str = "generic", liberty: st
     if target == "generic":
         seq = set()
         if lib_text is not None:
-            from .liberty import sequential_cells
             files["cells.lib"] = lib_text
             seq = sequential_cells(lib_text)
         outs = ["stat.json", "ltp.txt"] + (["netlist.json"] if netlist and lib_text is None else [])
@@ -185,7 +189,7 @@ def synthesize(verilog_text: str, top: str, target: str = "generic", liberty: st
                                      "ABC needs cell delays to map to it") from None
                 raise SynthError(f"liberty file {liberty}: ABC could not map to its cells ({e})") from None
             raise
-        cells, mod = _cells_of(res["stat.json"], top)
+        cells, mod = stat_cells(res["stat.json"], top)
         m = re.search(r"length=(\d+)", res["ltp.txt"])
         ffs = (sum(v for c, v in cells.items() if c in seq) if lib_text is not None else
                sum(v for c, v in cells.items() if "DFF" in c.upper()))
@@ -201,7 +205,7 @@ def synthesize(verilog_text: str, top: str, target: str = "generic", liberty: st
             out["netlist"] = json.loads(res["netlist.json"])
     else:
         res, mapper = run_fpga_synth(target, top, files, "tee -q -o stat.json stat -json\n", ["stat.json"])
-        cells, _ = _cells_of(res["stat.json"], top)
+        cells, _ = stat_cells(res["stat.json"], top)
 
         spec = _FPGA[target]
 
@@ -217,22 +221,6 @@ def synthesize(verilog_text: str, top: str, target: str = "generic", liberty: st
     return out
 
 
-def _read_liberty(path: str) -> str:
-    import gzip
-    p = Path(path)
-    if p.is_dir():
-        raise IsADirectoryError(f"liberty file {path} is a folder, not a file")
-    if not p.is_file():
-        raise FileNotFoundError(f"liberty file {path} does not exist")
-    raw = p.read_bytes()
-    if raw[:2] == b"\x1f\x8b":
-        raw = gzip.decompress(raw)
-    text = raw.decode("utf-8", errors="replace")
-    if not re.search(r"\blibrary\s*\(", text):
-        raise ValueError(f"liberty file {path} does not parse: no library(...) group")
-    return text
-
-
 def coarse_cells(verilog_text: str, top: str) -> dict:
     """Word-level cell types before arithmetic mapping (alumacc), e.g. to prove there is no $mul."""
     k = cache.key("coarse", FLOW_VERSION, top, verilog_text)
@@ -241,6 +229,6 @@ def coarse_cells(verilog_text: str, top: str) -> dict:
         return hit
     script = (f"read_verilog -sv design.v\nhierarchy -check -top {top}\n"
               "proc\nflatten\nopt\nwreduce\ntee -q -o stat.json stat -json\n")
-    cells, _ = _cells_of(run_yosys(script, {"design.v": verilog_text}, ["stat.json"])["stat.json"], top)
+    cells, _ = stat_cells(run_yosys(script, {"design.v": verilog_text}, ["stat.json"])["stat.json"], top)
     cache.store("coarse", k, cells)
     return cells

@@ -80,7 +80,7 @@ def test_export_npy_any_width_and_format_from_name(tmp_path, capsys):
     (["approx", "export", "mul-nope", "-o", "{tmp}/x.bin"], "unknown design 'mul-nope'"),
     (["approx", "export", "mul-drum", "-p", "q=1", "-o", "{tmp}/x.bin"], "unknown parameter 'q' for design mul-drum"),
     (["approx", "sweep", "--family", "mul-wallace", "-o", "{tmp}"], "unknown multiplier family 'mul-wallace'"),
-    (["approx", "sweep", "--bits", "13", "-o", "{tmp}"], "sweep bits must be in 2..12"),
+    (["approx", "sweep", "--bits", "13", "-o", "{tmp}"], "--bits must be in 2..12, got 13"),
     (["approx", "characterize", "--verilog", "{tmp}/missing.v", "--top", "m"],
      "Verilog file {tmp}/missing.v does not exist"),
 ])

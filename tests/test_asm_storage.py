@@ -75,3 +75,30 @@ def test_vn_decoder_placement_sums_the_measured_parts():
     # index per lane 4.60 nJ; at the memory: index arithmetic + index reads + control bus
     assert "asm{1} 4.60 nJ per lane vs 5.60 nJ at the memory (control storage 6.00 nJ)" in text
     assert "asm{1,3,5,7} 4.60 nJ per lane vs 5.60 nJ at the memory (control storage 6.00 nJ)" in text
+
+
+def test_report_prices_asm_tiles_at_their_best_storage(tmp_path, monkeypatch):
+    """`make`'s table: index storage only, QUICK_STORAGE_LANES lanes, and which alphabets beat int."""
+    import json
+
+    from ecomac import cmd_tile
+    from synth import tiles
+    seen = {}
+
+    def fake(progress=None, **kw):
+        seen.update(kw)
+        return [{"tile": t, "datapath": dp, "stored_weight_bits": b, "arithmetic_pj": 1e3, "movement_pj": 1e3,
+                 "total_pj": 2e3, "vs_int_pct": v, "saving_pct": v}
+                for t in ("tile-vn", "tile-in") for dp, b, v in (("int", 8, 0.0), ("asm{1}/index", 6, 20.0),
+                                                                 ("asm{1,3,5,7}/index", 9, -30.0))]
+    monkeypatch.setattr(tiles, "storage_table", fake)
+    text = cmd_tile._best_storage_section(tmp_path)
+    assert seen["lanes"] == cmd_tile.QUICK_STORAGE_LANES < 64 and seen["storages"] == ("index",)
+    assert "tile-in: asm{1}; tile-vn: asm{1}." in text and "asm{1,3,5,7}/index" in text
+    assert len(json.loads((tmp_path / "tiles_storage_quick.json").read_text())) == 6
+
+
+def test_storage_table_refuses_an_unknown_storage():
+    from synth.tiles import storage_table
+    with pytest.raises(ValueError, match="weight storage must be among control, index"):
+        storage_table(storages=("compressed",))

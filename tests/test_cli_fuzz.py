@@ -46,7 +46,7 @@ HEAVY = {
     ("energy", "calibration"): "synth.energy.calibration_table",
     ("energy", "headline"): "synth.network_comparison.headline",
     ("synth",): "ecomac.designs.synth_defaults",        # synth --all
-    ("energy", "accumulators"): "synth.accumulators.accumulator_table",
+    ("energy", "accumulators"): "synth.network_comparison.accumulator_table",
     ("fpga",): "synth.fpga.fpga_many",                   # fpga --all
     ("fpga", "one design"): "synth.fpga.place_and_route",  # nextpnr: tens of seconds per design
     ("emulate", "--bench"): "net.emulate.bench",          # minutes: two shapes x eight datapaths
@@ -56,6 +56,7 @@ HEAVY = {
     ("prove", "--all"): "synth.prove.suite",
     ("prove", "one design"): "synth.prove.prove",          # SAT proofs: a minute each by default
     ("nn", "hwsim"): "net.hwsim.run",                      # a network on the gate netlist / Verilog
+    ("energy", "accelerators"): "synth.zigzag_table.accelerator_table",   # ZigZag on ResNet-18 and more
 }
 # commands whose exit status reports a result besides 0 and 2 (prove: 1 counterexample, 3 undecided)
 RESULT_CODES = {("prove",): {1, 3}}
@@ -74,7 +75,48 @@ ALPHABETS = ("1,3", "1,,3", "2", "1,3,5,7", "", "1,1")
 OUT_SUFFIXES = (".v", ".json", ".png", ".pdf", ".svg", ".jpg", ".bin", ".npy", ".csv", "")
 
 ADDER_V = "module m(input [1:0] a, input [1:0] b, output [3:0] p);\n  assign p = a * b;\nendmodule\n"
+# degenerate Verilog (module m, so TOPS reaches it): what Yosys reads but leaves little or nothing of
+DEGENERATE_V = {
+    "deg_empty.v": "module m();\nendmodule\n",                                   # no ports, no cells
+    "deg_ports.v": "module m(input [1:0] a, input [1:0] b, output [3:0] p);\nendmodule\n",   # ports only
+    "deg_const.v": "module m(input [1:0] a, input [1:0] b, output [3:0] p);\n  assign p = 4'd5;\nendmodule\n",
+    "deg_unknown.v": "module m(input [1:0] a, input [1:0] b, output [3:0] p);\n  nope u(.a(a), .b(b), .p(p));\n"
+                     "endmodule\n",                                              # instantiates an unknown module
+}
 TINY_NET = ('{"name": "tiny", "layers": [{"kind": "linear", "in": 4, "out": 4, "tokens": 2}]}')
+# a ZigZag accelerator: 4 MACs, a weight register per MAC, one buffer for everything
+TINY_ACCEL = """name: tiny
+memories:
+  w_reg:
+    size: 8
+    r_cost: 0.1
+    w_cost: 0.1
+    area: 0
+    latency: 1
+    operands: [I2]
+    ports:
+      - {name: r_port_1, type: read, bandwidth_min: 8, bandwidth_max: 8, allocation: ["I2, tl"]}
+      - {name: w_port_1, type: write, bandwidth_min: 8, bandwidth_max: 8, allocation: ["I2, fh"]}
+    served_dimensions: []
+  buf:
+    size: 1000000
+    r_cost: 10
+    w_cost: 10
+    area: 0
+    latency: 1
+    operands: [I1, I2, O]
+    ports:
+      - {name: r_port_1, type: read, bandwidth_min: 64, bandwidth_max: 64, allocation: ["I1, tl", "I2, tl", "O, tl", "O, th"]}
+      - {name: w_port_1, type: write, bandwidth_min: 64, bandwidth_max: 64, allocation: ["I1, fh", "I2, fh", "O, fh", "O, fl"]}
+    served_dimensions: [D1]
+operational_array:
+  unit_energy: 0.1
+  unit_area: 1
+  dimensions: [D1]
+  sizes: [4]
+"""
+ARCHS = ("stream", "tile-vn", "tile-near,lanes=4,depth=8", "tile-in,tiles=1", "tile-in,bogus=1", "tile-vn,lanes=0",
+         "tile-near,bus_bits=8", "bogus", "")
 
 
 class _Overtime(BaseException):
@@ -109,8 +151,13 @@ def _scratch(root: Path) -> None:
     (root / "empty.json").write_text("")
     (root / "garbage.bin").write_bytes(b"\x00\xff\x13garbage\n{[(")
     (root / "m.v").write_text(ADDER_V)
+    for name, text in DEGENERATE_V.items():
+        (root / name).write_text(text)
     (root / "net.json").write_text(TINY_NET)
     (root / "bad.json").write_text('{"name": "x", "layers": [{"kind": "conv"}]}')
+    (root / "accel.yaml").write_text(TINY_ACCEL)
+    (root / "bad.yaml").write_text("name: x\nmemories: {m: {size: -1}}\n")
+    (root / "garbage.yaml").write_text("{[: not yaml\n")
     _scratch_models(root)
 
 
@@ -152,6 +199,8 @@ def _out_path(root: Path):
 def _in_path(root: Path, kind: str):
     good = {"v": "m.v", "json": "net.json"}.get(kind)
     names = ["missing.x", "dir", "empty.v", "empty.json", "garbage.bin", "bad.json", "file.txt"]
+    if kind == "v":
+        names += list(DEGENERATE_V)
     if good:
         names += [good] * 3
     return st.sampled_from([str(root / n) for n in names])
@@ -183,6 +232,9 @@ def _values(action, root: Path, path):
         return _in_path(root, name)
     if name == "datapath":
         return st.sampled_from(DATAPATHS)
+    if name == "arch":                       # an accelerator (nn train's --arch has choices, drawn above)
+        return st.sampled_from(ARCHS + tuple(str(root / n) for n in ("accel.yaml", "bad.yaml", "garbage.yaml",
+                                                                      "missing.yaml", "dir")))
     if name == "alphabet":
         return st.sampled_from(ALPHABETS)
     if name == "top":
@@ -192,9 +244,9 @@ def _values(action, root: Path, path):
     if name == "family":
         return st.sampled_from(["mul-drum", "mul-drum,mul-drum", "mul-nope", "", "mul-array"])
     t = getattr(action.type, "__name__", "")
-    if action.type is int or t in ("positive_int",) or name.endswith(("bits", "lanes", "depth", "workers")):
+    if action.type is int or "int" in t or "seed" in t or name.endswith(("bits", "lanes", "depth", "workers")):
         return st.sampled_from(INTS)
-    if action.type is float:
+    if action.type is float or "float" in t:
         return st.sampled_from(FLOATS)
     return st.sampled_from(STRINGS + ("3", "-5"))
 
@@ -332,6 +384,51 @@ def test_fuzz_command(path, parser, fuzz_env):
         STATS["seconds"] += time.monotonic() - t0
         STATS["ok" if code in (0, 1, 3) else "refused" if code == 2 else "reached_work"] += 1
     check()
+
+
+# ---- degenerate Verilog through every command that reads a user's Verilog ------------------------
+def _verilog_runs():
+    lib = Path(__file__).resolve().parent.parent.parent / "shared/pdk/sky130_fd_sc_hd__tt_025C_1v80.lib.gz"
+    runs = [("netlist stats", lambda f: ["netlist", "stats", "--verilog", f, "--top", "m"]),
+            ("netlist stats --json", lambda f: ["netlist", "stats", "--verilog", f, "--top", "m", "--json"]),
+            ("netlist energy", lambda f: ["netlist", "energy", "--verilog", f, "--top", "m", "--mode", "activity"]),
+            ("approx characterize", lambda f: ["approx", "characterize", "--verilog", f, "--top", "m"]),
+            ("energy net lut:", lambda f: ["energy", "net", "--net", "../net.json", "--datapath", f"lut:{f},top=m"]),
+            ("emulate lut:", lambda f: ["emulate", "--datapath", f"lut:{f},top=m", "--x", "../x.npy",
+                                        "--w", "../w.npy", "-o", "../new/y.npy"])]
+    if lib.is_file():
+        runs.append(("netlist stats --liberty",
+                     lambda f: ["netlist", "stats", "--verilog", f, "--top", "m", "--liberty", str(lib)]))
+    return runs
+
+
+@pytest.mark.parametrize("name", sorted(DEGENERATE_V))
+@pytest.mark.parametrize("what,argv", _verilog_runs(), ids=[w for w, _ in _verilog_runs()])
+def test_degenerate_verilog(what, argv, name, fuzz_env):
+    """An empty module, ports only, constant outputs, an unknown submodule: a result or one line,
+    never a traceback (every reader of Yosys's `stat -json` included)."""
+    import numpy as np
+    root = fuzz_env
+    np.save(root / "x.npy", np.ones((2, 3), np.int64))
+    np.save(root / "w.npy", np.ones((3, 2), np.int64))
+    try:
+        code, out, err = run_checked(argv(str(root / name)), root)
+    finally:
+        for f in ("x.npy", "w.npy", "new/y.npy"):
+            (root / f).unlink(missing_ok=True)
+    if name == "deg_unknown.v":
+        assert code == 2 and "nope" in err, err         # the unknown module is named
+    if code == 0 and what.startswith("netlist stats") and name in ("deg_empty.v", "deg_ports.v", "deg_const.v"):
+        assert "cells_total" in out and ('"cells_total": 0' in out or "no cells" in out), out
+
+
+def test_every_numeric_option_is_range_checked_where_it_enters():
+    """No int/float option takes a bare int/float: each has a type that refuses values outside
+    its range at parse time (e.g. `alwann search --pop 1`), before any model, data or worker."""
+    bare = [f"{' '.join(path)} {'/'.join(a.option_strings) or a.dest}"
+            for path, parser in LEAVES for a in parser._actions
+            if a.type in (int, float) and a.choices is None]
+    assert not bare, f"options without a range type (ecomac/args.py int_range / float_range): {bare}"
 
 
 def test_fuzzer_covers_every_command():

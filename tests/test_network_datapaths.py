@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ecomac import cmd_energy
+from ecomac import energy_report
 from ecomac.cli import main
 from golden import asm
 from synth import network as N
@@ -81,7 +81,7 @@ def test_comparison_rows_are_consistent():
     assert rows["approx:mul-array"]["product_mre_pct"] == 0 and rows["approx:mul-drum,k=6"]["product_mre_pct"] > 0
     assert rows["int8"]["product_mre_pct"] is None
     assert rows["asm"]["memory_pj"] == pytest.approx(int8["memory_pj"])      # both store 8-bit tensors
-    table = cmd_energy._comparison_table(list(rows.values()))
+    table = energy_report.comparison_table(list(rows.values()))
     assert len(table.splitlines()) == 2 + len(rows) and "approx:mul-drum,k=6" in table
 
 

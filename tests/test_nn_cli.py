@@ -137,13 +137,23 @@ def test_experiments_refuses_unknown_only(capsys, tmp_path):
     assert not (tmp_path / "e").exists()
 
 
-def test_report_section_includes_experiment_files(tmp_path):
+def test_report_section_includes_experiment_files(tmp_path, monkeypatch):
     from ecomac.cmd_nn import report_sections
-    (_, title, body), = report_sections(tmp_path / "report")
-    assert "No results yet: run `make experiments" in body
+    from net import experiments
     row = {"datapath": "int8", "accuracy_pct": 90.0, "drop_pp": 1.0, "macs": 7, "energy_pj": 2000.0,
            "arithmetic_pj": 500.0, "memory_pj": 1500.0, "saving_vs_fp32_pct": 50.0, "saving_vs_int8_pct": 0.0,
            "eval_s": 2.0}
+    # no experiment files: `make`'s quick run (one seed, its table without a spread), the full run named
+    quick = {"arch": "mlp", "data": "digits", "seeds": [0], "epochs": 10, "train_samples": 8, "test_samples": 2,
+             "runs": [{"fp32_test_accuracy_pct": 91.0}], "wall_s": 3.0, "summary": evaluate.summarize([[row]])}
+    seen = {}
+    monkeypatch.setattr(experiments, "expand_datapaths", lambda given: ["int8"])
+    monkeypatch.setattr(experiments, "quick_eval", lambda specs, log=None: seen.setdefault("specs", specs) and quick)
+    (_, title, body), = report_sections(tmp_path / "report")
+    assert seen["specs"] == ["int8"] and "quick run" in title
+    assert "**Quick run**" in body and "`make experiments" in body and "mlp on digits" in body
+    assert "90.00" in body and "90.00 ±" not in body and "seed 0 (FP32 91.00%)" in body
+    assert json.loads((tmp_path / "report" / "nn_eval_quick.json").read_text())["epochs"] == 10
     res = {"arch": "mlp", "data": "digits", "seeds": [0, 1], "epochs": 3, "train_samples": 8, "test_samples": 2,
            "runs": [{"fp32_test_accuracy_pct": 91.0}, {"fp32_test_accuracy_pct": 93.0}], "wall_s": 12.0,
            "summary": evaluate.summarize([[row], [{**row, "accuracy_pct": 92.0, "drop_pp": 3.0}]])}

@@ -139,7 +139,7 @@ def test_tree_datapaths_in_the_network_model():
 
 def test_cli_accumulators_bad_k(capsys):
     assert main(["energy", "accumulators", "--k", "0"]) == 2
-    assert capsys.readouterr().err.strip() == "ecomac: error: --k must be a positive integer, got 0"
+    assert capsys.readouterr().err.strip() == "ecomac: error: --k must be an integer >= 1, got 0"
 
 
 def test_cli_headline_rejects_unknown_accumulator(capsys):

@@ -79,7 +79,7 @@ def _pot_off_by_one(e):
     (["prove", "fp32-mul"], "no formal proof for fp32-mul (provable: mul-array, mul-exact, mul-trunc, mul-bam, "
                             "mul-drum, mul-mitchell, mfmac-pe, int-mac, asm-mul, luq-quant)"),
     (["prove", "mul-array", "--all"], "give a design or --all, not both"),
-    (["prove", "mul-array", "--timeout", "0"], "--timeout must be a positive number of seconds, got 0"),
+    (["prove", "mul-array", "--timeout", "0"], "--timeout must be a number > 0, got 0"),
 ])
 def test_prove_bad_input_is_one_line(capsys, argv, msg):
     code, out, err = run(capsys, *argv)

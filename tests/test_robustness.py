@@ -274,7 +274,7 @@ def test_plots_are_written_in_the_format_their_name_says(tmp_path, suffix, magic
      "alphabet '1,,3' has an empty member; give odd integers in 1..15 separated by single commas"),
     (["verilog", "asm-mul", "-p", "alphabet=1,,3", "-o", "{t}/a.v"],
      "alphabet '1,,3' has an empty member; give integers separated by single commas"),
-    (["synth", "int-mac", "--liberty", "x.lib", "--target", "ice40"],
+    (["synth", "int-mac", "--liberty", __file__, "--target", "ice40"],
      "--liberty maps to a cell library and applies to --target generic only, not ice40"),
 ])
 def test_silently_accepted_input_is_refused(tmp_path, capsys, argv, msg):

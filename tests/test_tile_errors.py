@@ -79,10 +79,10 @@ def test_cli_reports_bad_tile_parameters(capsys, tmp_path):
 
 
 @pytest.mark.parametrize("argv,text", [
-    (["--lanes", "0"], "lanes must be in 1..64, got 0"),
-    (["--depth", "5000"], "depth must be in 1..4096, got 5000"),
+    (["--lanes", "0"], "--lanes must be in 1..64, got 0"),
+    (["--depth", "5000"], "--depth must be in 1..4096, got 5000"),
     (["--mode", "guess"], "mode must be one of static, activity, timed, got 'guess'"),
-    (["--bus-mm", "-1"], "bus length must be >= 0 mm, got -1.0"),
+    (["--bus-mm", "-1"], "--bus-mm must be a number >= 0, got -1"),
 ])
 def test_cli_tile_energy_bad_arguments(capsys, argv, text):
     code = main(["tile", "energy", *argv])

@@ -8,17 +8,20 @@ from .engines import Engine
 from .nsga import SearchResult
 
 
-def per_inference_energy(layers: list[dict], layer_specs: dict, memo: dict) -> dict:
-    """synth.network energy of one inference with each layer on its spec: {energy_pj, mac_pj}
-    (None and a one-line `energy_note` when a spec cannot be priced)."""
-    from synth.network import net_energy, parse_net
+def per_inference_energy(layers: list[dict], layer_specs: dict, memo: dict, arch: str = "stream",
+                         batch: int | None = None) -> dict:
+    """Energy of one inference with each layer on its spec, on architecture `arch` at batch `batch`
+    (synth.zigzag.network_energy; default the stream model): {energy_pj, mac_pj} (None and a one-line
+    `energy_note` when a spec cannot be priced)."""
+    from synth.network import parse_net
+    from synth.zigzag import network_energy
     net = parse_net({"name": "model", "layers": [dict(L["net_layer"]) for L in layers]})
     total = mac = 0.0
     for i, L in enumerate(layers):
         spec = layer_specs[L["name"]]
         if spec not in memo:
             try:
-                memo[spec] = net_energy(net, spec)
+                memo[spec] = network_energy(net, spec, arch, batch)
             except (ValueError, TypeError) as e:
                 memo[spec] = str(e).splitlines()[0] if str(e) else type(e).__name__
         r = memo[spec]
@@ -30,9 +33,11 @@ def per_inference_energy(layers: list[dict], layer_specs: dict, memo: dict) -> d
 
 
 def finish(result: SearchResult, engine: Engine, layers: list[dict], cands: list[Candidate], *,
-           energy: bool = True, compare_tunings: bool = True, log=None) -> dict:
+           energy: bool = True, compare_tunings: bool = True, log=None, energy_arch: str = "stream",
+           energy_batch: int | None = None) -> dict:
     """The front with test accuracies (with compare_tunings: every front point under each tuning),
-    every candidate alone on all layers as reference, per-inference energies: front.json's body."""
+    every candidate alone on all layers as reference, per-inference energies (on `energy_arch` at
+    batch `energy_batch`, synth.zigzag.network_energy): front.json's body."""
     space = result.space
     front = result.front()
     tun = engine.ctx.tuning
@@ -67,17 +72,17 @@ def finish(result: SearchResult, engine: Engine, layers: list[dict], cands: list
         if compare_tunings and label is None:
             r["accuracy_test_pct_by_tuning"] = {t: vals[(m, "test", t)] for t in tunings}
         if with_energy:
-            r.update(per_inference_energy(layers, space.layer_specs(m), memo))
+            r.update(per_inference_energy(layers, space.layer_specs(m), memo, energy_arch, energy_batch))
         return r
 
     if log and energy:
-        log("pricing the front's inferences (synth.network; cached after the first run)")
+        log(f"pricing the front's inferences on {energy_arch} (synth.zigzag; cached after the first run)")
     front_rows = [row(m, with_energy=energy) for m in front_maps]
     refs = [row(m, cands[m[0]].label) for m in uniform]
     base = {"mapping": EXACT_SPEC, "accuracy_test_pct": base_test, "accuracy_search_pct": acc_search[exact]}
     if energy:
-        base.update(per_inference_energy(layers, space.layer_specs(exact), memo))
-    return {"baseline": base, "front": front_rows, "references": refs,
+        base.update(per_inference_energy(layers, space.layer_specs(exact), memo, energy_arch, energy_batch))
+    return {"baseline": base, "energy_model": {"arch": energy_arch, "batch": energy_batch or 1}, "front": front_rows, "references": refs,
             "evaluated": [{"accuracy_search_pct": p["accuracy_search_pct"], "loss_search": p["loss_search"],
                            "relative_multiplier_energy": p["relative_multiplier_energy"]} for p in result.points()],
             "layers": [{k: L[k] for k in ("name", "kind", "macs")} for L in layers],

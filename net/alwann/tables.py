@@ -12,8 +12,9 @@ from .context import TUNINGS
 def front_table(doc: dict) -> tuple[list[str], list[list]]:
     """(headers, rows) of the front: energy, accuracies, drop, per-inference energy, each layer's multiplier."""
     names = [L["name"] for L in doc["layers"]]
+    em = doc.get("energy_model") or {"arch": "stream", "batch": 1}
     head = ["rel. mult. E", "saved %", "search acc %", "search loss", "test acc %", "drop pp", "MAC nJ",
-            "nJ/inference"] + names
+            f"nJ/inference ({em['arch']}, batch {em['batch']})"] + names
     rows = []
     for r in doc["front"]:
         e = r.get("energy_pj")
