@@ -40,14 +40,16 @@ def net_table(res: dict, mode: str) -> str:
 
 
 def nets(given=None) -> list:
-    """synth.network.Net objects: net files (JSON, .pt, .onnx) or `mlp:digits` / `lenet:mnist` (a freshly
+    """synth.network.Net objects: net files (JSON, .pt, .onnx) or ARCH:DATA, e.g. `resnet:mnist` (a freshly
     built shipped model on that data set's input shape: the layer shapes do not depend on training)."""
-    from net.importer import load_net_file
+    from net import ARCHS
+    from net.loader import is_model_spec, load_net_file
 
     from .outputs import check_input_file
+    shipped = {f"{a}:{d}" for a in ARCHS for d in ("digits", "mnist")}
     out = []
     for g in given or DEFAULT_NETS:
-        if g in ("mlp:digits", "lenet:mnist", "mlp:mnist", "lenet:digits"):
+        if g in shipped:
             from net import models
             from net.evaluate import model_net
             arch, data = g.split(":")
@@ -55,7 +57,8 @@ def nets(given=None) -> list:
             out.append(model_net(models.build(arch, shape, 10), shape, f"{arch}-{data}"))
             continue
         path = g if Path(g).exists() or Path(g).is_absolute() else str(ROOT / g)
-        check_input_file(path, "net file")
+        if not is_model_spec(path):
+            check_input_file(path, "net file")
         out.append(load_net_file(path)[0])
     return out
 

@@ -17,7 +17,7 @@ def add_parser(sub) -> None:
 
 
 def add_nn_parser(ns) -> None:
-    from .cmd_nn import _positive_int
+    from .args import positive_int as _positive_int, seed
     p = ns.add_parser("hwsim", help="run a model's products on the datapath's generated hardware (gate netlist "
                       "or Verilog), compared with the emulator bit for bit; energy from the real operand stream",
                       description="Every product of the model on an output-stationary array of the datapath's RTL "
@@ -44,7 +44,7 @@ def add_nn_parser(ns) -> None:
                         "counted (gates engine; several times slower)")
     p.add_argument("--calib-size", type=_positive_int, default=512,
                    help="training samples for activation calibration (default 512, as nn eval)")
-    p.add_argument("--seed", type=int, default=0, help="calibration sample draw (default 0, as nn eval)")
+    p.add_argument("--seed", type=seed, default=0, help="calibration sample draw (default 0, as nn eval)")
     p.add_argument("--json", action="store_true",
                    help="{samples, compared_accumulations, mismatched_accumulations, mismatched_predictions, "
                         "cycles_per_inference, accuracy_pct, energy_pj_real_data, energy_pj_random_operands, "
