@@ -9,9 +9,9 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from . import potq_products as P
-from .potq_products import conv_backward_data, conv_weight_grad, rescale_rows
-from .potq_quant import code_values, lookup, pot_codes, random_words, recode_table, sr_codes
+from . import potq_values as V
+from .potq_products import rescale_rows
+from .potq_quant import code_values, lookup, pot_codes, random_words, sr_codes
 
 __all__ = ["PotCore", "LayerStats", "PotLinearFn", "PotConvFn", "PotMatmulFn", "ErrOnlyFn"]
 
@@ -111,22 +111,26 @@ class PotCore:
             self.last.update({"e_float": _np(g), "r_err": None if r is None else _np(r), "k_err": _np(k)})
         return q.to(torch.uint8), _pow2(k)
 
-    def backward_codes(self, q, dp=None):
-        ef, ee = self.dp.params["exp_bits"], (dp or self.dp_err).params["exp_bits"]
-        return q if ef == ee else lookup(recode_table(ef, ee, q.device), q).to(torch.uint8)
-
-    def wgrad_operands(self, eq, se, xq):
-        """(datapath, error codes, activation codes, error scale) of the weight-gradient product."""
+    def wgrad_operands(self, ev, se, eq, xv):
+        """(datapath, error values, activation values, error scale, error codes) of the
+        weight-gradient product (values: net/potq_values.py)."""
         if self.dp_wgrad is None:
-            return self.dp_err, eq, self.backward_codes(xq), se
+            return self.dp_err, ev, xv, se, eq
         ks = torch.frexp(se.reshape(-1))[1].to(torch.int64) - 1
         ew, k_ref, flushed = rescale_rows(eq, ks, self.dp_err.params["exp_bits"], self.dp_wgrad.params["exp_bits"])
         self.stats.add("wgrad_flushed", flushed)
-        return self.dp_wgrad, ew.to(torch.uint8), self.backward_codes(xq, self.dp_wgrad), _pow2(k_ref)
+        return self.dp_wgrad, V.values(ew, self.dp_wgrad.params["exp_bits"]), xv, _pow2(k_ref), ew.to(torch.uint8)
 
     def keep(self, **kw):
         if self.record:
             self.last.update({k: (v if k == "dp_wgrad" else _np(v)) for k, v in kw.items()})
+
+    def keep_backward(self, eq, se, wv, xv, dpw, ewq, sew, dxi, dwi):
+        """The record of a backward step (codes of the operands in each product's datapath)."""
+        if self.record:
+            self.keep(eq=eq, se=se, wq_e=V.codes(wv, self.dp_err.params["exp_bits"]),
+                      xq_e=V.codes(xv, dpw.params["exp_bits"]), ew=ewq, se_w=sew, dp_wgrad=dpw,
+                      dx_int=dxi.to(torch.int64), dw_int=dwi.to(torch.int64))
 
 
 class PotLinearFn(torch.autograd.Function):
@@ -134,42 +138,43 @@ class PotLinearFn(torch.autograd.Function):
     def forward(ctx, x, w, b, core: PotCore):
         xq, sx = core.quantize_x(x)
         wq, sw, delta = core.quantize_w(w)
-        yi = P.mm(core.dp, xq, wq.t(), core.stats)
+        xv, wv = core.vals(xq), core.vals(wq)
+        yi = V.mm(core.dp, xv, wv.t(), core.stats)
         y = yi.to(torch.float64) * (sx * sw)
         if delta is not None:
-            y = y + core.vals(xq).sum(1, keepdim=True).double() * sx * delta[None, :]      # integer sums: exact
+            y = y + xv.sum(1, keepdim=True).double() * sx * delta[None, :]      # integer sums: exact
         out = y.to(x.dtype)
         if b is not None:
             out = out + b.detach()
-        ctx.core, ctx.saved = core, (xq, sx, wq, sw, delta, b is not None)
+        ctx.core, ctx.saved = core, (xv, sx, wv, sw, delta, b is not None)
         if core.record:
             core.last = {}
-            core.keep(xq=xq, wq=wq, y_int=yi, sx=sx, sw=sw)
+            core.keep(xq=xq, wq=wq, y_int=yi.to(torch.int64), sx=sx, sw=sw)
         return out
 
     @staticmethod
     def backward(ctx, gy):
         core = ctx.core
-        xq, sx, wq, sw, delta, has_b = ctx.saved
+        xv, sx, wv, sw, delta, has_b = ctx.saved
         if core.dp_err is None:      # float errors: STE through the weight/activation quantizers
-            wd = core.vals(wq).double() * sw + (delta[:, None] if delta is not None else 0.0)
+            wd = wv.double() * sw + (delta[:, None] if delta is not None else 0.0)
             g = gy.double()
-            dx, dw, db = g @ wd, g.t() @ (core.vals(xq).double() * sx), g.sum(0)
+            dx, dw, db = g @ wd, g.t() @ (xv.double() * sx), g.sum(0)
         else:
             eq, se = core.quantize_err(gy)
             dpe = core.dp_err
-            wqe = core.backward_codes(wq)
+            ev = core.vals(eq, dpe)
             # the first layer's input needs no error: its backward-data product is skipped
-            dxi = P.mm(dpe, eq, wqe, core.stats) if ctx.needs_input_grad[0] else torch.zeros(xq.shape, dtype=torch.int64, device=xq.device)
-            dpw, ew, xqw, sew = core.wgrad_operands(eq, se, xq)
-            dwi = P.mm(dpw, ew.t(), xqw, core.stats)
-            ed = core.vals(eq, dpe).double() * se
+            dxi = V.mm(dpe, ev, wv, core.stats) if ctx.needs_input_grad[0] else torch.zeros(xv.shape, device=xv.device)
+            dpw, ew, xw, sew, ewq = core.wgrad_operands(ev, se, eq, xv)
+            dwi = V.mm(dpw, ew.t(), xw, core.stats)
+            ed = ev.double() * se
             dx = dxi.to(torch.float64) * (se * sw)
             if delta is not None:
                 dx = dx + (ed @ delta)[:, None]
             dw = dwi.to(torch.float64) * (sew * sx)
             db = ed.sum(0)
-            core.keep(eq=eq, se=se, wq_e=wqe, xq_e=xqw, ew=ew, se_w=sew, dp_wgrad=dpw, dx_int=dxi, dw_int=dwi)
+            core.keep_backward(eq, se, wv, xv, dpw, ewq, sew, dxi, dwi)
         f = gy.dtype
         return dx.to(f), dw.to(f), (db.to(f) if has_b else None), None
 
@@ -180,57 +185,68 @@ class PotConvFn(torch.autograd.Function):
         stride, padding, dilation, groups = geo
         xq, sx = core.quantize_x(x)
         wq, sw, delta = core.quantize_w(w)
-        yi = P.conv_forward(core.dp, xq, wq, stride, padding, dilation, groups, core.stats)
+        xv, wv = core.vals(xq), core.vals(wq)
+        yi = V.conv_forward(core.dp, xv, wv, stride, padding, dilation, groups, core.stats)
         y = yi.to(torch.float64) * (sx * sw)
         if delta is not None:
-            y = _add_per_group(y, _box(core.vals(xq), w.shape, geo).double() * sx, delta, geo[3])
+            y = _add_per_group(y, _box(xv, w.shape, geo).double() * sx, delta, geo[3])
         out = y.to(x.dtype)
         if b is not None:
             out = out + b.detach()[None, :, None, None]
         ctx.core, ctx.geo = core, geo
-        ctx.saved = (xq, sx, wq, sw, delta, b is not None, tuple(x.shape))
+        ctx.saved = (xv, sx, wv, sw, delta, b is not None, tuple(x.shape))
         if core.record:
             core.last = {}
-            core.keep(xq=xq, wq=wq, y_int=yi, sx=sx, sw=sw)
+            core.keep(xq=xq, wq=wq, y_int=yi.to(torch.int64), sx=sx, sw=sw)
         return out
 
     @staticmethod
     def backward(ctx, gy):
         core, geo = ctx.core, ctx.geo
         stride, padding, dilation, groups = geo
-        xq, sx, wq, sw, delta, has_b, xshape = ctx.saved
-        kh, kw = wq.shape[2], wq.shape[3]
+        xv, sx, wv, sw, delta, has_b, xshape = ctx.saved
+        kh, kw = wv.shape[2], wv.shape[3]
         if core.dp_err is None:
-            wd = core.vals(wq).double() * sw
+            wd = wv.double() * sw
             if delta is not None:
                 wd = wd + delta[:, None, None, None]
             g = gy.double()
             kw_ = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
             dx = torch.nn.grad.conv2d_input(xshape, wd, g, **kw_) if ctx.needs_input_grad[0] else torch.zeros(xshape, device=g.device)
-            dw = torch.nn.grad.conv2d_weight(core.vals(xq).double() * sx, wd.shape, g, **kw_)
+            dw = torch.nn.grad.conv2d_weight(xv.double() * sx, wd.shape, g, **kw_)
             db = g.sum(dim=(0, 2, 3))
         else:
             eq, se = core.quantize_err(gy)
             dpe = core.dp_err
-            wqe = core.backward_codes(wq)
-            dxi = (conv_backward_data(dpe, eq, wqe, stride, padding, xshape[2:], core.stats, dilation, groups)
-                   if ctx.needs_input_grad[0] else torch.zeros(xshape, dtype=torch.int64, device=eq.device))
-            dpw, ew, xqw, sew = core.wgrad_operands(eq, se, xq)
-            dwi = conv_weight_grad(dpw, ew, xqw, kh, kw, stride, padding, core.stats, dilation, groups)
-            ed = core.vals(eq, dpe).double() * se
+            ev = core.vals(eq, dpe)
+            dxi = (V.conv_backward_data(dpe, ev, wv, stride, padding, xshape[2:], core.stats, dilation, groups)
+                   if ctx.needs_input_grad[0] else torch.zeros(xshape, device=ev.device))
+            dpw, ew, xw, sew, ewq = core.wgrad_operands(ev, se, eq, xv)
+            dwi = V.conv_weight_grad(dpw, ew, xw, kh, kw, stride, padding, core.stats, dilation, groups)
+            ed = ev.double() * se
             dx = dxi.to(torch.float64) * (se * sw)
             if delta is not None and ctx.needs_input_grad[0]:
                 G = groups
                 s = (ed * delta[None, :, None, None]).reshape(ed.shape[0], G, -1, *ed.shape[2:]).sum(2)
-                ones = torch.ones(G, 1, kh, kw, dtype=torch.float64, device=ed.device)
-                corr = torch.nn.grad.conv2d_input((xshape[0], G) + tuple(xshape[2:]), ones, s, stride=stride,
-                                                  padding=padding, dilation=dilation, groups=G)
-                dx = dx + corr.repeat_interleave(xshape[1] // G, dim=1)
+                dx = dx + _wbc_input_corr(s, xshape, kh, kw, geo).repeat_interleave(xshape[1] // G, dim=1)
             dw = dwi.to(torch.float64) * (sew * sx)
             db = ed.sum(dim=(0, 2, 3))
-            core.keep(eq=eq, se=se, wq_e=wqe, xq_e=xqw, ew=ew, se_w=sew, dp_wgrad=dpw, dx_int=dxi, dw_int=dwi)
+            core.keep_backward(eq, se, wv, xv, dpw, ewq, sew, dxi, dwi)
         f = gy.dtype
         return dx.to(f), dw.to(f), (db.to(f) if has_b else None), None, None
+
+
+def _wbc_input_corr(s, xshape, kh, kw, geo):
+    """WBC's share of the input gradient, N x G x H x W: the full convolution of s (per group, the
+    errors times delta summed over the group's channels) with an all-ones kh x kw kernel (float32
+    by a direct convolution on the CPU: the epilogue's float part, not a MAC product)."""
+    stride, padding, dilation, G = geo
+    if s.device.type == "cpu" and V.DIRECT_CONV:
+        ones = torch.ones(G, 1, kh, kw, dtype=torch.float32)
+        return V.full_conv(s.float(), ones, stride, padding, xshape[2:], dilation, G)
+    ones = torch.ones(G, 1, kh, kw, dtype=s.dtype, device=s.device)
+    return torch.nn.grad.conv2d_input((xshape[0], G) + tuple(xshape[2:]), ones, s, stride=stride, padding=padding,
+                                      dilation=dilation, groups=G)
 
 
 def _box(xv, wshape, geo):
@@ -255,29 +271,30 @@ class PotMatmulFn(torch.autograd.Function):
     def forward(ctx, a, b, core: PotCore):
         aq, sa = core.quantize_x(a)
         bq, sb = core.quantize_x(b)
-        yi = P.bmm(core.dp, aq, bq, core.stats)
-        ctx.core, ctx.saved = core, (aq, sa, bq, sb, a.shape, b.shape)
+        av, bv = core.vals(aq), core.vals(bq)
+        yi = V.bmm(core.dp, av, bv, core.stats)
+        ctx.core, ctx.saved = core, (av, sa, bv, sb, a.shape, b.shape)
         if core.record:
             core.last = {}
-            core.keep(xq=aq, wq=bq, y_int=yi, sx=sa, sw=sb)
+            core.keep(xq=aq, wq=bq, y_int=yi.to(torch.int64), sx=sa, sw=sb)
         return _deq(yi, sa * sb, a.dtype)
 
     @staticmethod
     def backward(ctx, gy):
         core = ctx.core
-        aq, sa, bq, sb, ashape, bshape = ctx.saved
+        av, sa, bv, sb, ashape, bshape = ctx.saved
         if core.dp_err is None:
             g = gy.double()
-            da = g @ (core.vals(bq).double() * sb).transpose(-1, -2)
-            db = (core.vals(aq).double() * sa).transpose(-1, -2) @ g
+            da = g @ (bv.double() * sb).transpose(-1, -2)
+            db = (av.double() * sa).transpose(-1, -2) @ g
         else:
             eq, se = core.quantize_err(gy)
             dpe = core.dp_err
-            bqe, aqe = core.backward_codes(bq), core.backward_codes(aq)
-            dai = P.bmm(dpe, eq, bqe.transpose(-1, -2), core.stats)
-            dbi = P.bmm(dpe, aqe.transpose(-1, -2), eq, core.stats)
+            ev = core.vals(eq, dpe)
+            dai = V.bmm(dpe, ev, bv.transpose(-1, -2), core.stats)
+            dbi = V.bmm(dpe, av.transpose(-1, -2), ev, core.stats)
             da, db = dai.to(torch.float64) * (se * sb), dbi.to(torch.float64) * (sa * se)
-            core.keep(eq=eq, se=se, dx_int=dai, dw_int=dbi)
+            core.keep(eq=eq, se=se, dx_int=dai.to(torch.int64), dw_int=dbi.to(torch.int64))
         return da.sum_to_size(ashape).to(gy.dtype), db.sum_to_size(bshape).to(gy.dtype), None
 
 
