@@ -24,8 +24,9 @@ convolutions call oneDNN's direct convolution (as net.kernels does) and TF32 is 
     conv_weight_grad(dp, E, X, kh, kw, geo, stats)
     values(codes, exp_bits) / codes(values, exp_bits)
 
-Each returns the accumulations as a float tensor (float32 or float64) of exact integers
-(`.to(torch.int64)` gives the MAC's int64 accumulations).
+Each returns the accumulations: a float tensor (float32 or float64) of exact integers, or the
+int64 accumulations where they wrapped or came from the code kernels (`.to(torch.int64)` gives
+the MAC's int64 accumulations either way).
 """
 from __future__ import annotations
 
@@ -73,7 +74,7 @@ def _finish(dp, y: torch.Tensor, K: int, stats) -> torch.Tensor:
     w = ((yi + h) & ((1 << dp.acc_bits) - 1)) - h
     if stats is not None:
         stats.add("overflows", (w != yi).sum())
-    return w.to(torch.float64)
+    return w
 
 
 def _dtype(how):
@@ -86,7 +87,7 @@ def _as(t, dt):
 
 def _codes_path(dp, fn, *operands):
     E = dp.params["exp_bits"]
-    return fn(*[codes(o, E) for o in operands]).to(torch.float64)
+    return fn(*[codes(o, E) for o in operands])
 
 
 def mm(dp, A, B, stats=None):
@@ -134,24 +135,17 @@ def conv_forward(dp, X, W, stride, padding, dilation=1, groups=1, stats=None):
 
 
 def full_conv(E, W, stride, padding, in_hw, dilation=(1, 1), groups=1):
-    """The input gradient's form of a convolution, by a direct forward one: the full convolution
-    of the stride-dilated, padded E (N x Cout x Ho x Wo) with the flipped, transposed W (Cout x
-    C/G x kh x kw) -> N x C x H x W (float32, CPU; potq_products.conv_backward_data's form)."""
+    """The input-gradient form of a convolution: the transposed convolution of E (N x Cout x Ho x
+    Wo) with W (Cout x C/G x kh x kw) -> N x C x H x W, each input position the sum of the
+    products of the (co, i, j) whose window covers it - potq_products.conv_backward_data's sums
+    (its full convolution of the stride-dilated errors with the flipped weights), by oneDNN's
+    direct transposed convolution (float32, CPU)."""
     st, pd, dl = _pair(stride), _pair(padding), _pair(dilation)
-    n, cout, ho, wo = E.shape
-    _, cg, kh, kw = W.shape
-    G = int(groups)
-    H, Wd = in_hw
-    if st != (1, 1):
-        z = E.new_zeros((n, cout, (ho - 1) * st[0] + 1, (wo - 1) * st[1] + 1))
-        z[:, :, ::st[0], ::st[1]] = E
-        E = z
-    lo_h, lo_w = dl[0] * (kh - 1) - pd[0], dl[1] * (kw - 1) - pd[1]
-    hi_h = H + dl[0] * (kh - 1) - lo_h - E.shape[2]
-    hi_w = Wd + dl[1] * (kw - 1) - lo_w - E.shape[3]
-    E = F.pad(E, (lo_w, hi_w, lo_h, hi_h))           # negative pads crop
-    wf = W.flip(2, 3).reshape(G, cout // G, cg, kh, kw).transpose(1, 2).reshape(G * cg, cout // G, kh, kw)
-    return _direct(E, wf, (1, 1), (0, 0), dl, G)
+    kh, kw = W.shape[2], W.shape[3]
+    ho, wo = E.shape[2], E.shape[3]
+    op = (in_hw[0] - ((ho - 1) * st[0] - 2 * pd[0] + dl[0] * (kh - 1) + 1),
+          in_hw[1] - ((wo - 1) * st[1] - 2 * pd[1] + dl[1] * (kw - 1) + 1))
+    return F.conv_transpose2d(E, W, None, st, pd, op, int(groups), dl)
 
 
 def conv_backward_data(dp, E, W, stride, padding, in_hw, stats=None, dilation=1, groups=1):
