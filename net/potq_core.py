@@ -11,7 +11,7 @@ from torch.nn import functional as F
 
 from . import potq_values as V
 from .potq_products import rescale_rows
-from .potq_quant import code_values, lookup, pot_codes, random_words, sr_codes
+from .potq_quant import code_values, lookup, pot_codes, pot_values, random_words, sr_codes
 
 __all__ = ["PotCore", "LayerStats", "PotLinearFn", "PotConvFn", "PotMatmulFn", "ErrOnlyFn"]
 
@@ -73,17 +73,21 @@ class PotCore:
     def vals(self, codes, dp=None):
         return lookup(code_values((dp or self.dp).params["exp_bits"], codes.device), codes)
 
+    def codes(self, vals, dp=None):
+        return V.codes(vals, (dp or self.dp).params["exp_bits"])
+
     def quantize_x(self, x, sync: bool = True):
-        q, k = pot_codes(x.detach(), self.dp.params["exp_bits"], self.fwd_rounding, sync=sync)
-        return q, _pow2(k)
+        """(values, scale): the PoT codes' integer values (net/potq_values.py's operands)."""
+        v, k = pot_values(x.detach(), self.dp.params["exp_bits"], self.fwd_rounding, sync=sync)
+        return v, _pow2(k)
 
     def quantize_w(self, w):
-        q, s = self.quantize_x(w, sync=False)
+        v, s = self.quantize_x(w, sync=False)
         delta = None
         if self.wbc:
             axes = tuple(range(1, w.ndim))
-            delta = w.detach().double().mean(dim=axes) - (self.vals(q).double() * s).mean(dim=axes)
-        return q, s, delta
+            delta = w.detach().double().mean(dim=axes) - (v.double() * s).mean(dim=axes)
+        return v, s, delta
 
     def _gen(self, device):
         g = self.gens.get(str(device))
@@ -93,29 +97,37 @@ class PotCore:
         return g
 
     def quantize_err(self, g):
-        """(codes, scale) of the error (scale B x 1... with per-sample scales); counts underflow."""
+        """(values, scale, codes or None) of the error (scale B x 1... with per-sample scales);
+        counts underflow."""
         g = g.detach()
         E = self.dp_err.params["exp_bits"]
         axis = 0 if self.dp_wgrad is not None else None
-        r = None
-        if self.err_rounding == "nearest":
-            q, k = pot_codes(g, E, "log", axis, sync=axis is None)
+        r = q = None
+        if self.err_rounding == "nearest" and axis is None:
+            v, k = pot_values(g, E, "log", sync=True)
         else:
-            r = random_words(g.shape, self.rand_bits, self._gen(g.device), g.device)
-            q, k = sr_codes(g, E, r, self.rand_bits, "luq" if self.err_rounding == "luq" else "log", axis,
-                            sync=axis is None)
+            if self.err_rounding == "nearest":
+                q, k = pot_codes(g, E, "log", axis, sync=False)
+            else:
+                r = random_words(g.shape, self.rand_bits, self._gen(g.device), g.device)
+                q, k = sr_codes(g, E, r, self.rand_bits, "luq" if self.err_rounding == "luq" else "log", axis,
+                                sync=axis is None)
+            q = q.to(torch.uint8)
+            v = self.vals(q, self.dp_err)
         nz = g != 0
         self.stats.add("err_nonzero", nz.sum())
-        self.stats.add("err_underflow", (nz & ((q & ((1 << E) - 1)) == 0)).sum())
+        self.stats.add("err_underflow", (nz & (v == 0)).sum())
         if self.record:
             self.last.update({"e_float": _np(g), "r_err": None if r is None else _np(r), "k_err": _np(k)})
-        return q.to(torch.uint8), _pow2(k)
+        return v, _pow2(k), q
 
     def wgrad_operands(self, ev, se, eq, xv):
-        """(datapath, error values, activation values, error scale, error codes) of the
+        """(datapath, error values, activation values, error scale, error codes or None) of the
         weight-gradient product (values: net/potq_values.py)."""
         if self.dp_wgrad is None:
             return self.dp_err, ev, xv, se, eq
+        if eq is None:
+            eq = self.codes(ev, self.dp_err)
         ks = torch.frexp(se.reshape(-1))[1].to(torch.int64) - 1
         ew, k_ref, flushed = rescale_rows(eq, ks, self.dp_err.params["exp_bits"], self.dp_wgrad.params["exp_bits"])
         self.stats.add("wgrad_flushed", flushed)
@@ -125,20 +137,20 @@ class PotCore:
         if self.record:
             self.last.update({k: (v if k == "dp_wgrad" else _np(v)) for k, v in kw.items()})
 
-    def keep_backward(self, eq, se, wv, xv, dpw, ewq, sew, dxi, dwi):
+    def keep_backward(self, ev, eq, se, wv, xv, dpw, ewq, sew, dxi, dwi):
         """The record of a backward step (codes of the operands in each product's datapath)."""
         if self.record:
+            eq = self.codes(ev, self.dp_err) if eq is None else eq
             self.keep(eq=eq, se=se, wq_e=V.codes(wv, self.dp_err.params["exp_bits"]),
-                      xq_e=V.codes(xv, dpw.params["exp_bits"]), ew=ewq, se_w=sew, dp_wgrad=dpw,
+                      xq_e=V.codes(xv, dpw.params["exp_bits"]), ew=eq if ewq is None else ewq, se_w=sew, dp_wgrad=dpw,
                       dx_int=dxi.to(torch.int64), dw_int=dwi.to(torch.int64))
 
 
 class PotLinearFn(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, w, b, core: PotCore):
-        xq, sx = core.quantize_x(x)
-        wq, sw, delta = core.quantize_w(w)
-        xv, wv = core.vals(xq), core.vals(wq)
+        xv, sx = core.quantize_x(x)
+        wv, sw, delta = core.quantize_w(w)
         yi = V.mm(core.dp, xv, wv.t(), core.stats)
         y = yi.to(torch.float64) * (sx * sw)
         if delta is not None:
@@ -149,7 +161,7 @@ class PotLinearFn(torch.autograd.Function):
         ctx.core, ctx.saved = core, (xv, sx, wv, sw, delta, b is not None)
         if core.record:
             core.last = {}
-            core.keep(xq=xq, wq=wq, y_int=yi.to(torch.int64), sx=sx, sw=sw)
+            core.keep(xq=core.codes(xv), wq=core.codes(wv), y_int=yi.to(torch.int64), sx=sx, sw=sw)
         return out
 
     @staticmethod
@@ -161,9 +173,8 @@ class PotLinearFn(torch.autograd.Function):
             g = gy.double()
             dx, dw, db = g @ wd, g.t() @ (xv.double() * sx), g.sum(0)
         else:
-            eq, se = core.quantize_err(gy)
+            ev, se, eq = core.quantize_err(gy)
             dpe = core.dp_err
-            ev = core.vals(eq, dpe)
             # the first layer's input needs no error: its backward-data product is skipped
             dxi = V.mm(dpe, ev, wv, core.stats) if ctx.needs_input_grad[0] else torch.zeros(xv.shape, device=xv.device)
             dpw, ew, xw, sew, ewq = core.wgrad_operands(ev, se, eq, xv)
@@ -174,7 +185,7 @@ class PotLinearFn(torch.autograd.Function):
                 dx = dx + (ed @ delta)[:, None]
             dw = dwi.to(torch.float64) * (sew * sx)
             db = ed.sum(0)
-            core.keep_backward(eq, se, wv, xv, dpw, ewq, sew, dxi, dwi)
+            core.keep_backward(ev, eq, se, wv, xv, dpw, ewq, sew, dxi, dwi)
         f = gy.dtype
         return dx.to(f), dw.to(f), (db.to(f) if has_b else None), None
 
@@ -183,9 +194,8 @@ class PotConvFn(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, w, b, core: PotCore, geo):
         stride, padding, dilation, groups = geo
-        xq, sx = core.quantize_x(x)
-        wq, sw, delta = core.quantize_w(w)
-        xv, wv = core.vals(xq), core.vals(wq)
+        xv, sx = core.quantize_x(x)
+        wv, sw, delta = core.quantize_w(w)
         yi = V.conv_forward(core.dp, xv, wv, stride, padding, dilation, groups, core.stats)
         y = yi.to(torch.float64) * (sx * sw)
         if delta is not None:
@@ -197,7 +207,7 @@ class PotConvFn(torch.autograd.Function):
         ctx.saved = (xv, sx, wv, sw, delta, b is not None, tuple(x.shape))
         if core.record:
             core.last = {}
-            core.keep(xq=xq, wq=wq, y_int=yi.to(torch.int64), sx=sx, sw=sw)
+            core.keep(xq=core.codes(xv), wq=core.codes(wv), y_int=yi.to(torch.int64), sx=sx, sw=sw)
         return out
 
     @staticmethod
@@ -216,9 +226,8 @@ class PotConvFn(torch.autograd.Function):
             dw = torch.nn.grad.conv2d_weight(xv.double() * sx, wd.shape, g, **kw_)
             db = g.sum(dim=(0, 2, 3))
         else:
-            eq, se = core.quantize_err(gy)
+            ev, se, eq = core.quantize_err(gy)
             dpe = core.dp_err
-            ev = core.vals(eq, dpe)
             dxi = (V.conv_backward_data(dpe, ev, wv, stride, padding, xshape[2:], core.stats, dilation, groups)
                    if ctx.needs_input_grad[0] else torch.zeros(xshape, device=ev.device))
             dpw, ew, xw, sew, ewq = core.wgrad_operands(ev, se, eq, xv)
@@ -231,7 +240,7 @@ class PotConvFn(torch.autograd.Function):
                 dx = dx + _wbc_input_corr(s, xshape, kh, kw, geo).repeat_interleave(xshape[1] // G, dim=1)
             dw = dwi.to(torch.float64) * (sew * sx)
             db = ed.sum(dim=(0, 2, 3))
-            core.keep_backward(eq, se, wv, xv, dpw, ewq, sew, dxi, dwi)
+            core.keep_backward(ev, eq, se, wv, xv, dpw, ewq, sew, dxi, dwi)
         f = gy.dtype
         return dx.to(f), dw.to(f), (db.to(f) if has_b else None), None, None
 
@@ -269,14 +278,13 @@ def _add_per_group(y, box, delta, G):
 class PotMatmulFn(torch.autograd.Function):
     @staticmethod
     def forward(ctx, a, b, core: PotCore):
-        aq, sa = core.quantize_x(a)
-        bq, sb = core.quantize_x(b)
-        av, bv = core.vals(aq), core.vals(bq)
+        av, sa = core.quantize_x(a)
+        bv, sb = core.quantize_x(b)
         yi = V.bmm(core.dp, av, bv, core.stats)
         ctx.core, ctx.saved = core, (av, sa, bv, sb, a.shape, b.shape)
         if core.record:
             core.last = {}
-            core.keep(xq=aq, wq=bq, y_int=yi.to(torch.int64), sx=sa, sw=sb)
+            core.keep(xq=core.codes(av), wq=core.codes(bv), y_int=yi.to(torch.int64), sx=sa, sw=sb)
         return _deq(yi, sa * sb, a.dtype)
 
     @staticmethod
@@ -288,13 +296,13 @@ class PotMatmulFn(torch.autograd.Function):
             da = g @ (bv.double() * sb).transpose(-1, -2)
             db = (av.double() * sa).transpose(-1, -2) @ g
         else:
-            eq, se = core.quantize_err(gy)
+            ev, se, eq = core.quantize_err(gy)
             dpe = core.dp_err
-            ev = core.vals(eq, dpe)
             dai = V.bmm(dpe, ev, bv.transpose(-1, -2), core.stats)
             dbi = V.bmm(dpe, av.transpose(-1, -2), ev, core.stats)
             da, db = dai.to(torch.float64) * (se * sb), dbi.to(torch.float64) * (sa * se)
-            core.keep(eq=eq, se=se, dx_int=dai.to(torch.int64), dw_int=dbi.to(torch.int64))
+            core.keep(eq=core.codes(ev, dpe) if eq is None else eq, se=se, dx_int=dai.to(torch.int64),
+                      dw_int=dbi.to(torch.int64))
         return da.sum_to_size(ashape).to(gy.dtype), db.sum_to_size(bshape).to(gy.dtype), None
 
 
@@ -313,8 +321,8 @@ class ErrOnlyFn(torch.autograd.Function):
     def backward(ctx, gy):
         x, w, b = ctx.saved_tensors
         core = ctx.core
-        eq, se = core.quantize_err(gy)
-        ed = (core.vals(eq, core.dp_err).double() * se).to(gy.dtype)
+        ev, se, _ = core.quantize_err(gy)
+        ed = (ev.double() * se).to(gy.dtype)
         ins = [t.detach().requires_grad_(True) for t in (x, w)] + ([b.detach().requires_grad_(True)] if ctx.has_b else [])
         with torch.enable_grad():
             y = _float_op(ctx.op, ins[0], ins[1], ins[2] if ctx.has_b else None)

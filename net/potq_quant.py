@@ -28,12 +28,14 @@ from golden import pot
 
 from .distributed import sync_max
 
-__all__ = ["ROUNDINGS", "ERR_ROUNDINGS", "pot_codes", "sr_codes", "scale_exp", "code_values", "recode_table", "lookup",
+__all__ = ["ROUNDINGS", "ERR_ROUNDINGS", "pot_codes", "pot_values", "sr_codes", "scale_exp", "code_values", "recode_table", "lookup",
            "random_words", "stochastic_codes"]
 
 ROUNDINGS = ("log", "linear", "fp32")         # the forward quantizers (fp32: none, the loss split's error half)
 ERR_ROUNDINGS = ("nearest", "stochastic", "luq")
-_SQRT2_F32 = float(np.float32(math.sqrt(2.0)))       # > sqrt(2), and no float32 lies between them
+# the smallest float32 above sqrt(2) (float32(sqrt(2)) itself lies below it: golden.pot rounds that
+# value down, log2 of it being under 1/2), so m >= _SQRT2_F32 <=> m > sqrt(2) on float32 inputs
+_SQRT2_F32 = float(np.nextafter(np.float32(math.sqrt(2.0)), np.float32(np.inf)))
 
 
 def _split(u: torch.Tensor):
@@ -95,6 +97,33 @@ def pot_codes(t: torch.Tensor, exp_bits: int = 3, rounding: str = "log", axis: i
     e = (n + (m >= thr / 2)).clamp_(0, top).add_(1)             # 2m >= thr: the upper power
     e = torch.where((n >= -1) & (m > 0), e, 0)                 # u = |t| / 2^k < 1/2: the zero code
     return _encode(t < 0, e, exp_bits), k
+
+
+_MANT = {"log": int(np.float32(_SQRT2_F32).view(np.int32)) & 0x7FFFFF, "linear": 0x400000}
+_K_MIN = -100            # the bit path's exponent range: every nonzero code's input is a normal float32
+
+
+def pot_values(t: torch.Tensor, exp_bits: int = 3, rounding: str = "log", sync: bool = False):
+    """(values, k): pot_codes(t, exp_bits, rounding, sync=sync) (per tensor) as the codes' float32
+    integer values (+-2^(e-1), 0) - net/potq_values.py's operands. On a float32 CPU tensor with
+    k >= -100, by the float's bits: |t|'s mantissa plus (2^23 - the threshold's mantissa) carries
+    into the exponent exactly when pot_codes rounds up, so clearing the mantissa leaves the rounded
+    power r; the value is r * 2^-k clamped to [1, 2^top], 0 where |t| < 2^(k-1) (pot_codes'
+    u < 1/2). Otherwise pot_codes and a lookup (tests/test_potq_values.py: equal on edge cases)."""
+    if t.dtype != torch.float32 or t.device.type != "cpu" or rounding not in _MANT:
+        q, k = pot_codes(t, exp_bits, rounding, sync=sync)
+        return lookup(code_values(exp_bits, t.device), q), k
+    top = pot.max_exp(exp_bits)
+    a = t.abs()
+    k = scale_exp(_amax(a, None, sync), exp_bits, "log" if rounding == "log" else "linear")
+    ki = int(k)                                       # on the CPU: no device wait
+    if ki < _K_MIN:
+        q, k = pot_codes(t, exp_bits, rounding, sync=sync)
+        return lookup(code_values(exp_bits, t.device), q), k
+    r = a.view(torch.int32).add(0x800000 - _MANT[rounding]).bitwise_and_(0x7F800000).view(torch.float32)
+    v = r.mul_(2.0 ** -ki).clamp_(1.0, float(1 << top))
+    v.masked_fill_(a < 2.0 ** (ki - 1), 0.0)
+    return v.copysign_(t).add_(0.0), k                 # + 0.0: no negative zeros
 
 
 def sr_codes(t: torch.Tensor, exp_bits: int, r: torch.Tensor, rand_bits: int, scale: str = "luq",

@@ -129,3 +129,34 @@ def test_weight_gradient_over_batch_chunks_is_exact_and_counts_wraps(spec, top):
         assert gw > 0
     ranges, bound = V._batch_chunks(V.values(e, 3), V.values(x, 3), 1 << 24)
     assert len(ranges) == (2 if top else 1) and bound >= (4232 * 4096 if top else 0)
+
+
+def _edge_tensor(rng, scale):
+    """Random magnitudes over many octaves, plus every threshold pot_codes compares against and
+    its float32 neighbours: sqrt(2) 2^n and 1.5 2^n (rounding up), 2^(k-1) (the zero code)."""
+    t = rng.standard_normal(3000) * np.exp(rng.standard_normal(3000) * 4)
+    n = np.arange(-12, 8, dtype=np.float64)
+    edges = np.concatenate([np.float32(np.sqrt(2)) * 2.0 ** n, 1.5 * 2.0 ** n, 2.0 ** n])
+    edges = np.concatenate([edges, np.nextafter(edges.astype(np.float32), np.float32(0)),
+                            np.nextafter(edges.astype(np.float32), np.float32(np.inf))])
+    t = np.concatenate([t, edges, -edges, [0.0, -0.0, 64.0]]).astype(np.float32) * np.float32(scale)
+    return torch.from_numpy(t)
+
+
+@pytest.mark.parametrize("exp_bits", [3, 4, 5])
+@pytest.mark.parametrize("rounding", ["log", "linear"])
+@pytest.mark.parametrize("scale", [1.0, 2.0 ** -20, 2.0 ** 30, 2.0 ** -118, 2.0 ** -135])
+def test_pot_values_equal_pot_codes_values(exp_bits, rounding, scale):
+    """The bit path of pot_values (and its fallbacks: tiny tensors, float64) is pot_codes + a lookup,
+    element for element, with no negative zeros; k is pot_codes' k."""
+    from net.potq_quant import pot_codes, pot_values
+    t = _edge_tensor(np.random.default_rng(exp_bits), scale)
+    for x in (t, t.double(), t[:0], torch.zeros(5)):
+        v, k = pot_values(x, exp_bits, rounding)
+        q, k2 = pot_codes(x, exp_bits, rounding)
+        assert int(k) == int(k2)
+        assert torch.equal(v, V.values(q, exp_bits)) and v.dtype == torch.float32
+        assert not (torch.signbit(v) & (v == 0)).any()
+    if rounding == "log" and scale == 1.0:
+        codes, s = pot.quantize(t.numpy(), exp_bits)          # the golden quantizer
+        assert np.array_equal(pot_values(t, exp_bits)[0].numpy(), pot.decode(codes, exp_bits).astype(np.float32))
