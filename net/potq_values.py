@@ -137,15 +137,27 @@ def conv_forward(dp, X, W, stride, padding, dilation=1, groups=1, stats=None):
 def full_conv(E, W, stride, padding, in_hw, dilation=(1, 1), groups=1):
     """The input-gradient form of a convolution: the transposed convolution of E (N x Cout x Ho x
     Wo) with W (Cout x C/G x kh x kw) -> N x C x H x W, each input position the sum of the
-    products of the (co, i, j) whose window covers it - potq_products.conv_backward_data's sums
-    (its full convolution of the stride-dilated errors with the flipped weights), by oneDNN's
-    direct transposed convolution (float32, CPU)."""
+    products of the (co, i, j) whose window covers it (potq_products.conv_backward_data's sums),
+    float32 on the CPU, by whichever exact form is fastest there (measured on the seeds' layers):
+    non-overlapping windows (stride = kernel: a patch embedding) one matmul (Cout products per
+    input); stride 1 into few channels (a stem) the direct convolution of the padded errors with
+    the flipped, transposed weights; otherwise oneDNN's direct transposed convolution."""
     st, pd, dl = _pair(stride), _pair(padding), _pair(dilation)
-    kh, kw = W.shape[2], W.shape[3]
-    ho, wo = E.shape[2], E.shape[3]
-    op = (in_hw[0] - ((ho - 1) * st[0] - 2 * pd[0] + dl[0] * (kh - 1) + 1),
-          in_hw[1] - ((wo - 1) * st[1] - 2 * pd[1] + dl[1] * (kw - 1) + 1))
-    return F.conv_transpose2d(E, W, None, st, pd, op, int(groups), dl)
+    n, cout, ho, wo = E.shape
+    _, cg, kh, kw = W.shape
+    G = int(groups)
+    H, Wd = in_hw
+    if G == 1 and st == (kh, kw) and dl == (1, 1):
+        Y = torch.mm(E.permute(0, 2, 3, 1).reshape(-1, cout), W.reshape(cout, -1))
+        Y = Y.reshape(n, ho, wo, cg, kh, kw).permute(0, 3, 1, 4, 2, 5).reshape(n, cg, ho * kh, wo * kw)
+        return F.pad(Y, (-pd[1], Wd + pd[1] - wo * kw, -pd[0], H + pd[0] - ho * kh))
+    if G == 1 and st == (1, 1) and cg < 8:
+        lo_h, lo_w = dl[0] * (kh - 1) - pd[0], dl[1] * (kw - 1) - pd[1]
+        Ep = F.pad(E, (lo_w, Wd + dl[1] * (kw - 1) - lo_w - wo, lo_h, H + dl[0] * (kh - 1) - lo_h - ho))
+        return _direct(Ep, W.flip(2, 3).transpose(0, 1), (1, 1), (0, 0), dl, 1)
+    op = (H - ((ho - 1) * st[0] - 2 * pd[0] + dl[0] * (kh - 1) + 1),
+          Wd - ((wo - 1) * st[1] - 2 * pd[1] + dl[1] * (kw - 1) + 1))
+    return F.conv_transpose2d(E, W, None, st, pd, op, G, dl)
 
 
 def conv_backward_data(dp, E, W, stride, padding, in_hw, stats=None, dilation=1, groups=1):

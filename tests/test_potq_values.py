@@ -70,7 +70,8 @@ def test_matmuls_equal_the_code_kernels(spec, top):
         assert gw > 0                                      # the wrapping branch ran
 
 
-GEOS = [(1, 1, 1, 1), (2, 1, 1, 1), (1, 0, 2, 1), (2, 1, 1, 3), (7, 0, 1, 1), (2, (1, 0), (1, 2), 6)]
+GEOS = [(1, 1, 1, 1), (2, 1, 1, 1), (1, 0, 2, 1), (2, 1, 1, 3), (7, 0, 1, 1), (3, 1, 1, 1), (1, 1, 1, 2),
+        (2, (1, 0), (1, 2), 6)]
 
 
 @pytest.mark.parametrize("spec", ["mfmac", "mfmac,acc_bits=16", "mfmac,exp_bits=4,acc_bits=32"])
