@@ -49,6 +49,12 @@ def _np(v):
     return v
 
 
+def _nonzeros(t):
+    """The number of nonzero elements (a 0-d tensor): |sign| summed in float64 (exact), several
+    times faster on the CPU than a bool comparison or count_nonzero."""
+    return torch.sign(t).abs_().nan_to_num_(1.0).sum(dtype=torch.float64).to(torch.int64)     # NaN: nonzero
+
+
 def _pow2(k):
     return torch.ldexp(torch.ones(k.shape, dtype=torch.float64, device=k.device), k)
 
@@ -114,9 +120,9 @@ class PotCore:
                                 sync=axis is None)
             q = q.to(torch.uint8)
             v = self.vals(q, self.dp_err)
-        nz = g != 0
-        self.stats.add("err_nonzero", nz.sum())
-        self.stats.add("err_underflow", (nz & (v == 0)).sum())
+        nz = _nonzeros(g)                                # a nonzero value has a nonzero error
+        self.stats.add("err_nonzero", nz)
+        self.stats.add("err_underflow", nz - _nonzeros(v))
         if self.record:
             self.last.update({"e_float": _np(g), "r_err": None if r is None else _np(r), "k_err": _np(k)})
         return v, _pow2(k), q

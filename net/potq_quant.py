@@ -106,10 +106,10 @@ _K_MIN = -100            # the bit path's exponent range: every nonzero code's i
 def pot_values(t: torch.Tensor, exp_bits: int = 3, rounding: str = "log", sync: bool = False):
     """(values, k): pot_codes(t, exp_bits, rounding, sync=sync) (per tensor) as the codes' float32
     integer values (+-2^(e-1), 0) - net/potq_values.py's operands. On a float32 CPU tensor with
-    k >= -100, by the float's bits: |t|'s mantissa plus (2^23 - the threshold's mantissa) carries
-    into the exponent exactly when pot_codes rounds up, so clearing the mantissa leaves the rounded
-    power r; the value is r * 2^-k clamped to [1, 2^top], 0 where |t| < 2^(k-1) (pot_codes'
-    u < 1/2). Otherwise pot_codes and a lookup (tests/test_potq_values.py: equal on edge cases)."""
+    k >= -100, by the float's bits: u = |t| / 2^k (exact where u >= 1/2), whose mantissa plus
+    (2^23 - the threshold's mantissa) carries into the exponent exactly when pot_codes rounds up,
+    so clearing the mantissa leaves the rounded power r; the value is r clamped to [1, 2^top], 0
+    where u < 1/2, with t's sign. Otherwise pot_codes and a lookup (tests/test_potq_values.py: equal on edge cases)."""
     if t.dtype != torch.float32 or t.device.type != "cpu" or rounding not in _MANT:
         q, k = pot_codes(t, exp_bits, rounding, sync=sync)
         return lookup(code_values(exp_bits, t.device), q), k
@@ -120,10 +120,11 @@ def pot_values(t: torch.Tensor, exp_bits: int = 3, rounding: str = "log", sync: 
     if ki < _K_MIN:
         q, k = pot_codes(t, exp_bits, rounding, sync=sync)
         return lookup(code_values(exp_bits, t.device), q), k
-    r = a.view(torch.int32).add(0x800000 - _MANT[rounding]).bitwise_and_(0x7F800000).view(torch.float32)
-    v = r.mul_(2.0 ** -ki).clamp_(1.0, float(1 << top))
-    v.masked_fill_(a < 2.0 ** (ki - 1), 0.0)
-    return v.copysign_(t).add_(0.0), k                 # + 0.0: no negative zeros
+    u = a.mul_(2.0 ** -ki)                           # |t| / 2^k: exact wherever u >= 1/2
+    keep = u.mul(2.0).clamp_(max=1.0).floor_()      # 1 where u >= 1/2, else 0 (no bool passes: slow)
+    r = u.view(torch.int32).add_(0x800000 - _MANT[rounding]).bitwise_and_(0x7F800000).view(torch.float32)
+    v = r.clamp_(1.0, float(1 << top)).mul_(keep).mul_(torch.sign(t))
+    return v.add_(0.0), k                             # + 0.0: no negative zeros
 
 
 def sr_codes(t: torch.Tensor, exp_bits: int, r: torch.Tensor, rand_bits: int, scale: str = "luq",
