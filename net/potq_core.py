@@ -51,8 +51,9 @@ def _np(v):
 
 def _nonzeros(t):
     """The number of nonzero elements (a 0-d tensor): |sign| summed in float64 (exact), several
-    times faster on the CPU than a bool comparison or count_nonzero."""
-    return torch.sign(t).abs_().nan_to_num_(1.0).sum(dtype=torch.float64).to(torch.int64)     # NaN: nonzero
+    times faster on the CPU than a bool comparison or count_nonzero (torch.sign(NaN) is 0: a NaN
+    error, a diverged step net.train rolls back, counts as zero)."""
+    return torch.sign(t).abs_().sum(dtype=torch.float64).to(torch.int64)
 
 
 def _pow2(k):
