@@ -204,7 +204,7 @@ class PotConvFn(torch.autograd.Function):
         xv, sx = core.quantize_x(x)
         wv, sw, delta = core.quantize_w(w)
         yi = V.conv_forward(core.dp, xv, wv, stride, padding, dilation, groups, core.stats)
-        y = yi.to(torch.float64) * (sx * sw)
+        y = yi.to(torch.float64, copy=True).mul_(sx * sw)
         if delta is not None:
             y = _add_per_group(y, _box(xv, w.shape, geo).double() * sx, delta, geo[3])
         out = y.to(x.dtype)
@@ -240,11 +240,12 @@ class PotConvFn(torch.autograd.Function):
             dpw, ew, xw, sew, ewq = core.wgrad_operands(ev, se, eq, xv)
             dwi = V.conv_weight_grad(dpw, ew, xw, kh, kw, stride, padding, core.stats, dilation, groups)
             ed = ev.double() * se
-            dx = dxi.to(torch.float64) * (se * sw)
+            dx = dxi.to(torch.float64, copy=True).mul_(se * sw)
             if delta is not None and ctx.needs_input_grad[0]:
                 G = groups
                 s = (ed * delta[None, :, None, None]).reshape(ed.shape[0], G, -1, *ed.shape[2:]).sum(2)
-                dx = dx + _wbc_input_corr(s, xshape, kh, kw, geo).repeat_interleave(xshape[1] // G, dim=1)
+                corr = _wbc_input_corr(s, xshape, kh, kw, geo)              # N x G x H x W, per group
+                dx.view(xshape[0], G, xshape[1] // G, *xshape[2:]).add_(corr[:, :, None])
             dw = dwi.to(torch.float64) * (sew * sx)
             db = ed.sum(dim=(0, 2, 3))
             core.keep_backward(ev, eq, se, wv, xv, dpw, ewq, sew, dxi, dwi)
@@ -271,15 +272,22 @@ def _box(xv, wshape, geo):
     by sx and the channel's delta_c)."""
     stride, padding, dilation, G = geo
     n, c, h, w = xv.shape
-    s = xv.reshape(n, G, c // G, h, w).sum(2)
+    s = xv.reshape(n, G, c // G, h, w).sum(2) if c != G else xv
     ones = torch.ones(G, 1, wshape[2], wshape[3], dtype=xv.dtype, device=xv.device)
+    if xv.device.type == "cpu" and V.DIRECT_CONV and xv.dtype == torch.float32:     # direct: exact sums
+        return V.conv_direct(s, ones, _pair2(stride), _pair2(padding), _pair2(dilation), G)
     return F.conv2d(s, ones, stride=stride, padding=padding, dilation=dilation, groups=G)
+
+
+def _pair2(v):
+    return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
 
 
 def _add_per_group(y, box, delta, G):
     """y (N x Cout x Ho x Wo) + box (N x G x Ho x Wo, group of channel c) * delta_c."""
     n, cout = y.shape[:2]
-    return (y.reshape(n, G, cout // G, *y.shape[2:]) + box[:, :, None] * delta.reshape(1, G, cout // G, 1, 1)).reshape(y.shape)
+    y.view(n, G, cout // G, *y.shape[2:]).add_(box[:, :, None] * delta.reshape(1, G, cout // G, 1, 1))
+    return y
 
 
 class PotMatmulFn(torch.autograd.Function):

@@ -39,7 +39,8 @@ from . import kernels
 from . import potq_products as P
 from .potq_quant import code_values, lookup
 
-__all__ = ["values", "codes", "mm", "bmm", "conv_forward", "conv_backward_data", "conv_weight_grad", "path"]
+__all__ = ["values", "codes", "mm", "bmm", "conv_forward", "conv_backward_data", "conv_weight_grad", "path", "full_conv",
+           "conv_direct", "DIRECT_CONV"]
 
 _F32, _F64 = 1 << 24, 1 << 53
 DIRECT_CONV = torch.backends.mkldnn.is_available()
@@ -111,7 +112,7 @@ def bmm(dp, A, B, stats=None):
     return _finish(dp, torch.matmul(_as(A, dt), _as(B, dt)), K, stats)
 
 
-def _direct(X, W, stride, padding, dilation, groups):
+def conv_direct(X, W, stride, padding, dilation, groups):
     """oneDNN's direct convolution (float32, CPU)."""
     return torch.ops.aten.mkldnn_convolution(X.contiguous(), W.contiguous(), None, list(padding), list(stride),
                                              list(dilation), int(groups))
@@ -130,7 +131,7 @@ def conv_forward(dp, X, W, stride, padding, dilation=1, groups=1, stats=None):
     K = W[0].numel()
     st, pd, dl = _pair(stride), _pair(padding), _pair(dilation)
     if _fast_conv(dp, X, K):
-        return _direct(_as(X, torch.float32), _as(W, torch.float32), st, pd, dl, groups)
+        return conv_direct(_as(X, torch.float32), _as(W, torch.float32), st, pd, dl, groups)
     return _codes_path(dp, lambda x, w: P.conv_forward(dp, x, w, st, pd, dl, groups, stats), X, W)
 
 
@@ -154,7 +155,7 @@ def full_conv(E, W, stride, padding, in_hw, dilation=(1, 1), groups=1):
     if G == 1 and st == (1, 1) and cg < 8:
         lo_h, lo_w = dl[0] * (kh - 1) - pd[0], dl[1] * (kw - 1) - pd[1]
         Ep = F.pad(E, (lo_w, Wd + dl[1] * (kw - 1) - lo_w - wo, lo_h, H + dl[0] * (kh - 1) - lo_h - ho))
-        return _direct(Ep, W.flip(2, 3).transpose(0, 1), (1, 1), (0, 0), dl, 1)
+        return conv_direct(Ep, W.flip(2, 3).transpose(0, 1), (1, 1), (0, 0), dl, 1)
     op = (H - ((ho - 1) * st[0] - 2 * pd[0] + dl[0] * (kh - 1) + 1),
           Wd - ((wo - 1) * st[1] - 2 * pd[1] + dl[1] * (kw - 1) + 1))
     return F.conv_transpose2d(E, W, None, st, pd, op, G, dl)
