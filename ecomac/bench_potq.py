@@ -3,7 +3,8 @@ on the MF-MAC, net/potq*.py) on the seeds' networks - LeNet, ResNet, MobileNet, 
 as the ratio of a training step to the same model's FP32 step measured in the same process.
 
 A step is what net.train.train runs per batch (forward, cross-entropy, backward, Adam, the mode's
-after_step) on the converted model (net.graph.convert_for_mode, as `nn train` converts it); FP32 and
+after_step) on the model as `nn train` makes it (net.loader.canonical: every product a module, attention's included; then
+net.graph.convert_for_mode); FP32 and
 ALS-POTQ steps alternate on the same batches, so both see the same machine load; the ratio is the
 median of the paired ratios, the step times the medians. An epoch of MNIST-5k is 63 such steps at
 batch 64 (plus a test pass), so the epoch ratio follows the step ratio."""
@@ -18,11 +19,12 @@ DATA = "mnist"
 
 
 def _build(arch, ds, spec, device):
-    from net import models
+    from net import loader, models
     from net.graph import convert_for_mode
     from net.train import make_mode
     torch.manual_seed(0)
-    model = models.build(arch, ds.input_shape, ds.num_classes).to(device)
+    model = loader.canonical(models.build(arch, ds.input_shape, ds.num_classes), ds.x_train[:1], fold_bn=False)
+    model = model.to(device)
     mode = make_mode(None if spec == "fp32" else spec, None)
     if mode is not None:
         model = convert_for_mode(model, mode).to(device)
