@@ -103,6 +103,14 @@ _MANT = {"log": int(np.float32(_SQRT2_F32).view(np.int32)) & 0x7FFFFF, "linear":
 _K_MIN = -100            # the bit path's exponent range: every nonzero code's input is a normal float32
 
 
+def _host_scale_exp(amax: float, exp_bits: int, rounding: str) -> int:
+    """scale_exp(amax) for one float32 amax (a Python float: exact) on the host: no tensor ops."""
+    if not amax > 0 or math.isinf(amax):
+        return int(scale_exp(torch.tensor(amax, dtype=torch.float32), exp_bits, rounding))
+    m, e = math.frexp(amax)                           # amax = m 2^e, m in [0.5, 1)
+    return e - 1 + (2 * m >= (_SQRT2_F32 if rounding == "log" else 1.5)) - pot.max_exp(exp_bits)
+
+
 def pot_values(t: torch.Tensor, exp_bits: int = 3, rounding: str = "log", sync: bool = False):
     """(values, k): pot_codes(t, exp_bits, rounding, sync=sync) (per tensor) as the codes' float32
     integer values (+-2^(e-1), 0) - net/potq_values.py's operands. On a float32 CPU tensor with
@@ -115,8 +123,8 @@ def pot_values(t: torch.Tensor, exp_bits: int = 3, rounding: str = "log", sync: 
         return lookup(code_values(exp_bits, t.device), q), k
     top = pot.max_exp(exp_bits)
     a = t.abs()
-    k = scale_exp(_amax(a, None, sync), exp_bits, "log" if rounding == "log" else "linear")
-    ki = int(k)                                       # on the CPU: no device wait
+    ki = _host_scale_exp(float(_amax(a, None, sync)), exp_bits, rounding)      # on the CPU: no device wait
+    k = torch.tensor(ki)
     if ki < _K_MIN:
         q, k = pot_codes(t, exp_bits, rounding, sync=sync)
         return lookup(code_values(exp_bits, t.device), q), k

@@ -161,3 +161,15 @@ def test_pot_values_equal_pot_codes_values(exp_bits, rounding, scale):
     if rounding == "log" and scale == 1.0:
         codes, s = pot.quantize(t.numpy(), exp_bits)          # the golden quantizer
         assert np.array_equal(pot_values(t, exp_bits)[0].numpy(), pot.decode(codes, exp_bits).astype(np.float32))
+
+
+def test_host_scale_exponent_equals_scale_exp_at_every_threshold():
+    from net.potq_quant import _SQRT2_F32, _host_scale_exp, scale_exp
+    n = np.arange(-130, 127, dtype=np.float64)
+    base = np.concatenate([2.0 ** n, 1.5 * 2.0 ** n, float(np.float32(np.sqrt(2))) * 2.0 ** n, _SQRT2_F32 * 2.0 ** n])
+    f = base.astype(np.float32)
+    f = np.concatenate([f, np.nextafter(f, np.float32(0)), np.nextafter(f, np.float32(np.inf)), [0.0, 1e-45]])
+    for E in (3, 5):
+        for how in ("log", "linear"):
+            want = scale_exp(torch.from_numpy(f.astype(np.float32)), E, how).tolist()
+            assert [_host_scale_exp(float(v), E, how) for v in f.astype(np.float32)] == want
