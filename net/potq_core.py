@@ -239,15 +239,17 @@ class PotConvFn(torch.autograd.Function):
                    if ctx.needs_input_grad[0] else torch.zeros(xshape, device=ev.device))
             dpw, ew, xw, sew, ewq = core.wgrad_operands(ev, se, eq, xv)
             dwi = V.conv_weight_grad(dpw, ew, xw, kh, kw, stride, padding, core.stats, dilation, groups)
-            ed = ev.double() * se
             dx = dxi.to(torch.float64, copy=True).mul_(se * sw)
             if delta is not None and ctx.needs_input_grad[0]:
                 G = groups
-                s = (ed * delta[None, :, None, None]).reshape(ed.shape[0], G, -1, *ed.shape[2:]).sum(2)
+                # (ev se) delta_c, each product rounded once either way (se: a power of two)
+                s = (ev.double() * (se * delta[None, :, None, None])).reshape(ev.shape[0], G, -1, *ev.shape[2:]).sum(2)
                 corr = _wbc_input_corr(s, xshape, kh, kw, geo)              # N x G x H x W, per group
                 dx.view(xshape[0], G, xshape[1] // G, *xshape[2:]).add_(corr[:, :, None])
             dw = dwi.to(torch.float64) * (sew * sx)
-            db = ed.sum(dim=(0, 2, 3))
+            # integer sums, exact in float64: sum(ev) * se is sum(ev * se) bit for bit
+            db = ev.sum(dim=(0, 2, 3), dtype=torch.float64) * se if se.numel() == 1 else \
+                (ev.double() * se).sum(dim=(0, 2, 3))
             core.keep_backward(ev, eq, se, wv, xv, dpw, ewq, sew, dxi, dwi)
         f = gy.dtype
         return dx.to(f), dw.to(f), (db.to(f) if has_b else None), None, None
@@ -255,10 +257,12 @@ class PotConvFn(torch.autograd.Function):
 
 def _wbc_input_corr(s, xshape, kh, kw, geo):
     """WBC's share of the input gradient, N x G x H x W: the full convolution of s (per group, the
-    errors times delta summed over the group's channels) with an all-ones kh x kw kernel (float32
-    by a direct convolution on the CPU: the epilogue's float part, not a MAC product)."""
+    errors times delta summed over the group's channels) with an all-ones kh x kw kernel, float64;
+    grouped (depthwise) on the CPU in float32 by oneDNN's transposed convolution, 5-10x faster
+    there than torch's float64 grouped one (a float part of the epilogue, not a MAC product: it
+    rounds s and its sums to float32, ~1e-7 relative, before the float32 gradient is formed)."""
     stride, padding, dilation, G = geo
-    if s.device.type == "cpu" and V.DIRECT_CONV:
+    if s.device.type == "cpu" and V.DIRECT_CONV and G > 1:
         ones = torch.ones(G, 1, kh, kw, dtype=torch.float32)
         return V.full_conv(s.float(), ones, stride, padding, xshape[2:], dilation, G)
     ones = torch.ones(G, 1, kh, kw, dtype=s.dtype, device=s.device)
