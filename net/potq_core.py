@@ -13,7 +13,7 @@ from . import potq_values as V
 from .potq_products import rescale_rows
 from .potq_quant import code_values, lookup, pot_codes, pot_values, random_words, sr_codes
 
-__all__ = ["PotCore", "LayerStats", "PotLinearFn", "PotConvFn", "PotMatmulFn", "ErrOnlyFn"]
+__all__ = ["PotCore", "LayerStats", "PotLinearFn", "PotConvFn", "PotMatmulFn", "ErrOnlyFn", "PrcClipFn"]
 
 class LayerStats:
     """Counters summed on the device (tensors or ints), read as ints."""
@@ -323,6 +323,31 @@ class PotMatmulFn(torch.autograd.Function):
             core.keep(eq=core.codes(ev, dpe) if eq is None else eq, se=se, dx_int=dai.to(torch.int64),
                       dw_int=dbi.to(torch.int64))
         return da.sum_to_size(ashape).to(gy.dtype), db.sum_to_size(bshape).to(gy.dtype), None
+
+
+class PrcClipFn(torch.autograd.Function):
+    """PRC's clip max(min(x, c), -c) (c >= 0, 0-d) with the gradients torch's minimum / maximum give
+    it, ties included (a tie halves the gradient between the two operands), computed with float
+    passes instead of their bool masks (tests/test_potq_values.py: equal to the torch composite):
+        fmin = [x < c] + [x == c]/2 = (1 + sign(c - x))/2,  fmax = (1 + sign(min(x, c) + c))/2
+        dx = g fmax fmin,  dc = sum(g fmax (1 - fmin)) - sum(g (1 - fmax))."""
+
+    @staticmethod
+    def forward(ctx, x, c):
+        ctx.save_for_backward(x, c)
+        return torch.maximum(torch.minimum(x, c), -c)
+
+    @staticmethod
+    def backward(ctx, g):
+        x, c = ctx.saved_tensors
+        fmin = (c - x).sign_().add_(1.0).mul_(0.5)
+        fmax = torch.minimum(x, c).add_(c).sign_().add_(1.0).mul_(0.5)
+        gm = g * fmax
+        gx = gm * fmin if ctx.needs_input_grad[0] else None
+        gc = None
+        if ctx.needs_input_grad[1]:
+            gc = (gm * fmin.neg_().add_(1.0)).sum() - (g * fmax.neg_().add_(1.0)).sum()
+        return gx, gc
 
 
 class ErrOnlyFn(torch.autograd.Function):

@@ -173,3 +173,26 @@ def test_host_scale_exponent_equals_scale_exp_at_every_threshold():
         for how in ("log", "linear"):
             want = scale_exp(torch.from_numpy(f.astype(np.float32)), E, how).tolist()
             assert [_host_scale_exp(float(v), E, how) for v in f.astype(np.float32)] == want
+
+
+def test_prc_clip_gradients_equal_torchs_minimum_maximum_composite():
+    """PrcClipFn: the same output and the same gradients (x and the ratio, bit for bit) as
+    max(min(x, c), -c) under autograd, with ties at +c and -c (ratio 1: the max element ties) and
+    all-zero inputs (c = 0: every element ties twice)."""
+    from net.potq_core import PrcClipFn
+    torch.manual_seed(0)
+    for trial in range(60):
+        x = torch.randn(4, 3, 5, 5) * 3
+        r = torch.tensor(1.0) if trial % 3 == 0 else torch.rand(()) * 0.9 + 0.1
+        x[0, 0, 0, :3] = x.abs().max()
+        x[1, 0, 0, 0] = -x.abs().max()
+        if trial % 7 == 0:
+            x.zero_()
+        g = torch.randn(x.shape)
+        got = []
+        for fn in (lambda a, c: torch.maximum(torch.minimum(a, c), -c), PrcClipFn.apply):
+            xx, rr = x.clone().requires_grad_(True), r.clone().requires_grad_(True)
+            y = fn(xx, rr * xx.detach().abs().max())
+            y.backward(g)
+            got.append((y.detach(), xx.grad, rr.grad))
+        assert all(torch.equal(a, b) for a, b in zip(*got)), trial
