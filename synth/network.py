@@ -106,8 +106,8 @@ class Layer:
     weights: int        # elements (all repeats)
     inputs: int
     outputs: int
-    float: bool = False     # no datapath covers it: priced at fp32
     dims: dict = field(default_factory=dict, compare=False)   # the validated spec (kind's keys, defaults filled)
+    float: bool = False     # no datapath covers it: priced at fp32
 
 
 @dataclass
