@@ -204,9 +204,9 @@ def map_reusing(layer: dict, accel: dict, mapping: list[dict], search_accel: dic
 
 def rebatch(net, batch: int):
     """The same net at another batch (every layer rebuilt from its shape)."""
-    from .network import Net, _layer
+    from .net_spec import Net, layer_from_spec
     from dataclasses import replace
-    layers = [replace(_layer(i, {"kind": l.kind, "name": l.name, **l.dims}, batch), float=l.float)
+    layers = [replace(layer_from_spec(i, {"kind": l.kind, "name": l.name, **l.dims}, batch), float=l.float)
               for i, l in enumerate(net.layers)]
     return Net(net.name, layers, batch, dict(net.memory))
 
