@@ -434,8 +434,8 @@ def run(capsys, *argv):
                                                                           "needs an mfmac error datapath, not fp32"),
     (["--datapath", "mfmac", "--err-scale", "row"], "argument --err-scale: invalid choice: 'row' (choose from "),
     (["--datapath", "int8", "--anneal"], "anneal applies to the alphabet projection (asm datapaths) only"),
-    (["--lr", "0"], "lr must be > 0.0 and <= 10.0, got 0.0"),
-    (["--lr", "nan"], "--lr must be a finite number > 0, got nan"),
+    (["--lr", "0"], "--lr must be a number in (0, 10], got 0"),
+    (["--lr", "nan"], "--lr must be a number in (0, 10], got nan"),
     (["--init", "/nonexistent/m.pt"], "--init /nonexistent/m.pt: no such checkpoint file"),
     (["--datapath", "int9"], "unknown datapath 'int9'"),
 ])
