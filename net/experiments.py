@@ -39,7 +39,7 @@ TRAIN_SEEDS = (0, 1, 2)
 # 5 seeds by default (a 0.5 pp goal needs the standard error of >= 5 paired seeds); an architecture the model
 # zoo ships (net.models) joins by a row here
 POTQ_EXPERIMENTS = (("mlp", "digits", 15, 2, 64, "potq", None), ("lenet", "mnist", 2, 1, 32, "potq-core", None)) + tuple(
-    row for row in (("resnet", "mnist", 1, 1, 32, "potq-core", None), ("vit", "mnist", 1, 1, 32, "potq-core", None))
+    row for row in (("resnet", "mnist", 2, 1, 64, "potq-core", None), ("vit", "mnist", 15, 1, 64, "potq-core", None))
     if row[0] in ARCHS)         # once the model zoo ships them (graph conversion: every product, attention too)
 POTQ_SEEDS = (0, 1, 2, 3, 4)
 
