@@ -77,7 +77,8 @@ def _cmd_search(args) -> int:
             result = alwann.search(setup.ctx, setup.space, engine, pop=args.pop, gens=args.gens, seed=args.seed,
                                    options=options, checkpoint=ck, resume=args.resume, on_generation=on_gen)
         doc = alwann.finish(result, engine, setup.layers, setup.cands, energy=not args.no_energy, log=_log,
-                            energy_arch=args.arch, energy_batch=args.batch)
+                            energy_arch=args.arch, energy_batch=args.batch,
+                            compare_tunings=not args.no_tuning_comparison)
     doc["setup"] = setup.info
     doc["search"]["seed"] = args.seed
     doc["search"]["pop"] = args.pop
@@ -94,9 +95,10 @@ def _cmd_search(args) -> int:
     print(format_table(rows, head, title=f"ALWANN front ({len(rows)} points; test drop vs mul-array on every layer, "
                                          f"{doc['baseline']['accuracy_test_pct']:.2f}%)"))
     print()
-    head, rows = alwann.tuning_table(doc)
-    print(format_table(rows, head, title="the front's mappings with each weight tuning (test accuracy %)"))
-    print()
+    if not args.no_tuning_comparison:
+        head, rows = alwann.tuning_table(doc)
+        print(format_table(rows, head, title="the front's mappings with each weight tuning (test accuracy %)"))
+        print()
     print(_goal_line(doc))
     s = doc["search"]
     print(f"{s['evaluated']} mappings evaluated, {s['evaluations_this_run']} this run in {s['seconds']:.0f} s "
@@ -206,6 +208,8 @@ def add_parser(sub) -> None:
     q.add_argument("--resume", action="store_true", help="continue the search from DIR/checkpoint.pkl")
     q.add_argument("--seed", type=seed, default=DEFAULTS["seed"], help="NSGA-II seed (default 0)")
     q.add_argument("--no-energy", action="store_true", help="skip the per-inference energy of the front points")
+    q.add_argument("--no-tuning-comparison", action="store_true",
+                   help="skip the front under the other two tunings (two test evaluations per front point)")
     q.add_argument("--arch", default="stream", metavar="ARCH",
                    help="accelerator the per-inference energy is priced on: stream (default), tile-vn, tile-near, "
                         "tile-in[,NAME=VALUE...] or a ZigZag accelerator FILE.yaml (docs/accelerators.md)")
