@@ -540,7 +540,8 @@ def experiment(arch: str, data: str, *, seeds=(0, 1, 2), epochs: int = 15, ft_ep
                seed_limits: dict | None = None) -> dict:
     """Train/evaluate every config for every seed: {arch, data, ..., runs: {seed: {label: result}},
     summary}. on_seed(result) is called after each seed (to write partial results). seed_limits
-    {label: N}: that config runs on the first N seeds only (its summary row counts its seeds)."""
+    {label: N}: that config runs on seeds 0..N-1 only (by value, so that a run split over processes
+    with --seed runs what one run does; its summary row counts its seeds)."""
     from . import data as data_mod
     from . import models
     ds = data_mod.load(data, seed=0)
@@ -559,7 +560,7 @@ def experiment(arch: str, data: str, *, seeds=(0, 1, 2), epochs: int = 15, ft_ep
         seed_runs = {}
         fp32_model = None
         for label, mode, spec, opts in configs:
-            if (seed_limits or {}).get(label, len(seeds)) <= len(res["seeds"]):
+            if label in (seed_limits or {}) and seed >= seed_limits[label]:
                 continue
             t0 = time.perf_counter()
             torch.manual_seed(seed)

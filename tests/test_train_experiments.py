@@ -43,8 +43,8 @@ def test_hades_config_set():
     got = {(tuple(parse(r[2]).params["alphabet"]), parse(r[2]).params["w_bits"]) for r in rows[2:]}
     assert got == {(a, b) for a in ((1,), (1, 3), (1, 3, 5, 7)) for b in (8, 4)}
     assert set(HADES_GOAL) < {r[0] for r in rows}
-    limits = _seed_limits("hades")
-    assert set(limits) == {r[0] for r in rows[2:]} - set(HADES_GOAL) and _seed_limits("potq") is None
+    limits = _seed_limits("hades", "resnet")
+    assert set(limits) == {r[0] for r in rows[2:]} - set(HADES_GOAL) and _seed_limits("potq", "resnet") is None
 
 
 def _fake_experiment(calls):
@@ -88,12 +88,12 @@ def test_hades_runs_five_seeds_into_its_own_file(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(net.train, "experiment", _fake_experiment(calls))
     assert main(["nn", "train-experiments", "-o", str(tmp_path), "--only", "resnet:mnist:hades"]) == 0
     assert [(c["arch"], c["seeds"], c["configs"]) for c in calls] == [("resnet", HADES_SEEDS, net.train.HADES_CONFIGS)]
-    assert len(HADES_SEEDS) >= 5 and set(calls[0]["seed_limits"].values()) == {HADES_MORE_SEEDS}
+    assert len(HADES_SEEDS) >= 5 and set(calls[0]["seed_limits"].values()) == {HADES_MORE_SEEDS["resnet"]}
     assert json.loads((tmp_path / "train_resnet_mnist_hades.json").read_text())["seeds"] == list(HADES_SEEDS)
 
 
 def test_seed_limits_run_a_row_on_the_first_seeds_only(monkeypatch):
-    """net.train.experiment with seed_limits: the limited row trains on the first N seeds, its summary
+    """net.train.experiment with seed_limits: the limited row trains on seeds 0..N-1 only, its summary
     counts them, its drop is against the same seed's FP32 (training replaced by a recorder)."""
     import net.train
     trained = []
@@ -107,11 +107,11 @@ def test_seed_limits_run_a_row_on_the_first_seeds_only(monkeypatch):
                                                                        "energy_per_epoch_pj": 2.0})
     rows = net.train.HADES_CONFIGS[:2] + net.train.HADES_CONFIGS[4:5]
     res = net.train.experiment("mlp", "digits", seeds=(3, 4), epochs=1, ft_epochs=1, configs=rows,
-                               seed_limits={rows[2][0]: 1})
+                               seed_limits={rows[2][0]: 4})       # seeds 0..3: of these, seed 3
     assert trained == [(None, 3, False), (None, 3, True), (rows[2][2], 3, True), (None, 4, False), (None, 4, True)]
     assert [(s["label"], s["seeds"], s["drop_pp_mean"]) for s in res["summary"]] == [
         ("FP32 pretrain", 2, 0.0), ("FP32", 2, 0.0), (rows[2][0], 1, 1.0)]
-    assert res["seed_limits"] == {rows[2][0]: 1}
+    assert res["seed_limits"] == {rows[2][0]: 4}
 
 
 @pytest.mark.parametrize("argv", [["nn", "train-experiments"], ["train-experiments"]])
