@@ -61,7 +61,7 @@ prove: env
 # spanning the sweep's energies (both kernel paths), a 200-image search split, no tuning comparison
 ALWANN_RESNET_MULTS := drum,k=5 bam,vbl=4,hbl=2 drum,k=4 bam,vbl=4,hbl=3 trunc,k=7,correction=0 mitchell,frac_bits=5 \
   bam,vbl=6,hbl=3 trunc,k=8,correction=1 drum,k=3 mitchell,frac_bits=3 bam,vbl=8,hbl=4 trunc,k=9,correction=0
-ALWANN_RESNET := --tiles 4 --pop 20 --gens 12 --search-fraction 0.05 --no-sweep --no-tuning-comparison \
+ALWANN_RESNET := --tiles 4 --pop 20 --gens 10 --search-fraction 0.05 --no-sweep --no-tuning-comparison \
   $(ALWANN_RESNET_MULTS:%=--mult approx:mul-%)
 # HADES: the compact-storage (index) tile energy of the trained networks' layers, every alphabet at 8 and 4 bits
 HADES_TILE_SPECS := int8 asm,alphabet=1 asm,alphabet=1/3 asm,alphabet=1/3/5/7 asm,alphabet=1,w_bits=4 \
