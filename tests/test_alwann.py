@@ -140,17 +140,20 @@ def test_search_pick_and_nn_eval_reproduce_the_front_exactly(mlp, tmp_path, caps
     assert row["accuracy_pct"] == point["accuracy_test_pct"]
 
 
-def test_no_tuning_comparison_skips_the_other_tunings_only(mlp, tmp_path, capsys):
+def test_no_tuning_comparison_and_eval_batch_keep_the_front(mlp, tmp_path, capsys):
     """--no-tuning-comparison: the front and its test accuracies as with the comparison (the same search),
-    no per-tuning accuracies and no tuning table."""
+    no per-tuning accuracies and no tuning table; --eval-batch (memory) changes no accuracy and the mean losses
+    only in their last bits (summation order)."""
     assert main(_search_args(mlp, tmp_path / "a", "--json")) == 0
     full = json.loads(capsys.readouterr().out)
-    assert main(_search_args(mlp, tmp_path / "b", "--no-tuning-comparison")) == 0
+    assert main(_search_args(mlp, tmp_path / "b", "--no-tuning-comparison", "--eval-batch", "7")) == 0
     out = capsys.readouterr().out
     doc = json.loads((tmp_path / "b" / "front.json").read_text())
     assert [(r["mapping"], r["accuracy_test_pct"]) for r in doc["front"]] == [
         (r["mapping"], r["accuracy_test_pct"]) for r in full["front"]]
     assert all("accuracy_test_pct_by_tuning" not in r for r in doc["front"])
+    assert [r["loss_search"] for r in doc["front"]] == pytest.approx([r["loss_search"] for r in full["front"]],
+                                                                     rel=1e-12)     # summed in other batches
     assert "each weight tuning" not in out and "ALWANN front" in out
 
 
