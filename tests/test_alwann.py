@@ -85,6 +85,11 @@ def test_resume_equals_an_uninterrupted_run(setup, tmp_path):
     assert rest.evaluated == whole.evaluated
     assert rest.front() == whole.front()
     assert len(whole.evaluated) > 6                    # the later generations found new mappings
+    with alwann.Engine(setup.ctx, workers=1) as eng:   # resuming a finished search adds no generation
+        again = alwann.search(setup.ctx, setup.space, eng, pop=6, gens=3, seed=4, checkpoint=ck, resume=True)
+        more = alwann.search(setup.ctx, setup.space, eng, pop=6, gens=4, seed=4, checkpoint=ck, resume=True)
+    assert again.generations == 3 and again.evaluations == 0 and again.front() == whole.front()
+    assert more.generations == 4                       # a larger --gens extends it
 
 
 def test_dask_local_cluster_and_processes_give_the_same_front(setup):
