@@ -62,7 +62,7 @@ prove: env
 # 100 images (500 ran out of the 23 GB machine's memory on the test split)
 ALWANN_RESNET_MULTS := drum,k=5 bam,vbl=4,hbl=2 drum,k=4 bam,vbl=4,hbl=3 trunc,k=7,correction=0 mitchell,frac_bits=5 \
   bam,vbl=6,hbl=3 trunc,k=8,correction=1 drum,k=3 mitchell,frac_bits=3 bam,vbl=8,hbl=4 trunc,k=9,correction=0
-ALWANN_RESNET := --tiles 4 --pop 20 --gens 10 --search-fraction 0.05 --eval-batch 100 --no-sweep --no-tuning-comparison \
+ALWANN_RESNET := --tiles 4 --pop 20 --gens 11 --search-fraction 0.05 --eval-batch 100 --no-sweep --no-tuning-comparison \
   $(ALWANN_RESNET_MULTS:%=--mult approx:mul-%)
 # and on MobileNet/MNIST-5k (about 25 minutes on one core): the 33 sweep multipliers, 4 tiles, a 400-image search split
 ALWANN_MOBILENET := --tiles 4 --pop 20 --gens 10 --search-fraction 0.1
