@@ -57,14 +57,14 @@ prove: env
 # first the report's heavy sections (cell-library energy, 64-lane ASM storage tiles): build/experiments/report_sections/;
 # last the network energy on the tile accelerators through ZigZag (docs/accelerators.md): build/experiments/accelerators.json,
 # and HADES's mobilenet/resnet on the tiles with compact ASM storage: build/experiments/accelerators_hades.json
-# ALWANN on ResNet-20/MNIST-5k, reduced to about 45 minutes on a shared core (docs/alwann.md): 4 tiles, 12 multipliers
+# ALWANN on ResNet-20/MNIST-5k, reduced to about 30 minutes on a shared core (docs/alwann.md): 4 tiles, 12 multipliers
 # spanning the sweep's energies (both kernel paths), a 200-image search split, no tuning comparison, batches of
 # 100 images (500 ran out of the 23 GB machine's memory on the test split)
 ALWANN_RESNET_MULTS := drum,k=5 bam,vbl=4,hbl=2 drum,k=4 bam,vbl=4,hbl=3 trunc,k=7,correction=0 mitchell,frac_bits=5 \
   bam,vbl=6,hbl=3 trunc,k=8,correction=1 drum,k=3 mitchell,frac_bits=3 bam,vbl=8,hbl=4 trunc,k=9,correction=0
 ALWANN_RESNET := --tiles 4 --pop 20 --gens 11 --search-fraction 0.05 --eval-batch 100 --no-sweep --no-tuning-comparison \
   $(ALWANN_RESNET_MULTS:%=--mult approx:mul-%)
-# and on MobileNet/MNIST-5k (about 25 minutes on one core): the 33 sweep multipliers, 4 tiles, a 400-image search split
+# and on MobileNet/MNIST-5k (about 15 minutes on one shared core): the 33 sweep multipliers, 4 tiles, a 400-image search split
 ALWANN_MOBILENET := --tiles 4 --pop 20 --gens 10 --search-fraction 0.1
 # HADES: the compact-storage (index) tile energy of the trained networks' layers, every alphabet at 8 and 4 bits
 HADES_TILE_SPECS := int8 asm,alphabet=1 asm,alphabet=1/3 asm,alphabet=1/3/5/7 asm,alphabet=1,w_bits=4 \
