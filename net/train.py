@@ -489,12 +489,19 @@ POTQ_ABLATION = (
 POTQ_CORE = tuple(c for c in POTQ_ABLATION if c[0] in ("FP32", "errors nearest", "errors LUQ"))
 # HADES (train_ARCH_DATA_hades.json): FP32 pretrained for `epochs`, then every row fine-tuned `ft_epochs` from it
 # with the same Adam (alphabet-aware on the ASM rows); "FP32" is the same fine-tune in float, the baseline of the
-# drops (same epochs, optimizer, initialization and data order). HADES_GOAL rows run every seed, the others the
-# first HADES_MORE_SEEDS (net.experiments)
+# drops (same epochs, optimizer, initialization and data order). HADES_GOAL rows run every seed, the others seeds
+# 0..HADES_MORE_SEEDS[arch]-1 (net.experiments)
 HADES_GOAL = ("ASM {1,3} 8-bit fine-tune", "ASM {1,3} 4-bit fine-tune")
-HADES_CONFIGS = (("FP32 pretrain", "train", None, {}), ("FP32", "finetune", None, {})) + tuple(
-    (f"ASM {{{a.replace('/', ',')}}} {b}-bit fine-tune", "finetune", f"asm,alphabet={a}" + ("" if b == 8 else ",w_bits=4"),
-     {}) for b, a in ((8, "1/3"), (4, "1/3"), (8, "1"), (8, "1/3/5/7"), (4, "1"), (4, "1/3/5/7")))
+HADES_CONFIGS = (
+    ("FP32 pretrain", "train", None, {}),
+    ("FP32", "finetune", None, {}),
+    ("ASM {1,3} 8-bit fine-tune", "finetune", "asm,alphabet=1/3", {}),
+    ("ASM {1,3} 4-bit fine-tune", "finetune", "asm,alphabet=1/3,w_bits=4", {}),
+    ("ASM {1} 8-bit fine-tune", "finetune", "asm,alphabet=1", {}),
+    ("ASM {1,3,5,7} 8-bit fine-tune", "finetune", "asm,alphabet=1/3/5/7", {}),
+    ("ASM {1} 4-bit fine-tune", "finetune", "asm,alphabet=1,w_bits=4", {}),
+    ("ASM {1,3,5,7} 4-bit fine-tune", "finetune", "asm,alphabet=1/3/5/7,w_bits=4", {}),
+)
 CONFIG_SETS = {"full": EXPERIMENT_CONFIGS + EXTRA_4BIT, "core": CORE_CONFIGS, "potq": POTQ_ABLATION,
                "potq-core": POTQ_CORE, "hades": HADES_CONFIGS}
 
