@@ -35,7 +35,7 @@ def _add_args(p, func) -> None:
                    help="run only these (e.g. mlp:digits; mlp:digits:potq = the ALS-POTQ ablation; "
                         "resnet:mnist:hades = HADES alphabet-aware fine-tuning)")
     p.add_argument("--seeds", type=int_range(1, 10), default=None, help="number of seeds 0..N-1 (default: 3, the "
-                   "ALS-POTQ ablation and HADES 5)")
+                   "ALS-POTQ ablation 5, HADES 5 (ResNet) or 10 (MobileNet))")
     p.add_argument("--seed", type=seed, action="append", metavar="S",
                    help="run exactly these seeds instead (repeatable; to split a run over processes)")
     p.add_argument("--json", action="store_true", help="the summaries")

@@ -49,7 +49,7 @@ POTQ_SEEDS = (0, 1, 2, 3, 4)
 # epochs and seed counts fit about an hour and a half on a loaded 2-core machine: docs/training-results.md has
 # the timings)
 HADES_EXPERIMENTS = (("mobilenet", "mnist", 3, 1, 32, "hades", None), ("resnet", "mnist", 1, 1, 32, "hades", None))
-HADES_SEEDS = (0, 1, 2, 3, 4)
+HADES_SEEDS = {"mobilenet": tuple(range(10)), "resnet": tuple(range(5))}     # MobileNet {1,3} 4-bit needed 10
 HADES_MORE_SEEDS = {"mobilenet": 3, "resnet": 2}
 ALL_EXPERIMENTS = TRAIN_EXPERIMENTS + POTQ_EXPERIMENTS + HADES_EXPERIMENTS
 
@@ -60,6 +60,12 @@ def _suffix(which: str) -> str:
 
 def _name(t) -> str:
     return f"{t[0]}:{t[1]}" + _suffix(t[5])
+
+
+def _default_seeds(which: str, arch: str) -> tuple[int, ...]:
+    """An experiment's own seeds: 3, 5 for the ALS-POTQ ablation, HADES_SEEDS[arch] for HADES."""
+    suffix = _suffix(which)
+    return POTQ_SEEDS if suffix == ":potq" else (HADES_SEEDS[arch] if suffix == ":hades" else TRAIN_SEEDS)
 
 
 def _seed_limits(which: str, arch: str) -> dict | None:
@@ -73,7 +79,7 @@ def _seed_limits(which: str, arch: str) -> dict | None:
 def select_experiments(only=None, seeds: int | None = None, seed=None) -> tuple[list[tuple], tuple[int, ...] | None]:
     """The experiments to run (`only`: "ARCH:DATA", "ARCH:DATA:potq" or "ARCH:DATA:hades" names, default
     all) and their seeds (`seed`: exactly these, else 0..seeds-1; None: each experiment's own, 3, or 5 for
-    the ALS-POTQ ablation and HADES), validated with one-line errors before any work."""
+    the ALS-POTQ ablation, 5-10 for HADES), validated with one-line errors before any work."""
     known = {_name(t): t for t in ALL_EXPERIMENTS}
     bad = [o for o in only or [] if o not in known]
     if bad:
@@ -103,7 +109,7 @@ def train_experiments(out, only=None, seeds: int | None = None, seed=None, comma
     for arch, name, epochs, ft, batch, which, limit in todo:
         t0 = time.perf_counter()
         path = out / f"train_{arch}_{name}{_suffix(which).replace(':', '_')}.json"
-        seeds_exp = seeds_run or {":potq": POTQ_SEEDS, ":hades": HADES_SEEDS}.get(_suffix(which), TRAIN_SEEDS)
+        seeds_exp = seeds_run or _default_seeds(which, arch)
 
         def write(res, path=path, t0=t0):
             res["wall_s"] = time.perf_counter() - t0

@@ -87,9 +87,11 @@ def test_hades_runs_five_seeds_into_its_own_file(tmp_path, monkeypatch, capsys):
     calls = []
     monkeypatch.setattr(net.train, "experiment", _fake_experiment(calls))
     assert main(["nn", "train-experiments", "-o", str(tmp_path), "--only", "resnet:mnist:hades"]) == 0
-    assert [(c["arch"], c["seeds"], c["configs"]) for c in calls] == [("resnet", HADES_SEEDS, net.train.HADES_CONFIGS)]
-    assert len(HADES_SEEDS) >= 5 and set(calls[0]["seed_limits"].values()) == {HADES_MORE_SEEDS["resnet"]}
-    assert json.loads((tmp_path / "train_resnet_mnist_hades.json").read_text())["seeds"] == list(HADES_SEEDS)
+    assert [(c["arch"], c["seeds"], c["configs"]) for c in calls] == [
+        ("resnet", HADES_SEEDS["resnet"], net.train.HADES_CONFIGS)]
+    assert min(map(len, HADES_SEEDS.values())) >= 5
+    assert set(calls[0]["seed_limits"].values()) == {HADES_MORE_SEEDS["resnet"]}
+    assert json.loads((tmp_path / "train_resnet_mnist_hades.json").read_text())["seeds"] == list(HADES_SEEDS["resnet"])
 
 
 def test_seed_limits_run_a_row_on_the_first_seeds_only(monkeypatch):
