@@ -122,9 +122,11 @@ bench: env iverilog
 bench-cuda: env
 	$(BIN)/python -m ecomac.bench --device cuda -o $(BUILD)/bench
 
-# on a machine with a CUDA GPU: every CPU-vs-CUDA comparison (bit-exact) and the GPU benches, minutes
-gpu-check: env
-	$(BIN)/python -m ecomac.gpu_check -o $(BUILD)/gpu_check
+# on a machine with a CUDA GPU: every CPU-vs-CUDA comparison (bit-exact) and the GPU benches, minutes;
+# with the machine's own CUDA PyTorch instead of the venv's CPU build: make gpu-check PY=python3
+PY ?= $(BIN)/python
+gpu-check: $(if $(filter $(BIN)/python,$(PY)),env)
+	PYTHONPATH=$(CURDIR) $(PY) -m ecomac.gpu_check -o $(BUILD)/gpu_check
 
 clean:
 	rm -rf $(BUILD) sim_build results.xml .pytest_cache

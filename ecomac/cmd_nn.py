@@ -74,7 +74,7 @@ def _add_train_parser(ns) -> None:
     p.add_argument("--grad", choices=("ste", "table"), help="approx/lut backward: straight-through (ste, default) "
                    "or the table's finite-difference gradient (table)")
     p.add_argument("--anneal", action="store_true", help="asm: anneal the alphabet projection over the epochs")
-    p.add_argument("--lr", type=_positive_float, default=2.0 ** -8, help="learning rate (default 2^-8)")
+    p.add_argument("--lr", type=_learning_rate, default=2.0 ** -8, help="learning rate (default 2^-8)")
     p.add_argument("--lr-pow2", action="store_true", help="round the learning rate to a power of two (a shift)")
     p.add_argument("--optimizer", choices=("adam", "sgd"), default="adam", help="adam (default) or sgd (momentum 0.9)")
     p.add_argument("--batch-size", type=_positive_int, default=64, help="default 64")
@@ -161,9 +161,9 @@ def _seed(text: str) -> int:
     return seed(text)
 
 
-def _positive_float(text: str) -> float:
+def _learning_rate(text: str) -> float:
     from .args import float_range
-    return float_range(0, lo_open=True)(text)
+    return float_range(0, 10, lo_open=True)(text)     # the range net.train.train accepts
 
 
 def _cmd_train(args) -> int:

@@ -388,22 +388,8 @@ def default_factories() -> dict:
 
 
 def _resolve(model, assignment) -> dict:
-    from .datapath import parse
-    targets = products(model)
-    if isinstance(assignment, dict):
-        unknown = sorted(set(assignment) - set(targets))
-        if unknown:
-            raise ValueError(f"mapping names unknown layer(s) {', '.join(map(repr, unknown[:5]))} "
-                             f"(products: {', '.join(targets) or 'none'})")
-        out = {}
-        for n, spec in assignment.items():
-            try:
-                out[n] = parse(spec)
-            except (ValueError, TypeError) as e:
-                raise ValueError(f"mapping layer {n!r}: {e}") from None
-        return out
-    dp = parse(assignment)
-    return {n: dp for n in targets}
+    from .layers import resolve_assignment
+    return resolve_assignment(assignment, products(model))
 
 
 def convert(model: nn.Module, assignment, calib=None, factories: dict | None = None, example=None) -> nn.Module:

@@ -66,7 +66,7 @@ from . import kernels, quant
 from .datapath import parse
 from .device import model_device
 
-__all__ = ["ActObserver", "EmuLinear", "EmuConv2d", "EmuMatmul", "convert", "calibrate", "emulated_layers",
+__all__ = ["ActObserver", "EmuLinear", "EmuConv2d", "EmuMatmul", "convert", "resolve_assignment", "calibrate", "emulated_layers",
            "uncovered_layers", "quantize_activation", "COVERED"]
 
 COVERED = (nn.Linear, nn.Conv2d)
@@ -430,6 +430,25 @@ def _set(model: nn.Module, name: str, new: nn.Module) -> None:
     setattr(model.get_submodule(parent) if parent else model, leaf, new)
 
 
+def resolve_assignment(assignment, targets, what: str = "products") -> dict:
+    """{layer name: Datapath} of `assignment` (one spec for every name in `targets`, or a mapping
+    {name: spec} naming some of them), one-line ValueErrors for unknown names and bad specs."""
+    if isinstance(assignment, dict):
+        unknown = sorted(set(assignment) - set(targets))
+        if unknown:
+            raise ValueError(f"mapping names unknown layer(s) {', '.join(map(repr, unknown[:5]))} "
+                             f"({what}: {', '.join(targets) or 'none'})")
+        out = {}
+        for n, spec in assignment.items():
+            try:
+                out[n] = parse(spec)
+            except (ValueError, TypeError) as e:
+                raise ValueError(f"mapping layer {n!r}: {e}") from None
+        return out
+    dp = parse(assignment)
+    return {n: dp for n in targets}
+
+
 def convert(model: nn.Module, datapath, calib=None, per_channel: bool = True) -> nn.Module:
     """A deep copy of `model` whose nn.Linear/nn.Conv2d layers run on datapaths.
 
@@ -440,21 +459,7 @@ def convert(model: nn.Module, datapath, calib=None, per_channel: bool = True) ->
     if isinstance(model, torch.jit.ScriptModule):
         raise ValueError("a TorchScript model cannot be converted (its layers are compiled); "
                          "save the model as a checkpoint or a whole nn.Module")
-    targets = _targets(model)
-    if isinstance(datapath, dict):
-        unknown = sorted(set(datapath) - set(targets))
-        if unknown:
-            raise ValueError(f"mapping names unknown layer(s) {', '.join(map(repr, unknown[:5]))} "
-                             f"(Linear/Conv2d layers: {', '.join(targets) or 'none'})")
-        mapping = {}
-        for n, spec in datapath.items():
-            try:
-                mapping[n] = parse(spec)
-            except (ValueError, TypeError) as e:
-                raise ValueError(f"mapping layer {n!r}: {e}") from None
-    else:
-        dp = parse(datapath)
-        mapping = {n: dp for n in targets}
+    mapping = resolve_assignment(datapath, _targets(model), "Linear/Conv2d layers")
     new = copy.deepcopy(model)
     swapped = False
     for name, dp in mapping.items():

@@ -45,7 +45,7 @@ import torch
 from torch import nn
 
 from .datapath import parse
-from .potq_core import ErrOnlyFn, PotConvFn, PotCore, PotLinearFn, PotMatmulFn
+from .potq_core import ErrOnlyFn, PotConvFn, PotCore, PotLinearFn, PotMatmulFn, PrcClipFn
 from .potq_products import conv_backward_data, conv_weight_grad, recode, rescale_rows
 from .potq_quant import ERR_ROUNDINGS, ROUNDINGS, stochastic_codes
 
@@ -73,7 +73,7 @@ class _PotMixin:
         if not self.prc:
             return x
         c = self.prc_ratio * x.detach().abs().max()
-        return torch.maximum(torch.minimum(x, c), -c)
+        return PrcClipFn.apply(x, c)
 
     def clamp_ratio(self):
         if self.prc:

@@ -9,11 +9,11 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from . import potq_products as P
-from .potq_products import conv_backward_data, conv_weight_grad, rescale_rows
-from .potq_quant import code_values, lookup, pot_codes, random_words, recode_table, sr_codes
+from . import potq_values as V
+from .potq_products import rescale_rows
+from .potq_quant import code_values, lookup, pot_codes, pot_values, random_words, sr_codes
 
-__all__ = ["PotCore", "LayerStats", "PotLinearFn", "PotConvFn", "PotMatmulFn", "ErrOnlyFn"]
+__all__ = ["PotCore", "LayerStats", "PotLinearFn", "PotConvFn", "PotMatmulFn", "ErrOnlyFn", "PrcClipFn"]
 
 class LayerStats:
     """Counters summed on the device (tensors or ints), read as ints."""
@@ -49,6 +49,13 @@ def _np(v):
     return v
 
 
+def _nonzeros(t):
+    """The number of nonzero elements (a 0-d tensor): |sign| summed in float64 (exact), several
+    times faster on the CPU than a bool comparison or count_nonzero (torch.sign(NaN) is 0: a NaN
+    error, a diverged step net.train rolls back, counts as zero)."""
+    return torch.sign(t).abs_().sum(dtype=torch.float64).to(torch.int64)
+
+
 def _pow2(k):
     return torch.ldexp(torch.ones(k.shape, dtype=torch.float64, device=k.device), k)
 
@@ -73,17 +80,21 @@ class PotCore:
     def vals(self, codes, dp=None):
         return lookup(code_values((dp or self.dp).params["exp_bits"], codes.device), codes)
 
+    def codes(self, vals, dp=None):
+        return V.codes(vals, (dp or self.dp).params["exp_bits"])
+
     def quantize_x(self, x, sync: bool = True):
-        q, k = pot_codes(x.detach(), self.dp.params["exp_bits"], self.fwd_rounding, sync=sync)
-        return q, _pow2(k)
+        """(values, scale): the PoT codes' integer values (net/potq_values.py's operands)."""
+        v, k = pot_values(x.detach(), self.dp.params["exp_bits"], self.fwd_rounding, sync=sync)
+        return v, _pow2(k)
 
     def quantize_w(self, w):
-        q, s = self.quantize_x(w, sync=False)
+        v, s = self.quantize_x(w, sync=False)
         delta = None
         if self.wbc:
             axes = tuple(range(1, w.ndim))
-            delta = w.detach().double().mean(dim=axes) - (self.vals(q).double() * s).mean(dim=axes)
-        return q, s, delta
+            delta = w.detach().double().mean(dim=axes) - (v.double() * s).mean(dim=axes)
+        return v, s, delta
 
     def _gen(self, device):
         g = self.gens.get(str(device))
@@ -93,83 +104,95 @@ class PotCore:
         return g
 
     def quantize_err(self, g):
-        """(codes, scale) of the error (scale B x 1... with per-sample scales); counts underflow."""
+        """(values, scale, codes or None) of the error (scale B x 1... with per-sample scales);
+        counts underflow."""
         g = g.detach()
         E = self.dp_err.params["exp_bits"]
         axis = 0 if self.dp_wgrad is not None else None
-        r = None
-        if self.err_rounding == "nearest":
-            q, k = pot_codes(g, E, "log", axis, sync=axis is None)
+        r = q = None
+        if self.err_rounding == "nearest" and axis is None:
+            v, k = pot_values(g, E, "log", sync=True)
         else:
-            r = random_words(g.shape, self.rand_bits, self._gen(g.device), g.device)
-            q, k = sr_codes(g, E, r, self.rand_bits, "luq" if self.err_rounding == "luq" else "log", axis,
-                            sync=axis is None)
-        nz = g != 0
-        self.stats.add("err_nonzero", nz.sum())
-        self.stats.add("err_underflow", (nz & ((q & ((1 << E) - 1)) == 0)).sum())
+            if self.err_rounding == "nearest":
+                q, k = pot_codes(g, E, "log", axis, sync=False)
+            else:
+                r = random_words(g.shape, self.rand_bits, self._gen(g.device), g.device)
+                q, k = sr_codes(g, E, r, self.rand_bits, "luq" if self.err_rounding == "luq" else "log", axis,
+                                sync=axis is None)
+            q = q.to(torch.uint8)
+            v = self.vals(q, self.dp_err)
+        nz = _nonzeros(g)                                # a nonzero value has a nonzero error
+        self.stats.add("err_nonzero", nz)
+        self.stats.add("err_underflow", nz - _nonzeros(v))
         if self.record:
             self.last.update({"e_float": _np(g), "r_err": None if r is None else _np(r), "k_err": _np(k)})
-        return q.to(torch.uint8), _pow2(k)
+        return v, _pow2(k), q
 
-    def backward_codes(self, q, dp=None):
-        ef, ee = self.dp.params["exp_bits"], (dp or self.dp_err).params["exp_bits"]
-        return q if ef == ee else lookup(recode_table(ef, ee, q.device), q).to(torch.uint8)
-
-    def wgrad_operands(self, eq, se, xq):
-        """(datapath, error codes, activation codes, error scale) of the weight-gradient product."""
+    def wgrad_operands(self, ev, se, eq, xv):
+        """(datapath, error values, activation values, error scale, error codes or None) of the
+        weight-gradient product (values: net/potq_values.py)."""
         if self.dp_wgrad is None:
-            return self.dp_err, eq, self.backward_codes(xq), se
+            return self.dp_err, ev, xv, se, eq
+        if eq is None:
+            eq = self.codes(ev, self.dp_err)
         ks = torch.frexp(se.reshape(-1))[1].to(torch.int64) - 1
         ew, k_ref, flushed = rescale_rows(eq, ks, self.dp_err.params["exp_bits"], self.dp_wgrad.params["exp_bits"])
         self.stats.add("wgrad_flushed", flushed)
-        return self.dp_wgrad, ew.to(torch.uint8), self.backward_codes(xq, self.dp_wgrad), _pow2(k_ref)
+        return self.dp_wgrad, V.values(ew, self.dp_wgrad.params["exp_bits"]), xv, _pow2(k_ref), ew.to(torch.uint8)
 
     def keep(self, **kw):
         if self.record:
             self.last.update({k: (v if k == "dp_wgrad" else _np(v)) for k, v in kw.items()})
 
+    def keep_backward(self, ev, eq, se, wv, xv, dpw, ewq, sew, dxi, dwi):
+        """The record of a backward step (codes of the operands in each product's datapath)."""
+        if self.record:
+            eq = self.codes(ev, self.dp_err) if eq is None else eq
+            self.keep(eq=eq, se=se, wq_e=V.codes(wv, self.dp_err.params["exp_bits"]),
+                      xq_e=V.codes(xv, dpw.params["exp_bits"]), ew=eq if ewq is None else ewq, se_w=sew, dp_wgrad=dpw,
+                      dx_int=dxi.to(torch.int64), dw_int=dwi.to(torch.int64))
+
 
 class PotLinearFn(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, w, b, core: PotCore):
-        xq, sx = core.quantize_x(x)
-        wq, sw, delta = core.quantize_w(w)
-        yi = P.mm(core.dp, xq, wq.t(), core.stats)
+        xv, sx = core.quantize_x(x)
+        wv, sw, delta = core.quantize_w(w)
+        yi = V.mm(core.dp, xv, wv.t(), core.stats)
         y = yi.to(torch.float64) * (sx * sw)
         if delta is not None:
-            y = y + core.vals(xq).sum(1, keepdim=True).double() * sx * delta[None, :]      # integer sums: exact
+            y = y + xv.sum(1, keepdim=True).double() * sx * delta[None, :]      # integer sums: exact
         out = y.to(x.dtype)
         if b is not None:
             out = out + b.detach()
-        ctx.core, ctx.saved = core, (xq, sx, wq, sw, delta, b is not None)
+        ctx.core, ctx.saved = core, (xv, sx, wv, sw, delta, b is not None)
         if core.record:
             core.last = {}
-            core.keep(xq=xq, wq=wq, y_int=yi, sx=sx, sw=sw)
+            core.keep(xq=core.codes(xv), wq=core.codes(wv), y_int=yi.to(torch.int64), sx=sx, sw=sw)
         return out
 
     @staticmethod
     def backward(ctx, gy):
         core = ctx.core
-        xq, sx, wq, sw, delta, has_b = ctx.saved
+        xv, sx, wv, sw, delta, has_b = ctx.saved
         if core.dp_err is None:      # float errors: STE through the weight/activation quantizers
-            wd = core.vals(wq).double() * sw + (delta[:, None] if delta is not None else 0.0)
+            wd = wv.double() * sw + (delta[:, None] if delta is not None else 0.0)
             g = gy.double()
-            dx, dw, db = g @ wd, g.t() @ (core.vals(xq).double() * sx), g.sum(0)
+            dx, dw, db = g @ wd, g.t() @ (xv.double() * sx), g.sum(0)
         else:
-            eq, se = core.quantize_err(gy)
+            ev, se, eq = core.quantize_err(gy)
             dpe = core.dp_err
-            wqe = core.backward_codes(wq)
             # the first layer's input needs no error: its backward-data product is skipped
-            dxi = P.mm(dpe, eq, wqe, core.stats) if ctx.needs_input_grad[0] else torch.zeros(xq.shape, dtype=torch.int64, device=xq.device)
-            dpw, ew, xqw, sew = core.wgrad_operands(eq, se, xq)
-            dwi = P.mm(dpw, ew.t(), xqw, core.stats)
-            ed = core.vals(eq, dpe).double() * se
+            dxi = V.mm(dpe, ev, wv, core.stats) if ctx.needs_input_grad[0] else torch.zeros(xv.shape, device=xv.device)
+            dpw, ew, xw, sew, ewq = core.wgrad_operands(ev, se, eq, xv)
+            dwi = V.mm(dpw, ew.t(), xw, core.stats)
+            ed = ev.double() * se
             dx = dxi.to(torch.float64) * (se * sw)
             if delta is not None:
                 dx = dx + (ed @ delta)[:, None]
             dw = dwi.to(torch.float64) * (sew * sx)
             db = ed.sum(0)
-            core.keep(eq=eq, se=se, wq_e=wqe, xq_e=xqw, ew=ew, se_w=sew, dp_wgrad=dpw, dx_int=dxi, dw_int=dwi)
+            core.keep_backward(ev, eq, se, wv, xv, dpw, ewq, sew, dxi, dwi)
         f = gy.dtype
         return dx.to(f), dw.to(f), (db.to(f) if has_b else None), None
 
@@ -178,59 +201,73 @@ class PotConvFn(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, w, b, core: PotCore, geo):
         stride, padding, dilation, groups = geo
-        xq, sx = core.quantize_x(x)
-        wq, sw, delta = core.quantize_w(w)
-        yi = P.conv_forward(core.dp, xq, wq, stride, padding, dilation, groups, core.stats)
-        y = yi.to(torch.float64) * (sx * sw)
+        xv, sx = core.quantize_x(x)
+        wv, sw, delta = core.quantize_w(w)
+        yi = V.conv_forward(core.dp, xv, wv, stride, padding, dilation, groups, core.stats)
+        y = yi.to(torch.float64, copy=True).mul_(sx * sw)
         if delta is not None:
-            y = _add_per_group(y, _box(core.vals(xq), w.shape, geo).double() * sx, delta, geo[3])
+            y = _add_per_group(y, _box(xv, w.shape, geo).double() * sx, delta, geo[3])
         out = y.to(x.dtype)
         if b is not None:
             out = out + b.detach()[None, :, None, None]
         ctx.core, ctx.geo = core, geo
-        ctx.saved = (xq, sx, wq, sw, delta, b is not None, tuple(x.shape))
+        ctx.saved = (xv, sx, wv, sw, delta, b is not None, tuple(x.shape))
         if core.record:
             core.last = {}
-            core.keep(xq=xq, wq=wq, y_int=yi, sx=sx, sw=sw)
+            core.keep(xq=core.codes(xv), wq=core.codes(wv), y_int=yi.to(torch.int64), sx=sx, sw=sw)
         return out
 
     @staticmethod
     def backward(ctx, gy):
         core, geo = ctx.core, ctx.geo
         stride, padding, dilation, groups = geo
-        xq, sx, wq, sw, delta, has_b, xshape = ctx.saved
-        kh, kw = wq.shape[2], wq.shape[3]
+        xv, sx, wv, sw, delta, has_b, xshape = ctx.saved
+        kh, kw = wv.shape[2], wv.shape[3]
         if core.dp_err is None:
-            wd = core.vals(wq).double() * sw
+            wd = wv.double() * sw
             if delta is not None:
                 wd = wd + delta[:, None, None, None]
             g = gy.double()
             kw_ = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
             dx = torch.nn.grad.conv2d_input(xshape, wd, g, **kw_) if ctx.needs_input_grad[0] else torch.zeros(xshape, device=g.device)
-            dw = torch.nn.grad.conv2d_weight(core.vals(xq).double() * sx, wd.shape, g, **kw_)
+            dw = torch.nn.grad.conv2d_weight(xv.double() * sx, wd.shape, g, **kw_)
             db = g.sum(dim=(0, 2, 3))
         else:
-            eq, se = core.quantize_err(gy)
+            ev, se, eq = core.quantize_err(gy)
             dpe = core.dp_err
-            wqe = core.backward_codes(wq)
-            dxi = (conv_backward_data(dpe, eq, wqe, stride, padding, xshape[2:], core.stats, dilation, groups)
-                   if ctx.needs_input_grad[0] else torch.zeros(xshape, dtype=torch.int64, device=eq.device))
-            dpw, ew, xqw, sew = core.wgrad_operands(eq, se, xq)
-            dwi = conv_weight_grad(dpw, ew, xqw, kh, kw, stride, padding, core.stats, dilation, groups)
-            ed = core.vals(eq, dpe).double() * se
-            dx = dxi.to(torch.float64) * (se * sw)
+            dxi = (V.conv_backward_data(dpe, ev, wv, stride, padding, xshape[2:], core.stats, dilation, groups)
+                   if ctx.needs_input_grad[0] else torch.zeros(xshape, device=ev.device))
+            dpw, ew, xw, sew, ewq = core.wgrad_operands(ev, se, eq, xv)
+            dwi = V.conv_weight_grad(dpw, ew, xw, kh, kw, stride, padding, core.stats, dilation, groups)
+            dx = dxi.to(torch.float64, copy=True).mul_(se * sw)
             if delta is not None and ctx.needs_input_grad[0]:
                 G = groups
-                s = (ed * delta[None, :, None, None]).reshape(ed.shape[0], G, -1, *ed.shape[2:]).sum(2)
-                ones = torch.ones(G, 1, kh, kw, dtype=torch.float64, device=ed.device)
-                corr = torch.nn.grad.conv2d_input((xshape[0], G) + tuple(xshape[2:]), ones, s, stride=stride,
-                                                  padding=padding, dilation=dilation, groups=G)
-                dx = dx + corr.repeat_interleave(xshape[1] // G, dim=1)
+                # (ev se) delta_c, each product rounded once either way (se: a power of two)
+                s = (ev.double() * (se * delta[None, :, None, None])).reshape(ev.shape[0], G, -1, *ev.shape[2:]).sum(2)
+                corr = _wbc_input_corr(s, xshape, kh, kw, geo)              # N x G x H x W, per group
+                dx.view(xshape[0], G, xshape[1] // G, *xshape[2:]).add_(corr[:, :, None])
             dw = dwi.to(torch.float64) * (sew * sx)
-            db = ed.sum(dim=(0, 2, 3))
-            core.keep(eq=eq, se=se, wq_e=wqe, xq_e=xqw, ew=ew, se_w=sew, dp_wgrad=dpw, dx_int=dxi, dw_int=dwi)
+            # integer sums, exact in float64: sum(ev) * se is sum(ev * se) bit for bit
+            db = ev.sum(dim=(0, 2, 3), dtype=torch.float64) * se if se.numel() == 1 else \
+                (ev.double() * se).sum(dim=(0, 2, 3))
+            core.keep_backward(ev, eq, se, wv, xv, dpw, ewq, sew, dxi, dwi)
         f = gy.dtype
         return dx.to(f), dw.to(f), (db.to(f) if has_b else None), None, None
+
+
+def _wbc_input_corr(s, xshape, kh, kw, geo):
+    """WBC's share of the input gradient, N x G x H x W: the full convolution of s (per group, the
+    errors times delta summed over the group's channels) with an all-ones kh x kw kernel, float64;
+    grouped (depthwise) on the CPU in float32 by oneDNN's transposed convolution, 5-10x faster
+    there than torch's float64 grouped one (a float part of the epilogue, not a MAC product: it
+    rounds s and its sums to float32, ~1e-7 relative, before the float32 gradient is formed)."""
+    stride, padding, dilation, G = geo
+    if s.device.type == "cpu" and V.DIRECT_CONV and G > 1:
+        ones = torch.ones(G, 1, kh, kw, dtype=torch.float32)
+        return V.full_conv(s.float(), ones, stride, padding, xshape[2:], dilation, G)
+    ones = torch.ones(G, 1, kh, kw, dtype=s.dtype, device=s.device)
+    return torch.nn.grad.conv2d_input((xshape[0], G) + tuple(xshape[2:]), ones, s, stride=stride, padding=padding,
+                                      dilation=dilation, groups=G)
 
 
 def _box(xv, wshape, geo):
@@ -239,46 +276,78 @@ def _box(xv, wshape, geo):
     by sx and the channel's delta_c)."""
     stride, padding, dilation, G = geo
     n, c, h, w = xv.shape
-    s = xv.reshape(n, G, c // G, h, w).sum(2)
+    s = xv.reshape(n, G, c // G, h, w).sum(2) if c != G else xv
     ones = torch.ones(G, 1, wshape[2], wshape[3], dtype=xv.dtype, device=xv.device)
+    if xv.device.type == "cpu" and V.DIRECT_CONV and xv.dtype == torch.float32:     # direct: exact sums
+        return V.conv_direct(s, ones, _pair2(stride), _pair2(padding), _pair2(dilation), G)
     return F.conv2d(s, ones, stride=stride, padding=padding, dilation=dilation, groups=G)
+
+
+def _pair2(v):
+    return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
 
 
 def _add_per_group(y, box, delta, G):
     """y (N x Cout x Ho x Wo) + box (N x G x Ho x Wo, group of channel c) * delta_c."""
     n, cout = y.shape[:2]
-    return (y.reshape(n, G, cout // G, *y.shape[2:]) + box[:, :, None] * delta.reshape(1, G, cout // G, 1, 1)).reshape(y.shape)
+    y.view(n, G, cout // G, *y.shape[2:]).add_(box[:, :, None] * delta.reshape(1, G, cout // G, 1, 1))
+    return y
 
 
 class PotMatmulFn(torch.autograd.Function):
     @staticmethod
     def forward(ctx, a, b, core: PotCore):
-        aq, sa = core.quantize_x(a)
-        bq, sb = core.quantize_x(b)
-        yi = P.bmm(core.dp, aq, bq, core.stats)
-        ctx.core, ctx.saved = core, (aq, sa, bq, sb, a.shape, b.shape)
+        av, sa = core.quantize_x(a)
+        bv, sb = core.quantize_x(b)
+        yi = V.bmm(core.dp, av, bv, core.stats)
+        ctx.core, ctx.saved = core, (av, sa, bv, sb, a.shape, b.shape)
         if core.record:
             core.last = {}
-            core.keep(xq=aq, wq=bq, y_int=yi, sx=sa, sw=sb)
+            core.keep(xq=core.codes(av), wq=core.codes(bv), y_int=yi.to(torch.int64), sx=sa, sw=sb)
         return _deq(yi, sa * sb, a.dtype)
 
     @staticmethod
     def backward(ctx, gy):
         core = ctx.core
-        aq, sa, bq, sb, ashape, bshape = ctx.saved
+        av, sa, bv, sb, ashape, bshape = ctx.saved
         if core.dp_err is None:
             g = gy.double()
-            da = g @ (core.vals(bq).double() * sb).transpose(-1, -2)
-            db = (core.vals(aq).double() * sa).transpose(-1, -2) @ g
+            da = g @ (bv.double() * sb).transpose(-1, -2)
+            db = (av.double() * sa).transpose(-1, -2) @ g
         else:
-            eq, se = core.quantize_err(gy)
+            ev, se, eq = core.quantize_err(gy)
             dpe = core.dp_err
-            bqe, aqe = core.backward_codes(bq), core.backward_codes(aq)
-            dai = P.bmm(dpe, eq, bqe.transpose(-1, -2), core.stats)
-            dbi = P.bmm(dpe, aqe.transpose(-1, -2), eq, core.stats)
+            dai = V.bmm(dpe, ev, bv.transpose(-1, -2), core.stats)
+            dbi = V.bmm(dpe, av.transpose(-1, -2), ev, core.stats)
             da, db = dai.to(torch.float64) * (se * sb), dbi.to(torch.float64) * (sa * se)
-            core.keep(eq=eq, se=se, dx_int=dai, dw_int=dbi)
+            core.keep(eq=core.codes(ev, dpe) if eq is None else eq, se=se, dx_int=dai.to(torch.int64),
+                      dw_int=dbi.to(torch.int64))
         return da.sum_to_size(ashape).to(gy.dtype), db.sum_to_size(bshape).to(gy.dtype), None
+
+
+class PrcClipFn(torch.autograd.Function):
+    """PRC's clip max(min(x, c), -c) (c >= 0, 0-d) with the gradients torch's minimum / maximum give
+    it, ties included (a tie halves the gradient between the two operands), computed with float
+    passes instead of their bool masks (tests/test_potq_values.py: equal to the torch composite):
+        fmin = [x < c] + [x == c]/2 = (1 + sign(c - x))/2,  fmax = (1 + sign(min(x, c) + c))/2
+        dx = g fmax fmin,  dc = sum(g fmax (1 - fmin)) - sum(g (1 - fmax))."""
+
+    @staticmethod
+    def forward(ctx, x, c):
+        ctx.save_for_backward(x, c)
+        return torch.maximum(torch.minimum(x, c), -c)
+
+    @staticmethod
+    def backward(ctx, g):
+        x, c = ctx.saved_tensors
+        fmin = (c - x).sign_().add_(1.0).mul_(0.5)
+        fmax = torch.minimum(x, c).add_(c).sign_().add_(1.0).mul_(0.5)
+        gm = g * fmax
+        gx = gm * fmin if ctx.needs_input_grad[0] else None
+        gc = None
+        if ctx.needs_input_grad[1]:
+            gc = (gm * fmin.neg_().add_(1.0)).sum() - (g * fmax.neg_().add_(1.0)).sum()
+        return gx, gc
 
 
 class ErrOnlyFn(torch.autograd.Function):
@@ -296,8 +365,8 @@ class ErrOnlyFn(torch.autograd.Function):
     def backward(ctx, gy):
         x, w, b = ctx.saved_tensors
         core = ctx.core
-        eq, se = core.quantize_err(gy)
-        ed = (core.vals(eq, core.dp_err).double() * se).to(gy.dtype)
+        ev, se, _ = core.quantize_err(gy)
+        ed = (ev.double() * se).to(gy.dtype)
         ins = [t.detach().requires_grad_(True) for t in (x, w)] + ([b.detach().requires_grad_(True)] if ctx.has_b else [])
         with torch.enable_grad():
             y = _float_op(ctx.op, ins[0], ins[1], ins[2] if ctx.has_b else None)

@@ -28,12 +28,14 @@ from golden import pot
 
 from .distributed import sync_max
 
-__all__ = ["ROUNDINGS", "ERR_ROUNDINGS", "pot_codes", "sr_codes", "scale_exp", "code_values", "recode_table", "lookup",
+__all__ = ["ROUNDINGS", "ERR_ROUNDINGS", "pot_codes", "pot_values", "sr_codes", "scale_exp", "code_values", "recode_table", "lookup",
            "random_words", "stochastic_codes"]
 
 ROUNDINGS = ("log", "linear", "fp32")         # the forward quantizers (fp32: none, the loss split's error half)
 ERR_ROUNDINGS = ("nearest", "stochastic", "luq")
-_SQRT2_F32 = float(np.float32(math.sqrt(2.0)))       # > sqrt(2), and no float32 lies between them
+# the smallest float32 above sqrt(2) (float32(sqrt(2)) itself lies below it: golden.pot rounds that
+# value down, log2 of it being under 1/2), so m >= _SQRT2_F32 <=> m > sqrt(2) on float32 inputs
+_SQRT2_F32 = float(np.nextafter(np.float32(math.sqrt(2.0)), np.float32(np.inf)))
 
 
 def _split(u: torch.Tensor):
@@ -95,6 +97,42 @@ def pot_codes(t: torch.Tensor, exp_bits: int = 3, rounding: str = "log", axis: i
     e = (n + (m >= thr / 2)).clamp_(0, top).add_(1)             # 2m >= thr: the upper power
     e = torch.where((n >= -1) & (m > 0), e, 0)                 # u = |t| / 2^k < 1/2: the zero code
     return _encode(t < 0, e, exp_bits), k
+
+
+_MANT = {"log": int(np.float32(_SQRT2_F32).view(np.int32)) & 0x7FFFFF, "linear": 0x400000}
+_K_MIN = -100            # the bit path's exponent range: every nonzero code's input is a normal float32
+
+
+def _host_scale_exp(amax: float, exp_bits: int, rounding: str) -> int:
+    """scale_exp(amax) for one float32 amax (a Python float: exact) on the host: no tensor ops."""
+    if not amax > 0 or math.isinf(amax):
+        return int(scale_exp(torch.tensor(amax, dtype=torch.float32), exp_bits, rounding))
+    m, e = math.frexp(amax)                           # amax = m 2^e, m in [0.5, 1)
+    return e - 1 + (2 * m >= (_SQRT2_F32 if rounding == "log" else 1.5)) - pot.max_exp(exp_bits)
+
+
+def pot_values(t: torch.Tensor, exp_bits: int = 3, rounding: str = "log", sync: bool = False):
+    """(values, k): pot_codes(t, exp_bits, rounding, sync=sync) (per tensor) as the codes' float32
+    integer values (+-2^(e-1), 0) - net/potq_values.py's operands. On a float32 CPU tensor with
+    k >= -100, by the float's bits: u = |t| / 2^k (exact where u >= 1/2), whose mantissa plus
+    (2^23 - the threshold's mantissa) carries into the exponent exactly when pot_codes rounds up,
+    so clearing the mantissa leaves the rounded power r; the value is r clamped to [1, 2^top], 0
+    where u < 1/2, with t's sign. Otherwise pot_codes and a lookup (tests/test_potq_values.py: equal on edge cases)."""
+    if t.dtype != torch.float32 or t.device.type != "cpu" or rounding not in _MANT:
+        q, k = pot_codes(t, exp_bits, rounding, sync=sync)
+        return lookup(code_values(exp_bits, t.device), q), k
+    top = pot.max_exp(exp_bits)
+    a = t.abs()
+    ki = _host_scale_exp(float(_amax(a, None, sync)), exp_bits, rounding)      # on the CPU: no device wait
+    k = torch.tensor(ki)
+    if ki < _K_MIN:
+        q, k = pot_codes(t, exp_bits, rounding, sync=sync)
+        return lookup(code_values(exp_bits, t.device), q), k
+    u = a.mul_(2.0 ** -ki)                           # |t| / 2^k: exact wherever u >= 1/2
+    keep = u.mul(2.0).clamp_(max=1.0).floor_()      # 1 where u >= 1/2, else 0 (no bool passes: slow)
+    r = u.view(torch.int32).add_(0x800000 - _MANT[rounding]).bitwise_and_(0x7F800000).view(torch.float32)
+    v = r.clamp_(1.0, float(1 << top)).mul_(keep).mul_(torch.sign(t))
+    return v.add_(0.0), k                             # + 0.0: no negative zeros
 
 
 def sr_codes(t: torch.Tensor, exp_bits: int, r: torch.Tensor, rand_bits: int, scale: str = "luq",

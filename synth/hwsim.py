@@ -56,7 +56,19 @@ ENGINES = ("gates", "rtl")
 SUPPORTED = "int8, mfmac (serial accumulator), asm, approx:FAMILY"
 
 
+def _tally(s, G: int, M: int, N: int, K: int, pes: int, tiles: int) -> int:
+    """Count one G x (M x K . K x N) product on an array of `pes` PEs in `tiles` output tiles into
+    stats `s`; returns its cycles (K per tile, one to drain)."""
+    cycles = tiles * K + 1
+    s.products += 1
+    s.cycles += cycles
+    s.macs += G * M * N * K
+    s.pe_cycles += G * cycles * pes
+    return cycles
+
+
 @dataclass(frozen=True)
+
 class Unit:
     """One RTL design the array is built of: it covers rows x cols outputs of the array."""
     design: str
@@ -340,12 +352,8 @@ class GateEngine:
                 acc = self._read().reshape(u.rows, u.cols, G, ur, uc)      # field (i, j), lane (g, r, c)
                 Y[:, tm * R:(tm + 1) * R, tn * C:(tn + 1) * C] = \
                     acc.transpose(2, 3, 0, 4, 1).reshape(G, R, C)
-        cycles = Tm * Tn * K + 1
+        cycles = _tally(self.stats, G, M, N, K, R * C, Tm * Tn)
         s = self.stats
-        s.products += 1
-        s.cycles += cycles
-        s.macs += G * M * N * K
-        s.pe_cycles += G * cycles * R * C
         s.toggle_units += float(toggles @ cost)
         if timed is not None:
             s.timed_toggle_units += float(timed[g.cost_rows] @ cost)
@@ -454,13 +462,8 @@ class RtlEngine:
             raise RuntimeError(f"rtl engine: the cocotb run failed (log in {d})")
         c = np.load(out)["c"].reshape(G, Tm, Tn, R, C)
         Y = c.transpose(0, 1, 3, 2, 4).reshape(G, Tm * R, Tn * C)
-        cycles = Tm * Tn * K + 1
-        s = self.stats
-        s.products += 1
-        s.cycles += cycles
-        s.macs += G * M * N * K
-        s.pe_cycles += G * cycles * R * C
-        s.sim_s += time.perf_counter() - t0
+        _tally(self.stats, G, M, N, K, R * C, Tm * Tn)
+        self.stats.sim_s += time.perf_counter() - t0
         return Y[:, :M, :N]
 
 

@@ -204,8 +204,10 @@ def map_reusing(layer: dict, accel: dict, mapping: list[dict], search_accel: dic
 
 def rebatch(net, batch: int):
     """The same net at another batch (every layer rebuilt from its shape)."""
-    from .network import Net, _layer
-    layers = [_layer(i, {"kind": l.kind, "name": l.name, **l.dims}, batch) for i, l in enumerate(net.layers)]
+    from .net_spec import Net, layer_from_spec
+    from dataclasses import replace
+    layers = [replace(layer_from_spec(i, {"kind": l.kind, "name": l.name, **l.dims}, batch), float=l.float)
+              for i, l in enumerate(net.layers)]
     return Net(net.name, layers, batch, dict(net.memory))
 
 
@@ -314,6 +316,12 @@ def _accelerator_energy(net, datapath, a, batch, mode, operands, progress) -> di
         w_fit = layer.weights / rep * prec.w_bits <= cap
         how = "sample" if layer.kind == "matmul" else "resident" if resident else "batch" if w_fit else "sample"
         row = _price_layer(layer, seen[key], rep, prices, per, decode_pj, prec, top, (w_top, w_store), how, batch)
+        row["datapath"] = datapath
+        if layer.float:    # no datapath covers it: its arithmetic at the fp32 MAC (its traffic at the datapath's width)
+            fp = mac_energy("fp32", mode, operands)
+            mul, acc = row["macs"] * fp["multiply_pj"], row["macs"] * fp["accumulate_pj"]
+            row["energy_pj"] += mul + acc - row["arithmetic_pj"]
+            row.update(multiply_pj=mul, accumulate_pj=acc, arithmetic_pj=mul + acc, datapath="fp32")
         if fits:       # the network's input and output cross DRAM once; between layers data stays on chip
             io = ((layer.inputs if i == 0 else 0) + (layer.outputs if i == len(net.layers) - 1 else 0)) / net.batch
             e = io * prec.x_bits / prices["dram"]["word_bits"] * prices["dram"]["read_pj"]

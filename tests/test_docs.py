@@ -41,7 +41,7 @@ def _run(cmd: str, capsys) -> None:
 def test_tour_has_every_step():
     cmds = tour_commands()
     for what in ("verilog", "energy op", "nn train", "nn eval", "--datapath mfmac", "alwann search", "alwann pick",
-                 "fpga"):
+                 "nn hwsim", "--arch tile-in", "fpga"):
         assert any(what in c for c in cmds), f"the tour shows no `{what}` command"
 
 

@@ -2,6 +2,7 @@
 one real training step equal the golden MF-MAC definition, error underflow is counted as the
 quantizer defines it, WBC/PRC do what they say, the table gradient equals a finite-difference brute
 force, divergence names layer and step, and every bad option is one line at the CLI."""
+import copy
 import math
 
 import numpy as np
@@ -434,8 +435,8 @@ def run(capsys, *argv):
                                                                           "needs an mfmac error datapath, not fp32"),
     (["--datapath", "mfmac", "--err-scale", "row"], "argument --err-scale: invalid choice: 'row' (choose from "),
     (["--datapath", "int8", "--anneal"], "anneal applies to the alphabet projection (asm datapaths) only"),
-    (["--lr", "0"], "lr must be > 0.0 and <= 10.0, got 0.0"),
-    (["--lr", "nan"], "--lr must be a finite number > 0, got nan"),
+    (["--lr", "0"], "--lr must be a number in (0, 10], got 0"),
+    (["--lr", "nan"], "--lr must be a number in (0, 10], got nan"),
     (["--init", "/nonexistent/m.pt"], "--init /nonexistent/m.pt: no such checkpoint file"),
     (["--datapath", "int9"], "unknown datapath 'int9'"),
 ])
@@ -547,3 +548,31 @@ def test_cli_fine_tune_approximate_from_init_with_table_gradient(capsys, tmp_pat
     code, _, err = run(capsys, "nn", "train", "--arch", "lenet", "--data", tmp_path / "tiny.npz", "--epochs", "1",
                        "--datapath", "int8", "--init", tmp_path / "fp32.pt", "-o", tmp_path / "bad.pt")
     assert code == 2 and "init does not fit the model" in err and err.count("\n") == 1
+
+
+def test_recalibrate_bn_estimates_the_statistics_of_the_current_weights():
+    """recalibrate_bn: running mean / variance become the statistics of the first `samples` inputs
+    through the current weights (cumulative over its batches), other layers stay in eval mode,
+    momentum and the training flag are restored; a model without BatchNorm is untouched."""
+    from net.train import recalibrate_bn
+    torch.manual_seed(0)
+    lin = nn.Linear(6, 4)
+    drop = nn.Dropout(0.5)
+    bn = nn.BatchNorm1d(4, momentum=0.3)
+    model = nn.Sequential(lin, drop, bn).train()
+    bn.running_mean.fill_(5.0)
+    bn.running_var.fill_(7.0)
+    x = torch.randn(300, 6)
+    assert recalibrate_bn(model, x, samples=200, batch=64) == 1
+    with torch.no_grad():
+        h = lin(x[:200])                       # dropout off: eval mode outside BatchNorm
+    # torch's momentum=None rule: the cumulative average of each batch's mean and unbiased variance
+    ms = [h[i:i + 64].mean(0) for i in range(0, 200, 64)]
+    assert torch.allclose(bn.running_mean, torch.stack(ms).mean(0), atol=1e-5)
+    vs = [h[i:i + 64].var(0, unbiased=True) for i in range(0, 200, 64)]
+    assert torch.allclose(bn.running_var, torch.stack(vs).mean(0), atol=1e-5)
+    assert bn.momentum == 0.3 and model.training and drop.training
+    plain = nn.Sequential(nn.Linear(6, 4))
+    before = copy.deepcopy(plain.state_dict())
+    assert recalibrate_bn(plain, x) == 0
+    assert all(torch.equal(before[k], v) for k, v in plain.state_dict().items())

@@ -10,7 +10,7 @@ import torch
 pytest.importorskip("zigzag")
 
 from ecomac.cli import main  # noqa: E402
-from net import importer, models  # noqa: E402
+from net import importer, loader, models  # noqa: E402
 from synth.network import load_net, parse_net  # noqa: E402
 from synth.zigzag import network_energy  # noqa: E402
 
@@ -66,7 +66,7 @@ def test_nn_eval_prices_on_the_architecture(files, capsys):
     assert code == 0, err
     (row,) = json.loads(out)
     assert row["energy_arch"] == ARCH and row["energy_batch"] == 2
-    model, _ = models.load(files / "mlp.pt")
+    model, _ = loader.load(files / "mlp.pt")
     net = parse_net(importer.from_torch(model, (1, 1, 4, 4)).net)
     assert row["energy_pj"] == pytest.approx(network_energy(net, "int8", ARCH, 2)["energy_pj"])
 
