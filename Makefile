@@ -51,10 +51,24 @@ prove: env
 	$(BIN)/ecomac prove --all -o $(BUILD)/prove
 
 # trains the shipped models (FP32, 3 seeds) and evaluates every datapath: build/experiments/nn_eval_*.json;
-# then trains on the arithmetic (ALS-POTQ, QAT, ASM, approximate fine-tuning): build/experiments/train_*.json;
-# then ALWANN: FP32 models from nn train and the multiplier-assignment search: build/experiments/alwann_*/;
+# then trains on the arithmetic (ALS-POTQ, QAT, ASM, approximate fine-tuning, HADES alphabet-aware fine-tuning of
+# mobilenet and resnet): build/experiments/train_*.json;
+# then ALWANN: FP32 models from nn train and the multiplier-assignment search (MLP, LeNet, ResNet): build/experiments/alwann_*/;
 # first the report's heavy sections (cell-library energy, 64-lane ASM storage tiles): build/experiments/report_sections/;
-# last the network energy on the tile accelerators through ZigZag (docs/accelerators.md): build/experiments/accelerators.json
+# last the network energy on the tile accelerators through ZigZag (docs/accelerators.md): build/experiments/accelerators.json,
+# and HADES's mobilenet/resnet on the tiles with compact ASM storage: build/experiments/accelerators_hades.json
+# ALWANN on ResNet-20/MNIST-5k, reduced to about 30 minutes on a shared core (docs/alwann.md): 4 tiles, 12 multipliers
+# spanning the sweep's energies (both kernel paths), a 200-image search split, no tuning comparison, batches of
+# 100 images (500 ran out of the 23 GB machine's memory on the test split)
+ALWANN_RESNET_MULTS := drum,k=5 bam,vbl=4,hbl=2 drum,k=4 bam,vbl=4,hbl=3 trunc,k=7,correction=0 mitchell,frac_bits=5 \
+  bam,vbl=6,hbl=3 trunc,k=8,correction=1 drum,k=3 mitchell,frac_bits=3 bam,vbl=8,hbl=4 trunc,k=9,correction=0
+ALWANN_RESNET := --tiles 4 --pop 20 --gens 11 --search-fraction 0.05 --eval-batch 100 --no-sweep --no-tuning-comparison \
+  $(ALWANN_RESNET_MULTS:%=--mult approx:mul-%)
+# and on MobileNet/MNIST-5k (about 15 minutes on one shared core): the 33 sweep multipliers, 4 tiles, a 400-image search split
+ALWANN_MOBILENET := --tiles 4 --pop 20 --gens 10 --search-fraction 0.1
+# HADES: the compact-storage (index) tile energy of the trained networks' layers, every alphabet at 8 and 4 bits
+HADES_TILE_SPECS := int8 asm,alphabet=1 asm,alphabet=1/3 asm,alphabet=1/3/5/7 asm,alphabet=1,w_bits=4 \
+  asm,alphabet=1/3,w_bits=4 asm,alphabet=1/3/5/7,w_bits=4
 experiments: env
 	$(BIN)/ecomac report --heavy -o $(BUILD)/report
 	$(BIN)/ecomac nn experiments -o $(BUILD)/experiments
@@ -63,7 +77,12 @@ experiments: env
 	$(BIN)/ecomac alwann search --model $(BUILD)/experiments/mlp_digits.pt --data digits --objective loss -o $(BUILD)/experiments/alwann_mlp_digits
 	$(BIN)/ecomac nn train --arch lenet --data mnist --epochs 10 -o $(BUILD)/experiments/lenet_mnist.pt
 	$(BIN)/ecomac alwann search --model $(BUILD)/experiments/lenet_mnist.pt --data mnist --objective loss -o $(BUILD)/experiments/alwann_lenet_mnist
+	$(BIN)/ecomac nn train --arch resnet --data mnist --epochs 5 -o $(BUILD)/experiments/resnet_mnist.pt
+	$(BIN)/ecomac alwann search --model $(BUILD)/experiments/resnet_mnist.pt --data mnist --objective loss $(ALWANN_RESNET) -o $(BUILD)/experiments/alwann_resnet_mnist
+	$(BIN)/ecomac nn train --arch mobilenet --data mnist --epochs 10 -o $(BUILD)/experiments/mobilenet_mnist.pt
+	$(BIN)/ecomac alwann search --model $(BUILD)/experiments/mobilenet_mnist.pt --data mnist --objective loss $(ALWANN_MOBILENET) -o $(BUILD)/experiments/alwann_mobilenet_mnist
 	$(BIN)/ecomac energy accelerators -o $(BUILD)/experiments/accelerators.json
+	$(BIN)/ecomac energy accelerators --net mobilenet:mnist --net resnet:mnist $(HADES_TILE_SPECS:%=--datapath %) --batch 1 -o $(BUILD)/experiments/accelerators_hades.json
 
 # a whole network on the generated hardware (docs/hwsim.md): MLP, LeNet and ResNet trained on digits and LeNet
 # on MNIST-5k, run through each datapath's gate netlist (every digits test sample; ResNet and MNIST: 32) with

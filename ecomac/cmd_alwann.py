@@ -59,7 +59,7 @@ def _cmd_search(args) -> int:
         alwann.check_scheduler(args.scheduler)          # an unreachable cluster before minutes of setup
     setup = alwann.prepare(args.model, args.data, tiles=args.tiles, tuning=args.tuning, extra=args.mult or (),
                            library=args.library, sweep=not args.no_sweep, search_fraction=args.search_fraction,
-                           device=device.type)
+                           batch_size=args.eval_batch, device=device.type)
     options = {"search_fraction": setup.info["search_fraction"], "calib": setup.info["calib_size"],
                "objective": args.objective}
     if args.resume:
@@ -77,7 +77,8 @@ def _cmd_search(args) -> int:
             result = alwann.search(setup.ctx, setup.space, engine, pop=args.pop, gens=args.gens, seed=args.seed,
                                    options=options, checkpoint=ck, resume=args.resume, on_generation=on_gen)
         doc = alwann.finish(result, engine, setup.layers, setup.cands, energy=not args.no_energy, log=_log,
-                            energy_arch=args.arch, energy_batch=args.batch)
+                            energy_arch=args.arch, energy_batch=args.batch,
+                            compare_tunings=not args.no_tuning_comparison)
     doc["setup"] = setup.info
     doc["search"]["seed"] = args.seed
     doc["search"]["pop"] = args.pop
@@ -94,9 +95,10 @@ def _cmd_search(args) -> int:
     print(format_table(rows, head, title=f"ALWANN front ({len(rows)} points; test drop vs mul-array on every layer, "
                                          f"{doc['baseline']['accuracy_test_pct']:.2f}%)"))
     print()
-    head, rows = alwann.tuning_table(doc)
-    print(format_table(rows, head, title="the front's mappings with each weight tuning (test accuracy %)"))
-    print()
+    if not args.no_tuning_comparison:
+        head, rows = alwann.tuning_table(doc)
+        print(format_table(rows, head, title="the front's mappings with each weight tuning (test accuracy %)"))
+        print()
     print(_goal_line(doc))
     s = doc["search"]
     print(f"{s['evaluated']} mappings evaluated, {s['evaluations_this_run']} this run in {s['seconds']:.0f} s "
@@ -200,12 +202,17 @@ def add_parser(sub) -> None:
     q.add_argument("--search-fraction", type=float_range(0, 1, lo_open=True, hi_open=True), default=DEFAULTS["search_fraction"],
                    help=f"share of the training split used as the search split (default "
                         f"{DEFAULTS['search_fraction']}, at most {DEFAULTS['search_max']} samples)")
+    q.add_argument("--eval-batch", type=positive_int, default=DEFAULTS["batch_size"], metavar="B",
+                   help=f"images per forward pass of an evaluation (default {DEFAULTS['batch_size']}; smaller needs "
+                        f"less memory: the same accuracies, mean losses equal to rounding)")
     q.add_argument("--workers", "-j", type=positive_int, default=DEFAULTS["workers"],
                    help=f"worker processes (default {DEFAULTS['workers']}; 1 = this process)")
     q.add_argument("--scheduler", metavar="ADDRESS", help="evaluate on this Dask cluster (e.g. tcp://host:8786)")
     q.add_argument("--resume", action="store_true", help="continue the search from DIR/checkpoint.pkl")
     q.add_argument("--seed", type=seed, default=DEFAULTS["seed"], help="NSGA-II seed (default 0)")
     q.add_argument("--no-energy", action="store_true", help="skip the per-inference energy of the front points")
+    q.add_argument("--no-tuning-comparison", action="store_true",
+                   help="skip the front under the other two tunings (two test evaluations per front point)")
     q.add_argument("--arch", default="stream", metavar="ARCH",
                    help="accelerator the per-inference energy is priced on: stream (default), tile-vn, tile-near, "
                         "tile-in[,NAME=VALUE...] or a ZigZag accelerator FILE.yaml (docs/accelerators.md)")

@@ -31,10 +31,11 @@ def _add_args(p, func) -> None:
     from .args import int_range, seed
     p.add_argument("-o", "--output", default="build/experiments", metavar="DIR",
                    help="where train_ARCH_DATA.json go (default build/experiments)")
-    p.add_argument("--only", action="append", metavar="ARCH:DATA[:potq]",
-                   help="run only these (e.g. mlp:digits; mlp:digits:potq = the ALS-POTQ ablation)")
+    p.add_argument("--only", action="append", metavar="ARCH:DATA[:potq|:hades]",
+                   help="run only these (e.g. mlp:digits; mlp:digits:potq = the ALS-POTQ ablation; "
+                        "resnet:mnist:hades = HADES alphabet-aware fine-tuning)")
     p.add_argument("--seeds", type=int_range(1, 10), default=None, help="number of seeds 0..N-1 (default: 3, the "
-                   "ALS-POTQ ablation 5)")
+                   "ALS-POTQ ablation 5, HADES 5 (ResNet) or 10 (MobileNet))")
     p.add_argument("--seed", type=seed, action="append", metavar="S",
                    help="run exactly these seeds instead (repeatable; to split a run over processes)")
     p.add_argument("--json", action="store_true", help="the summaries")
@@ -58,19 +59,20 @@ def _cmd(args) -> int:
 
 def train_table(res: dict) -> str:
     rows = []
+    uneven = len({s.get("seeds") for s in res["summary"]}) > 1       # some rows on fewer seeds (HADES)
     for s in res["summary"]:
         step = s.get("energy_per_step_pj")
         epoch = s.get("energy_per_epoch_pj")
         rows.append([s["label"], f"{s['accuracy_pct_mean']:.2f} ± {s['accuracy_pct_std']:.2f}",
                      f"{s['drop_pp_mean']:+.2f} ± {s.get('drop_pp_se', s['drop_pp_std']):.2f}",
                      "-" if step is None else round(step / 1e6, 3), "-" if epoch is None else round(epoch / 1e6, 2),
-                     round(s["seconds_mean"], 1)])
+                     round(s["seconds_mean"], 1)] + ([s.get("seeds")] if uneven else []))
     title = (f"{res['arch']} on {res['data']} ({res['train_samples']} train / {res['test_samples']} test), "
              f"{res['epochs']} epochs (fine-tuning {res['ft_epochs']} from FP32), batch {res['batch_size']}, "
              f"Adam lr {res['lr']:g}, seeds {', '.join(map(str, res['seeds']))}: test accuracy mean ± std, "
              f"drop = FP32 - accuracy (same seed), mean ± standard error")
-    return format_table(rows, ["mode", "test acc %", "drop pp", "energy/step uJ", "energy/epoch uJ", "time s"],
-                        title=title)
+    return format_table(rows, ["mode", "test acc %", "drop pp", "energy/step uJ", "energy/epoch uJ", "time s"]
+                        + (["seeds"] if uneven else []), title=title)
 
 
 def report_sections(outdir) -> list[tuple[int, str, str]]:

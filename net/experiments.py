@@ -1,8 +1,9 @@
 """The training experiments of `make experiments` (`ecomac nn train-experiments`): which model
 trains on which data, for how many epochs, over which seeds and mode sets (net/train.py
 CONFIG_SETS: FP32, int8 QAT, ALS-POTQ with/without WBC and PRC, PoT PTQ, ASM alphabets,
-approximate multipliers PTQ / fine-tuned with STE and with the table gradient), each one's
-result written as train_ARCH_DATA.json (after every seed, so a stopped run keeps what it had).
+approximate multipliers PTQ / fine-tuned with STE and with the table gradient; the ALS-POTQ ablation;
+HADES alphabet-aware fine-tuning), each one's result written as train_ARCH_DATA[_potq|_hades].json
+(after every seed, so a stopped run keeps what it had).
 
 Imports nothing heavy at module level (the CLI reads the names below to build its parser);
 torch loads when a run starts.
@@ -16,7 +17,7 @@ from pathlib import Path
 
 from . import ARCHS
 
-__all__ = ["TRAIN_EXPERIMENTS", "TRAIN_SEEDS", "train_experiments", "select_experiments",
+__all__ = ["TRAIN_EXPERIMENTS", "TRAIN_SEEDS", "POTQ_EXPERIMENTS", "HADES_EXPERIMENTS", "ALL_EXPERIMENTS", "train_experiments", "select_experiments",
            "EVAL_EXPERIMENTS", "MORE_EVAL_EXPERIMENTS", "EVAL_SEEDS", "select_eval_experiments",
            "standard_datapaths", "expand_datapaths", "eval_experiments", "json_default"]
 
@@ -42,17 +43,44 @@ POTQ_EXPERIMENTS = (("mlp", "digits", 15, 2, 64, "potq", None), ("lenet", "mnist
     row for row in (("resnet", "mnist", 2, 1, 64, "potq-core", None), ("vit", "mnist", 15, 1, 64, "potq-core", None))
     if row[0] in ARCHS)         # once the model zoo ships them (graph conversion: every product, attention too)
 POTQ_SEEDS = (0, 1, 2, 3, 4)
+# HADES (net.train.HADES_CONFIGS; named ARCH:DATA:hades, written to train_ARCH_DATA_hades.json): FP32 pretrained
+# for `epochs`, every alphabet fine-tuned `ft_epochs` from it beside the same FP32 fine-tune; the goal rows
+# ({1,3}: net.train.HADES_GOAL) on HADES_SEEDS, the other alphabets on seeds 0..HADES_MORE_SEEDS[arch]-1 (the
+# epochs and seed counts fit about an hour and a half on a loaded 2-core machine: docs/training-results.md has
+# the timings)
+HADES_EXPERIMENTS = (("mobilenet", "mnist", 3, 1, 32, "hades", None), ("resnet", "mnist", 1, 1, 32, "hades", None))
+HADES_SEEDS = {"mobilenet": tuple(range(10)), "resnet": tuple(range(5))}     # MobileNet {1,3} 4-bit needed 10
+HADES_MORE_SEEDS = {"mobilenet": 3, "resnet": 2}
+ALL_EXPERIMENTS = TRAIN_EXPERIMENTS + POTQ_EXPERIMENTS + HADES_EXPERIMENTS
+
+
+def _suffix(which: str) -> str:
+    return ":potq" if which.startswith("potq") else (":hades" if which == "hades" else "")
 
 
 def _name(t) -> str:
-    return f"{t[0]}:{t[1]}" + (":potq" if t[5].startswith("potq") else "")
+    return f"{t[0]}:{t[1]}" + _suffix(t[5])
+
+
+def _default_seeds(which: str, arch: str) -> tuple[int, ...]:
+    """An experiment's own seeds: 3, 5 for the ALS-POTQ ablation, HADES_SEEDS[arch] for HADES."""
+    suffix = _suffix(which)
+    return POTQ_SEEDS if suffix == ":potq" else (HADES_SEEDS[arch] if suffix == ":hades" else TRAIN_SEEDS)
+
+
+def _seed_limits(which: str, arch: str) -> dict | None:
+    """{label: N} of the rows that run on seeds 0..N-1 only (HADES: the non-goal alphabets)."""
+    if which != "hades":
+        return None
+    from .train import HADES_CONFIGS, HADES_GOAL
+    return {c[0]: HADES_MORE_SEEDS[arch] for c in HADES_CONFIGS if c[2] is not None and c[0] not in HADES_GOAL}
 
 
 def select_experiments(only=None, seeds: int | None = None, seed=None) -> tuple[list[tuple], tuple[int, ...] | None]:
-    """The experiments to run (`only`: "ARCH:DATA" or "ARCH:DATA:potq" names, default all) and their
-    seeds (`seed`: exactly these, else 0..seeds-1; None: each experiment's own, 3 or 5 for the
-    ALS-POTQ ablation), validated with one-line errors before any work."""
-    known = {_name(t): t for t in TRAIN_EXPERIMENTS + POTQ_EXPERIMENTS}
+    """The experiments to run (`only`: "ARCH:DATA", "ARCH:DATA:potq" or "ARCH:DATA:hades" names, default
+    all) and their seeds (`seed`: exactly these, else 0..seeds-1; None: each experiment's own, 3, or 5 for
+    the ALS-POTQ ablation, 5-10 for HADES), validated with one-line errors before any work."""
+    known = {_name(t): t for t in ALL_EXPERIMENTS}
     bad = [o for o in only or [] if o not in known]
     if bad:
         raise ValueError(f"--only {bad[0]!r}: not an experiment (experiments: {', '.join(known)})")
@@ -61,7 +89,7 @@ def select_experiments(only=None, seeds: int | None = None, seed=None) -> tuple[
     bad = [s for s in seed or [] if not 0 <= s < 2**32]
     if bad:
         raise ValueError(f"--seed must be in 0..2^32-1, got {bad[0]}")
-    todo = [known[o] for o in only] if only else list(TRAIN_EXPERIMENTS + POTQ_EXPERIMENTS)
+    todo = [known[o] for o in only] if only else list(ALL_EXPERIMENTS)
     return todo, tuple(seed) if seed else (tuple(range(seeds)) if seeds is not None else None)
 
 
@@ -80,17 +108,18 @@ def train_experiments(out, only=None, seeds: int | None = None, seed=None, comma
     results = []
     for arch, name, epochs, ft, batch, which, limit in todo:
         t0 = time.perf_counter()
-        potq = which.startswith("potq")
-        path = out / f"train_{arch}_{name}{'_potq' if potq else ''}.json"
-        seeds_exp = seeds_run or (POTQ_SEEDS if potq else TRAIN_SEEDS)
+        path = out / f"train_{arch}_{name}{_suffix(which).replace(':', '_')}.json"
+        seeds_exp = seeds_run or _default_seeds(which, arch)
 
         def write(res, path=path, t0=t0):
             res["wall_s"] = time.perf_counter() - t0
             res["command"] = command
             atomic_write(path, json.dumps(res, indent=2) + "\n")
         configs = train.CONFIG_SETS[which]
+        limits = _seed_limits(which, arch)
+        extra = {"seed_limits": limits} if limits else {}
         res = train.experiment(arch, name, seeds=seeds_exp, epochs=epochs, ft_epochs=ft, batch_size=batch,
-                               configs=configs, train_limit=limit, on_seed=write)
+                               configs=configs, train_limit=limit, on_seed=write, **extra)
         write(res)
         log(f"{arch} on {name}: {len(configs)} configs x {len(res['seeds'])} seeds in {res['wall_s']:.0f} s "
             f"-> {path}")

@@ -521,8 +521,23 @@ POTQ_ABLATION = (
     ("split: float forward, nearest errors", "train", _M, {"fwd_rounding": "fp32"}),
 )
 POTQ_CORE = tuple(c for c in POTQ_ABLATION if c[0] in ("FP32", "errors nearest", "errors LUQ"))
+# HADES (train_ARCH_DATA_hades.json): FP32 pretrained for `epochs`, then every row fine-tuned `ft_epochs` from it
+# with the same Adam (alphabet-aware on the ASM rows); "FP32" is the same fine-tune in float, the baseline of the
+# drops (same epochs, optimizer, initialization and data order). HADES_GOAL rows run every seed, the others seeds
+# 0..HADES_MORE_SEEDS[arch]-1 (net.experiments)
+HADES_GOAL = ("ASM {1,3} 8-bit fine-tune", "ASM {1,3} 4-bit fine-tune")
+HADES_CONFIGS = (
+    ("FP32 pretrain", "train", None, {}),
+    ("FP32", "finetune", None, {}),
+    ("ASM {1,3} 8-bit fine-tune", "finetune", "asm,alphabet=1/3", {}),
+    ("ASM {1,3} 4-bit fine-tune", "finetune", "asm,alphabet=1/3,w_bits=4", {}),
+    ("ASM {1} 8-bit fine-tune", "finetune", "asm,alphabet=1", {}),
+    ("ASM {1,3,5,7} 8-bit fine-tune", "finetune", "asm,alphabet=1/3/5/7", {}),
+    ("ASM {1} 4-bit fine-tune", "finetune", "asm,alphabet=1,w_bits=4", {}),
+    ("ASM {1,3,5,7} 4-bit fine-tune", "finetune", "asm,alphabet=1/3/5/7,w_bits=4", {}),
+)
 CONFIG_SETS = {"full": EXPERIMENT_CONFIGS + EXTRA_4BIT, "core": CORE_CONFIGS, "potq": POTQ_ABLATION,
-               "potq-core": POTQ_CORE}
+               "potq-core": POTQ_CORE, "hades": HADES_CONFIGS}
 
 
 def _ptq_model(fp32_model, datapath):
@@ -562,9 +577,12 @@ def summarize_runs(runs: dict, configs) -> list[dict]:
 
 def experiment(arch: str, data: str, *, seeds=(0, 1, 2), epochs: int = 15, ft_epochs: int = 2,
                lr: float = 2.0 ** -8, ft_lr: float = 2.0 ** -10, batch_size: int = 64, configs=EXPERIMENT_CONFIGS,
-               train_limit: int | None = None, on_seed=None, progress: bool = False, log=None) -> dict:
+               train_limit: int | None = None, on_seed=None, progress: bool = False, log=None,
+               seed_limits: dict | None = None) -> dict:
     """Train/evaluate every config for every seed: {arch, data, ..., runs: {seed: {label: result}},
-    summary}. on_seed(result) is called after each seed (to write partial results)."""
+    summary}. on_seed(result) is called after each seed (to write partial results). seed_limits
+    {label: N}: that config runs on seeds 0..N-1 only (by value, so that a run split over processes
+    with --seed runs what one run does; its summary row counts its seeds)."""
     from . import data as data_mod
     from . import models
     ds = data_mod.load(data, seed=0)
@@ -575,12 +593,16 @@ def experiment(arch: str, data: str, *, seeds=(0, 1, 2), epochs: int = 15, ft_ep
     res = {"arch": arch, "data": data, "train_samples": len(ds.y_train), "test_samples": len(ds.y_test),
            "epochs": epochs, "ft_epochs": ft_epochs, "lr": lr, "ft_lr": ft_lr, "batch_size": batch_size,
            "optimizer": "adam", "seeds": [], "runs": {}}
+    if seed_limits:
+        res["seed_limits"] = dict(seed_limits)
     energy_cache = {}
     steps = (len(ds.y_train) + batch_size - 1) // batch_size
     for seed in seeds:
         seed_runs = {}
         fp32_model = None
         for label, mode, spec, opts in configs:
+            if label in (seed_limits or {}) and seed >= seed_limits[label]:
+                continue
             t0 = time.perf_counter()
             torch.manual_seed(seed)
             model = models.build(arch, ds.input_shape, ds.num_classes)
@@ -640,8 +662,10 @@ def merge_experiments(parts: list[dict]) -> dict:
         runs.update(p["runs"])
     out["runs"] = {k: runs[k] for k in sorted(runs, key=int)}
     out["seeds"] = sorted(int(k) for k in runs)
-    labels = [label for label in next(iter(runs.values()))]
-    cfg = {c[0]: c for which in CONFIG_SETS.values() for c in which}
+    labels = list(dict.fromkeys(label for r in runs.values() for label in r))
+    # the first config set holding every label (labels such as FP32 recur with other modes across sets)
+    cfg = {c[0]: c for c in next((w for w in CONFIG_SETS.values() if set(labels) <= {c[0] for c in w}),
+                                 [c for w in reversed(list(CONFIG_SETS.values())) for c in w])}
     out["summary"] = summarize_runs(out["runs"], [cfg[label] for label in labels if label in cfg])
     out["wall_s"] = sum(p.get("wall_s", 0.0) for p in parts)
     return out

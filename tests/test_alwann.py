@@ -85,6 +85,11 @@ def test_resume_equals_an_uninterrupted_run(setup, tmp_path):
     assert rest.evaluated == whole.evaluated
     assert rest.front() == whole.front()
     assert len(whole.evaluated) > 6                    # the later generations found new mappings
+    with alwann.Engine(setup.ctx, workers=1) as eng:   # resuming a finished search adds no generation
+        again = alwann.search(setup.ctx, setup.space, eng, pop=6, gens=3, seed=4, checkpoint=ck, resume=True)
+        more = alwann.search(setup.ctx, setup.space, eng, pop=6, gens=4, seed=4, checkpoint=ck, resume=True)
+    assert again.generations == 3 and again.evaluations == 0 and again.front() == whole.front()
+    assert more.generations == 4                       # a larger --gens extends it
 
 
 def test_dask_local_cluster_and_processes_give_the_same_front(setup):
@@ -138,6 +143,23 @@ def test_search_pick_and_nn_eval_reproduce_the_front_exactly(mlp, tmp_path, caps
     rows = json.loads(capsys.readouterr().out)
     row = [r for r in rows if r["datapath"].startswith("mapping")][0]
     assert row["accuracy_pct"] == point["accuracy_test_pct"]
+
+
+def test_no_tuning_comparison_and_eval_batch_keep_the_front(mlp, tmp_path, capsys):
+    """--no-tuning-comparison: the front and its test accuracies as with the comparison (the same search),
+    no per-tuning accuracies and no tuning table; --eval-batch (memory) changes no accuracy and the mean losses
+    only in their last bits (summation order)."""
+    assert main(_search_args(mlp, tmp_path / "a", "--json")) == 0
+    full = json.loads(capsys.readouterr().out)
+    assert main(_search_args(mlp, tmp_path / "b", "--no-tuning-comparison", "--eval-batch", "7")) == 0
+    out = capsys.readouterr().out
+    doc = json.loads((tmp_path / "b" / "front.json").read_text())
+    assert [(r["mapping"], r["accuracy_test_pct"]) for r in doc["front"]] == [
+        (r["mapping"], r["accuracy_test_pct"]) for r in full["front"]]
+    assert all("accuracy_test_pct_by_tuning" not in r for r in doc["front"])
+    assert [r["loss_search"] for r in doc["front"]] == pytest.approx([r["loss_search"] for r in full["front"]],
+                                                                     rel=1e-12)     # summed in other batches
+    assert "each weight tuning" not in out and "ALWANN front" in out
 
 
 def test_tuned_model_runs_the_tuned_codes(setup):

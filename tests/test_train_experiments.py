@@ -6,11 +6,11 @@ import json
 import pytest
 
 from ecomac.cli import main
-from net.experiments import POTQ_EXPERIMENTS, TRAIN_EXPERIMENTS, select_experiments
+from net.experiments import ALL_EXPERIMENTS, HADES_EXPERIMENTS, POTQ_EXPERIMENTS, TRAIN_EXPERIMENTS, select_experiments
 
 
 @pytest.mark.parametrize("kwargs,text", [
-    ({"only": ["mlp:digits", "x:y"]}, "--only 'x:y': not an experiment (experiments: mlp:digits, lenet:mnist, mlp:digits:potq, lenet:mnist:potq, resnet:mnist:potq, vit:mnist:potq)"),
+    ({"only": ["mlp:digits", "x:y"]}, "--only 'x:y': not an experiment (experiments: mlp:digits, lenet:mnist, mlp:digits:potq, lenet:mnist:potq, resnet:mnist:potq, vit:mnist:potq, mobilenet:mnist:hades, resnet:mnist:hades)"),
     ({"seeds": 0}, "--seeds must be in 1..10, got 0"),
     ({"seeds": 11}, "--seeds must be in 1..10, got 11"),
     ({"seed": [1, -1]}, "--seed must be in 0..2^32-1, got -1"),
@@ -22,15 +22,34 @@ def test_selection_refused_in_one_line(kwargs, text):
 
 
 def test_selection():
-    assert select_experiments() == (list(TRAIN_EXPERIMENTS + POTQ_EXPERIMENTS), None)
+    assert select_experiments() == (list(ALL_EXPERIMENTS), None)
+    assert ALL_EXPERIMENTS == TRAIN_EXPERIMENTS + POTQ_EXPERIMENTS + HADES_EXPERIMENTS
     assert select_experiments(["lenet:mnist"], seeds=2) == ([TRAIN_EXPERIMENTS[1]], (0, 1))
-    assert select_experiments(seeds=5, seed=[7, 3]) == (list(TRAIN_EXPERIMENTS + POTQ_EXPERIMENTS), (7, 3))
+    assert select_experiments(seeds=5, seed=[7, 3]) == (list(ALL_EXPERIMENTS), (7, 3))
     assert select_experiments(["mlp:digits:potq"]) == ([POTQ_EXPERIMENTS[0]], None)
+    assert select_experiments(["resnet:mnist:hades", "mobilenet:mnist:hades"]) == (
+        [HADES_EXPERIMENTS[1], HADES_EXPERIMENTS[0]], None)
+
+
+def test_hades_config_set():
+    """Every HADES row fine-tunes from the FP32 pretrain, the FP32 baseline too (same epochs and
+    optimizer); the alphabets {1}, {1,3}, {1,3,5,7} at 8 and 4 bits; the goal rows run every seed."""
+    from net.datapath import parse
+    from net.experiments import _seed_limits
+    from net.train import CONFIG_SETS, HADES_GOAL
+    rows = CONFIG_SETS["hades"]
+    assert [r[:3] for r in rows[:2]] == [("FP32 pretrain", "train", None), ("FP32", "finetune", None)]
+    assert all(r[1] == "finetune" and parse(r[2]).kind == "asm" for r in rows[2:])
+    got = {(tuple(parse(r[2]).params["alphabet"]), parse(r[2]).params["w_bits"]) for r in rows[2:]}
+    assert got == {(a, b) for a in ((1,), (1, 3), (1, 3, 5, 7)) for b in (8, 4)}
+    assert set(HADES_GOAL) < {r[0] for r in rows}
+    limits = _seed_limits("hades", "resnet")
+    assert set(limits) == {r[0] for r in rows[2:]} - set(HADES_GOAL) and _seed_limits("potq", "resnet") is None
 
 
 def _fake_experiment(calls):
-    def experiment(arch, data, *, seeds, epochs, ft_epochs, batch_size, configs, train_limit, on_seed):
-        calls.append({"arch": arch, "data": data, "seeds": seeds, "epochs": epochs, "configs": configs})
+    def experiment(arch, data, *, seeds, epochs, ft_epochs, batch_size, configs, train_limit, on_seed, **extra):
+        calls.append({"arch": arch, "data": data, "seeds": seeds, "epochs": epochs, "configs": configs, **extra})
         res = {"arch": arch, "data": data, "train_samples": 10, "test_samples": 5, "epochs": epochs,
                "ft_epochs": ft_epochs, "batch_size": batch_size, "lr": 0.5, "seeds": [], "summary": []}
         for s in seeds:
@@ -60,6 +79,41 @@ def test_runs_and_writes(argv, warned, tmp_path, monkeypatch, capsys):
     assert lines[-1].startswith("mlp on digits: ") and lines[-1].endswith(f"-> {tmp_path / 'train_mlp_digits.json'}")
     assert (lines[0] == "ecomac: warning: `ecomac train-experiments` is deprecated; use "
                         "`ecomac nn train-experiments`") == warned and len(lines) == 1 + warned
+
+
+def test_hades_runs_five_seeds_into_its_own_file(tmp_path, monkeypatch, capsys):
+    import net.train
+    from net.experiments import HADES_MORE_SEEDS, HADES_SEEDS
+    calls = []
+    monkeypatch.setattr(net.train, "experiment", _fake_experiment(calls))
+    assert main(["nn", "train-experiments", "-o", str(tmp_path), "--only", "resnet:mnist:hades"]) == 0
+    assert [(c["arch"], c["seeds"], c["configs"]) for c in calls] == [
+        ("resnet", HADES_SEEDS["resnet"], net.train.HADES_CONFIGS)]
+    assert min(map(len, HADES_SEEDS.values())) >= 5
+    assert set(calls[0]["seed_limits"].values()) == {HADES_MORE_SEEDS["resnet"]}
+    assert json.loads((tmp_path / "train_resnet_mnist_hades.json").read_text())["seeds"] == list(HADES_SEEDS["resnet"])
+
+
+def test_seed_limits_run_a_row_on_the_first_seeds_only(monkeypatch):
+    """net.train.experiment with seed_limits: the limited row trains on seeds 0..N-1 only, its summary
+    counts them, its drop is against the same seed's FP32 (training replaced by a recorder)."""
+    import net.train
+    trained = []
+
+    def fake_train(model, ds, *, datapath=None, seed=0, epochs=1, init=None, **kw):
+        trained.append((datapath, seed, init is not None))
+        acc = 90.0 + seed - (datapath is not None)
+        return model, {"test_accuracy_pct": acc, "train_accuracy_pct": acc, "epochs": []}
+    monkeypatch.setattr(net.train, "train", fake_train)
+    monkeypatch.setattr(net.train, "training_energy", lambda *a, **k: {"energy_per_step_pj": 1.0,
+                                                                       "energy_per_epoch_pj": 2.0})
+    rows = net.train.HADES_CONFIGS[:2] + net.train.HADES_CONFIGS[4:5]
+    res = net.train.experiment("mlp", "digits", seeds=(3, 4), epochs=1, ft_epochs=1, configs=rows,
+                               seed_limits={rows[2][0]: 4})       # seeds 0..3: of these, seed 3
+    assert trained == [(None, 3, False), (None, 3, True), (rows[2][2], 3, True), (None, 4, False), (None, 4, True)]
+    assert [(s["label"], s["seeds"], s["drop_pp_mean"]) for s in res["summary"]] == [
+        ("FP32 pretrain", 2, 0.0), ("FP32", 2, 0.0), (rows[2][0], 1, 1.0)]
+    assert res["seed_limits"] == {rows[2][0]: 4}
 
 
 @pytest.mark.parametrize("argv", [["nn", "train-experiments"], ["train-experiments"]])

@@ -163,7 +163,9 @@ def search(ctx: EvalContext, space: SearchSpace, engine: Engine, *, pop: int = 5
     algo.problem.evaluate_objective = evaluate_objective
     steps = 0
     try:
-        while algo.has_next() and (stop_after is None or steps < stop_after):
+        # (a fresh termination would let a search resumed at its last generation run one more)
+        while algo.has_next() and (algo.n_gen is None or algo.n_gen - 1 < gens) \
+                and (stop_after is None or steps < stop_after):
             algo.next()
             steps += 1
             pts = [_point(space, m, v, objective) for m, v in cache.items()]
