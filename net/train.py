@@ -291,8 +291,10 @@ BN_RECALIBRATION_SAMPLES = 2048
 
 
 def recalibrate_bn(model: nn.Module, x, samples: int = BN_RECALIBRATION_SAMPLES, batch: int = 256) -> int:
-    """Re-estimate every BatchNorm's running statistics with the model's current weights: the first
-    `samples` inputs of `x` (fixed, so every process and every mode sees the same), everything else
+    """Re-estimate every BatchNorm's running statistics with the model's current weights: `samples`
+    inputs of `x` drawn once by a fixed generator (the same draw in every process, every mode and
+    every epoch; a random draw, not the first rows: data sets stored by class, as MNIST-5k is, would
+    bias the statistics towards the first classes), everything else
     in eval mode, no gradient, a cumulative average. The running averages training leaves behind
     mix the statistics of weights that changed over the epoch; a quantized forward (ALS-POTQ's PoT
     activations) moves them far enough that eval-mode accuracy collapses (ResNet-20, one ALS-POTQ
@@ -311,8 +313,9 @@ def recalibrate_bn(model: nn.Module, x, samples: int = BN_RECALIBRATION_SAMPLES,
     try:
         with torch.no_grad():
             n = min(samples, len(x))
+            pick = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))[:n].to(x.device)
             for i in range(0, n, batch):
-                model(x[i:min(i + batch, n)])
+                model(x[pick[i:i + batch]])
     finally:
         for m, mom in zip(bns, saved):
             m.momentum = mom

@@ -551,8 +551,9 @@ def test_cli_fine_tune_approximate_from_init_with_table_gradient(capsys, tmp_pat
 
 
 def test_recalibrate_bn_estimates_the_statistics_of_the_current_weights():
-    """recalibrate_bn: running mean / variance become the statistics of the first `samples` inputs
-    through the current weights (cumulative over its batches), other layers stay in eval mode,
+    """recalibrate_bn: running mean / variance become the statistics of `samples` inputs drawn by
+    its fixed generator through the current weights (cumulative over its batches; not the first
+    rows, which are one class in a data set stored by class), other layers stay in eval mode,
     momentum and the training flag are restored; a model without BatchNorm is untouched."""
     from net.train import recalibrate_bn
     torch.manual_seed(0)
@@ -564,8 +565,10 @@ def test_recalibrate_bn_estimates_the_statistics_of_the_current_weights():
     bn.running_var.fill_(7.0)
     x = torch.randn(300, 6)
     assert recalibrate_bn(model, x, samples=200, batch=64) == 1
+    pick = torch.randperm(300, generator=torch.Generator().manual_seed(0))[:200]
+    assert not torch.equal(pick.sort().values, torch.arange(200))      # a draw, not the first rows
     with torch.no_grad():
-        h = lin(x[:200])                       # dropout off: eval mode outside BatchNorm
+        h = lin(x[pick])                       # dropout off: eval mode outside BatchNorm
     # torch's momentum=None rule: the cumulative average of each batch's mean and unbiased variance
     ms = [h[i:i + 64].mean(0) for i in range(0, 200, 64)]
     assert torch.allclose(bn.running_mean, torch.stack(ms).mean(0), atol=1e-5)
