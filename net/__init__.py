@@ -16,7 +16,8 @@ layers.py    emulated Linear/Conv2d/Matmul on a datapath
 device.py    --device cpu|cuda; distributed.py training under torchrun (DDP)
 importer.py  ONNX graphs -> the energy model's layer list and runnable modules
 evaluate.py  accuracy beside energy per datapath
-train.py     the training loop of every mode; potq.py (ALS-POTQ), qat.py (int8/ASM/approx-aware)
+train.py     the training loop of every mode; potq.py (ALS-POTQ), qat.py (int8/ASM/approx-aware);
+             train_runs.py the experiments over seeds (config sets, paired drops)
 tuning.py    ALWANN weight tuning; alwann/ the NSGA-II multiplier assignment
 
 This file imports nothing heavy: the CLI builds its parsers from the names below without

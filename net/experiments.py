@@ -31,21 +31,21 @@ EVAL_EXPERIMENTS = (("mlp", "digits", 30), ("lenet", "mnist", 5),
 MORE_EVAL_EXPERIMENTS = (("lenet", "digits", 20), ("mlp", "mnist", 10))
 EVAL_SEEDS = (0, 1, 2)
 
-# (arch, data, epochs, fine-tune epochs, batch, net.train.CONFIG_SETS key, train-sample limit): the MLP on
+# (arch, data, epochs, fine-tune epochs, batch, net.train_runs.CONFIG_SETS key, train-sample limit): the MLP on
 # digits runs every mode and the ablations; LeNet on MNIST (about 100x the work per image on 2 shared
 # cores) the core modes for one epoch
 TRAIN_EXPERIMENTS = (("mlp", "digits", 15, 2, 64, "full", None), ("lenet", "mnist", 1, 1, 32, "core", None))
 TRAIN_SEEDS = (0, 1, 2)
-# the ALS-POTQ ablation (net.train.POTQ_ABLATION; named ARCH:DATA:potq, written to train_ARCH_DATA_potq.json):
+# the ALS-POTQ ablation (net.train_runs.POTQ_ABLATION; named ARCH:DATA:potq, written to train_ARCH_DATA_potq.json):
 # 5 seeds by default (a 0.5 pp goal needs the standard error of >= 5 paired seeds); an architecture the model
 # zoo ships (net.models) joins by a row here
 POTQ_EXPERIMENTS = (("mlp", "digits", 15, 2, 64, "potq", None), ("lenet", "mnist", 2, 1, 32, "potq-core", None)) + tuple(
     row for row in (("resnet", "mnist", 2, 1, 64, "potq-core", None), ("vit", "mnist", 15, 1, 64, "potq-core", None))
     if row[0] in ARCHS)         # once the model zoo ships them (graph conversion: every product, attention too)
 POTQ_SEEDS = (0, 1, 2, 3, 4)
-# HADES (net.train.HADES_CONFIGS; named ARCH:DATA:hades, written to train_ARCH_DATA_hades.json): FP32 pretrained
+# HADES (net.train_runs.HADES_CONFIGS; named ARCH:DATA:hades, written to train_ARCH_DATA_hades.json): FP32 pretrained
 # for `epochs`, every alphabet fine-tuned `ft_epochs` from it beside the same FP32 fine-tune; the goal rows
-# ({1,3}: net.train.HADES_GOAL) on HADES_SEEDS, the other alphabets on seeds 0..HADES_MORE_SEEDS[arch]-1 (the
+# ({1,3}: net.train_runs.HADES_GOAL) on HADES_SEEDS, the other alphabets on seeds 0..HADES_MORE_SEEDS[arch]-1 (the
 # epochs and seed counts fit about an hour and a half on a loaded 2-core machine: docs/training-results.md has
 # the timings)
 HADES_EXPERIMENTS = (("mobilenet", "mnist", 3, 1, 32, "hades", None), ("resnet", "mnist", 1, 1, 32, "hades", None))
@@ -72,7 +72,7 @@ def _seed_limits(which: str, arch: str) -> dict | None:
     """{label: N} of the rows that run on seeds 0..N-1 only (HADES: the non-goal alphabets)."""
     if which != "hades":
         return None
-    from .train import HADES_CONFIGS, HADES_GOAL
+    from .train_runs import HADES_CONFIGS, HADES_GOAL
     return {c[0]: HADES_MORE_SEEDS[arch] for c in HADES_CONFIGS if c[2] is not None and c[0] not in HADES_GOAL}
 
 
@@ -96,12 +96,12 @@ def select_experiments(only=None, seeds: int | None = None, seed=None) -> tuple[
 def train_experiments(out, only=None, seeds: int | None = None, seed=None, command: str = "",
                       log=None) -> list[dict]:
     """Run the selected experiments (select_experiments) into folder `out`: each one's result
-    (net.train.experiment, plus wall_s and `command`, what made it) goes to
+    (net.train_runs.experiment, plus wall_s and `command`, what made it) goes to
     out/train_ARCH_DATA.json after every seed; log(line) after each experiment (default: stderr).
     Returns the results."""
     from synth.cache import atomic_write
 
-    from . import train
+    from . import train_runs
     todo, seeds_run = select_experiments(only, seeds, seed)
     log = log or (lambda s: print(s, file=sys.stderr))
     out = Path(out)
@@ -115,10 +115,10 @@ def train_experiments(out, only=None, seeds: int | None = None, seed=None, comma
             res["wall_s"] = time.perf_counter() - t0
             res["command"] = command
             atomic_write(path, json.dumps(res, indent=2) + "\n")
-        configs = train.CONFIG_SETS[which]
+        configs = train_runs.CONFIG_SETS[which]
         limits = _seed_limits(which, arch)
         extra = {"seed_limits": limits} if limits else {}
-        res = train.experiment(arch, name, seeds=seeds_exp, epochs=epochs, ft_epochs=ft, batch_size=batch,
+        res = train_runs.experiment(arch, name, seeds=seeds_exp, epochs=epochs, ft_epochs=ft, batch_size=batch,
                                configs=configs, train_limit=limit, on_seed=write, **extra)
         write(res)
         log(f"{arch} on {name}: {len(configs)} configs x {len(res['seeds'])} seeds in {res['wall_s']:.0f} s "

@@ -51,7 +51,7 @@ HEAVY = {
     ("fpga", "one design"): "synth.fpga.place_and_route",  # nextpnr: tens of seconds per design
     ("emulate", "--bench"): "net.emulate.bench",          # minutes: two shapes x eight datapaths
     ("tile", "storage"): "synth.tiles.storage_table",
-    ("nn", "train-experiments"): "net.train.experiment",   # also its deprecated alias `train-experiments`
+    ("nn", "train-experiments"): "net.train_runs.experiment",   # also its deprecated alias `train-experiments`
     ("nn", "experiments"): "net.experiments.eval_experiments",   # FP32 training over seeds, then every datapath
     ("prove", "--all"): "synth.prove.suite",
     ("prove", "one design"): "synth.prove.prove",          # SAT proofs: a minute each by default

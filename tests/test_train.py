@@ -508,7 +508,7 @@ def test_asm_annealing_blends_then_runs_on_the_datapath(digits):
 
 def test_report_table_renders_the_measured_summary():
     from ecomac.cmd_train_report import report_sections, train_table
-    from net.train import EXPERIMENT_CONFIGS, summarize_runs
+    from net.train_runs import EXPERIMENT_CONFIGS, summarize_runs
     runs = {"0": {"FP32": {"test_accuracy_pct": 90.0, "seconds": 1.0, "energy_per_step_pj": 2e6,
                            "energy_per_epoch_pj": 4e7},
                   "int8 QAT": {"test_accuracy_pct": 89.0, "seconds": 2.0}},

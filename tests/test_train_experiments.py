@@ -1,5 +1,5 @@
 """`ecomac nn train-experiments` (net/experiments.py): what runs over which seeds, what is written,
-one-line refusals, and the deprecated `ecomac train-experiments` alias. net.train.experiment is
+one-line refusals, and the deprecated `ecomac train-experiments` alias. net.train_runs.experiment is
 replaced by a recorder (the real runs are `make experiments`)."""
 import json
 
@@ -36,7 +36,7 @@ def test_hades_config_set():
     optimizer); the alphabets {1}, {1,3}, {1,3,5,7} at 8 and 4 bits; the goal rows run every seed."""
     from net.datapath import parse
     from net.experiments import _seed_limits
-    from net.train import CONFIG_SETS, HADES_GOAL
+    from net.train_runs import CONFIG_SETS, HADES_GOAL
     rows = CONFIG_SETS["hades"]
     assert [r[:3] for r in rows[:2]] == [("FP32 pretrain", "train", None), ("FP32", "finetune", None)]
     assert all(r[1] == "finetune" and parse(r[2]).kind == "asm" for r in rows[2:])
@@ -63,10 +63,10 @@ def _fake_experiment(calls):
 
 @pytest.mark.parametrize("argv,warned", [(["nn", "train-experiments"], False), (["train-experiments"], True)])
 def test_runs_and_writes(argv, warned, tmp_path, monkeypatch, capsys):
-    import net.train
-    from net.train import CONFIG_SETS
+    import net.train_runs
+    from net.train_runs import CONFIG_SETS
     calls = []
-    monkeypatch.setattr(net.train, "experiment", _fake_experiment(calls))
+    monkeypatch.setattr(net.train_runs, "experiment", _fake_experiment(calls))
     assert main(argv + ["-o", str(tmp_path), "--only", "mlp:digits", "--seed", "4", "--seed", "2", "--json"]) == 0
     cap = capsys.readouterr()
     assert calls == [{"arch": "mlp", "data": "digits", "seeds": (4, 2), "epochs": TRAIN_EXPERIMENTS[0][2],
@@ -82,33 +82,33 @@ def test_runs_and_writes(argv, warned, tmp_path, monkeypatch, capsys):
 
 
 def test_hades_runs_five_seeds_into_its_own_file(tmp_path, monkeypatch, capsys):
-    import net.train
+    import net.train_runs
     from net.experiments import HADES_MORE_SEEDS, HADES_SEEDS
     calls = []
-    monkeypatch.setattr(net.train, "experiment", _fake_experiment(calls))
+    monkeypatch.setattr(net.train_runs, "experiment", _fake_experiment(calls))
     assert main(["nn", "train-experiments", "-o", str(tmp_path), "--only", "resnet:mnist:hades"]) == 0
     assert [(c["arch"], c["seeds"], c["configs"]) for c in calls] == [
-        ("resnet", HADES_SEEDS["resnet"], net.train.HADES_CONFIGS)]
+        ("resnet", HADES_SEEDS["resnet"], net.train_runs.HADES_CONFIGS)]
     assert min(map(len, HADES_SEEDS.values())) >= 5
     assert set(calls[0]["seed_limits"].values()) == {HADES_MORE_SEEDS["resnet"]}
     assert json.loads((tmp_path / "train_resnet_mnist_hades.json").read_text())["seeds"] == list(HADES_SEEDS["resnet"])
 
 
 def test_seed_limits_run_a_row_on_the_first_seeds_only(monkeypatch):
-    """net.train.experiment with seed_limits: the limited row trains on seeds 0..N-1 only, its summary
+    """net.train_runs.experiment with seed_limits: the limited row trains on seeds 0..N-1 only, its summary
     counts them, its drop is against the same seed's FP32 (training replaced by a recorder)."""
-    import net.train
+    import net.train_runs
     trained = []
 
     def fake_train(model, ds, *, datapath=None, seed=0, epochs=1, init=None, **kw):
         trained.append((datapath, seed, init is not None))
         acc = 90.0 + seed - (datapath is not None)
         return model, {"test_accuracy_pct": acc, "train_accuracy_pct": acc, "epochs": []}
-    monkeypatch.setattr(net.train, "train", fake_train)
-    monkeypatch.setattr(net.train, "training_energy", lambda *a, **k: {"energy_per_step_pj": 1.0,
+    monkeypatch.setattr(net.train_runs, "train", fake_train)
+    monkeypatch.setattr(net.train_runs, "training_energy", lambda *a, **k: {"energy_per_step_pj": 1.0,
                                                                        "energy_per_epoch_pj": 2.0})
-    rows = net.train.HADES_CONFIGS[:2] + net.train.HADES_CONFIGS[4:5]
-    res = net.train.experiment("mlp", "digits", seeds=(3, 4), epochs=1, ft_epochs=1, configs=rows,
+    rows = net.train_runs.HADES_CONFIGS[:2] + net.train_runs.HADES_CONFIGS[4:5]
+    res = net.train_runs.experiment("mlp", "digits", seeds=(3, 4), epochs=1, ft_epochs=1, configs=rows,
                                seed_limits={rows[2][0]: 4})       # seeds 0..3: of these, seed 3
     assert trained == [(None, 3, False), (None, 3, True), (rows[2][2], 3, True), (None, 4, False), (None, 4, True)]
     assert [(s["label"], s["seeds"], s["drop_pp_mean"]) for s in res["summary"]] == [
