@@ -126,14 +126,20 @@ class Tb:
         d._log.info(f"{what}: counters {got} equal golden")
 
 
-@cocotb.test()
-async def random_mvm_streams(dut):
+async def started(dut):
+    """(spec, rng, Tb) of a tile clocked, idle and out of reset."""
     s = _spec()
     r = rng(dut)
     tb = Tb(dut, s)
     await start_clock(dut)
     await tb.idle_inputs()
     await reset(dut)
+    return s, r, tb
+
+
+@cocotb.test()
+async def random_mvm_streams(dut):
+    s, r, tb = await started(dut)
     # (x gap, y stall) probabilities; the last phase keeps ready low ~90% of cycles with x always
     # offered, so a finished vector meets a still-full output slot (back-pressure must stall x)
     phases = [(0.4, 0.4), (0.05, 0.6), (0.6, 0.05), (0.0, 0.9)]

@@ -14,18 +14,13 @@ from cocotb.triggers import ReadOnly
 
 from golden import tile as gtile
 
-from .common import FallingEdge, expect_equal, reset, rng, start_clock
-from .tb_tile import Tb, _spec, random_inputs, random_weights
+from .common import FallingEdge, expect_equal
+from .tb_tile import random_inputs, random_weights, started
 
 
 @cocotb.test()
 async def one_mvm_counters(dut):
-    s = _spec()
-    r = rng(dut)
-    tb = Tb(dut, s)
-    await start_clock(dut)
-    await tb.idle_inputs()
-    await reset(dut)
+    s, r, tb = await started(dut)
     w = random_weights(s, r)
     await tb.load(r, w)
     x = random_inputs(s, r, 1)
