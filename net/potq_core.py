@@ -144,6 +144,12 @@ class PotCore:
         if self.record:
             self.last.update({k: (v if k == "dp_wgrad" else _np(v)) for k, v in kw.items()})
 
+    def keep_forward(self, xv, wv, yi, sx, sw):
+        """The record of a forward product (a fresh record: the backward adds to it)."""
+        if self.record:
+            self.last = {}
+            self.keep(xq=self.codes(xv), wq=self.codes(wv), y_int=yi.to(torch.int64), sx=sx, sw=sw)
+
     def keep_backward(self, ev, eq, se, wv, xv, dpw, ewq, sew, dxi, dwi):
         """The record of a backward step (codes of the operands in each product's datapath)."""
         if self.record:
@@ -166,9 +172,7 @@ class PotLinearFn(torch.autograd.Function):
         if b is not None:
             out = out + b.detach()
         ctx.core, ctx.saved = core, (xv, sx, wv, sw, delta, b is not None)
-        if core.record:
-            core.last = {}
-            core.keep(xq=core.codes(xv), wq=core.codes(wv), y_int=yi.to(torch.int64), sx=sx, sw=sw)
+        core.keep_forward(xv, wv, yi, sx, sw)
         return out
 
     @staticmethod
@@ -212,9 +216,7 @@ class PotConvFn(torch.autograd.Function):
             out = out + b.detach()[None, :, None, None]
         ctx.core, ctx.geo = core, geo
         ctx.saved = (xv, sx, wv, sw, delta, b is not None, tuple(x.shape))
-        if core.record:
-            core.last = {}
-            core.keep(xq=core.codes(xv), wq=core.codes(wv), y_int=yi.to(torch.int64), sx=sx, sw=sw)
+        core.keep_forward(xv, wv, yi, sx, sw)
         return out
 
     @staticmethod
@@ -301,9 +303,7 @@ class PotMatmulFn(torch.autograd.Function):
         bv, sb = core.quantize_x(b)
         yi = V.bmm(core.dp, av, bv, core.stats)
         ctx.core, ctx.saved = core, (av, sa, bv, sb, a.shape, b.shape)
-        if core.record:
-            core.last = {}
-            core.keep(xq=core.codes(av), wq=core.codes(bv), y_int=yi.to(torch.int64), sx=sa, sw=sb)
+        core.keep_forward(av, bv, yi, sa, sb)
         return _deq(yi, sa * sb, a.dtype)
 
     @staticmethod

@@ -91,25 +91,24 @@ def _codes_path(dp, fn, *operands):
     return fn(*[codes(o, E) for o in operands])
 
 
-def mm(dp, A, B, stats=None):
-    """A (M x K values) . B (K x N values) on dp."""
+def _product(dp, A, B, stats, on_codes, on_floats):
     K = A.shape[-1]
     how = path(dp, K)
     if how == "codes":
-        return _codes_path(dp, lambda a, b: P.mm(dp, a, b, stats), A, B)
+        return _codes_path(dp, lambda a, b: on_codes(dp, a, b, stats), A, B)
     dt = _dtype(how)
     kernels.exact_floats()
-    return _finish(dp, torch.mm(_as(A, dt), _as(B, dt)), K, stats)
+    return _finish(dp, on_floats(_as(A, dt), _as(B, dt)), K, stats)
+
+
+def mm(dp, A, B, stats=None):
+    """A (M x K values) . B (K x N values) on dp."""
+    return _product(dp, A, B, stats, P.mm, torch.mm)
 
 
 def bmm(dp, A, B, stats=None):
-    K = A.shape[-1]
-    how = path(dp, K)
-    if how == "codes":
-        return _codes_path(dp, lambda a, b: P.bmm(dp, a, b, stats), A, B)
-    dt = _dtype(how)
-    kernels.exact_floats()
-    return _finish(dp, torch.matmul(_as(A, dt), _as(B, dt)), K, stats)
+    """Batched A (... x M x K values) . B (... x K x N values) on dp."""
+    return _product(dp, A, B, stats, P.bmm, torch.matmul)
 
 
 def conv_direct(X, W, stride, padding, dilation, groups):
